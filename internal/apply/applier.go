@@ -1,0 +1,344 @@
+package apply
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/txn"
+)
+
+// ConfChanger applies committed membership changes to raft.
+type ConfChanger interface {
+	ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState
+}
+
+// Hooks observe the applier; nil fields are skipped.
+type Hooks struct {
+	Applied   func(n int)
+	Committed func(n int)
+	// Put, Delete, Txn count MVCC operations for etcd's metrics.
+	Put, Delete, Txn func()
+}
+
+// Config wires an Applier.
+type Config struct {
+	Engine   storage.Engine
+	Store    *mvcc.Store
+	Executor *txn.Executor
+	Lessor   *lease.Lessor // nil: no leases
+	RaftLog  *raftlog.Storage
+	Members  *membership.Store
+	Conf     ConfChanger
+	Wait     *Wait
+	Logger   *zap.Logger
+	Hooks    Hooks
+	// SnapshotCount and CatchupEntries bound the Raft log: after
+	// SnapshotCount applied entries the log is cut back to the last
+	// CatchupEntries (etcd's --snapshot-count, --snapshot-catchup-entries).
+	SnapshotCount  uint64
+	CatchupEntries uint64
+}
+
+// Applier applies committed entries.
+type Applier struct {
+	cfg Config
+	lg  *zap.Logger
+
+	applied     atomic.Uint64
+	appliedTerm atomic.Uint64
+	lastCompact uint64
+
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced whenever applied moves
+}
+
+// New returns an Applier that resumes after the applied index stored in the
+// engine.
+func New(cfg Config) (*Applier, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	a := &Applier{cfg: cfg, lg: cfg.Logger, advance: make(chan struct{})}
+	idx, term, err := ReadAppliedIndex(cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	a.applied.Store(idx)
+	a.appliedTerm.Store(term)
+	a.lastCompact = idx
+	return a, nil
+}
+
+// ReadAppliedIndex returns the applied index and its term stored in r.
+func ReadAppliedIndex(r storage.Reader) (index, term uint64, err error) {
+	v, err := r.Get(storage.KeyAppliedIndex)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("apply: read applied index: %w", err)
+	}
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("apply: applied index record has %d bytes, want 16", len(v))
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+// AppliedIndex returns the last applied raft index.
+func (a *Applier) AppliedIndex() uint64 { return a.applied.Load() }
+
+// AppliedTerm returns the term of the last applied entry.
+func (a *Applier) AppliedTerm() uint64 { return a.appliedTerm.Load() }
+
+// WaitApplied blocks until the applied index reaches index.
+func (a *Applier) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		a.mu.Lock()
+		ch := a.advance
+		a.mu.Unlock()
+		if a.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run applies until applies is closed. A failure to apply is fatal: the
+// state machine cannot skip an entry and stay identical to its peers.
+func (a *Applier) Run(applies <-chan *raftnode.Apply) error {
+	for ap := range applies {
+		err := a.ApplyEntries(ap.Entries)
+		ap.Done()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type pending struct {
+	id     uint64
+	result Result
+}
+
+// ApplyEntries applies ents in one engine batch.
+func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
+	applied := a.applied.Load()
+	b := a.cfg.Engine.NewBatch()
+	defer b.Close()
+	w := a.cfg.Store.NewWriter(b)
+	var (
+		waiters []pending
+		after   []func() // in-memory effects once the batch is committed
+		last    *raftpb.Entry
+		n       int
+	)
+	for _, e := range ents {
+		if e.GetIndex() <= applied {
+			continue // replayed below the applied index: already in the state
+		}
+		last = e
+		n++
+		switch e.GetType() {
+		case raftpb.EntryType_EntryNormal:
+			if len(e.Data) == 0 {
+				continue // a new leader's empty entry
+			}
+			var req pb.InternalRaftRequest
+			if err := proto.Unmarshal(e.Data, &req); err != nil {
+				return fmt.Errorf("apply: entry %d: decode request: %w", e.GetIndex(), err)
+			}
+			id := req.GetID()
+			if h := req.GetHeader(); h != nil && h.GetID() != 0 {
+				id = h.GetID()
+			}
+			res, err := a.applyRequest(w, b, &req)
+			if err != nil {
+				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
+			}
+			waiters = append(waiters, pending{id, res})
+		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+			fn, err := a.applyConfChange(b, e)
+			if err != nil {
+				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
+			}
+			after = append(after, fn)
+		default:
+			return fmt.Errorf("apply: entry %d: unknown type %v", e.GetIndex(), e.GetType())
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, last.GetIndex())
+	binary.BigEndian.PutUint64(v[8:], last.GetTerm())
+	if err := b.Set(storage.KeyAppliedIndex, v); err != nil {
+		return fmt.Errorf("apply: stage applied index: %w", err)
+	}
+	// Not synced: the raft log holding these entries is, so a crash replays
+	// them from the last applied index that did reach the disk.
+	if err := b.Commit(false); err != nil {
+		return fmt.Errorf("apply: commit entries up to %d: %w", last.GetIndex(), err)
+	}
+	w.Commit()
+	if a.cfg.Lessor != nil {
+		a.cfg.Lessor.Commit()
+	}
+	for _, fn := range after {
+		fn()
+	}
+	a.applied.Store(last.GetIndex())
+	a.appliedTerm.Store(last.GetTerm())
+	a.mu.Lock()
+	close(a.advance)
+	a.advance = make(chan struct{})
+	a.mu.Unlock()
+	for _, p := range waiters {
+		a.cfg.Wait.Trigger(p.id, p.result)
+	}
+	if h := a.cfg.Hooks.Applied; h != nil {
+		h(n)
+	}
+	a.maybeCompactLog(last.GetIndex())
+	return nil
+}
+
+func (a *Applier) maybeCompactLog(applied uint64) {
+	if a.cfg.SnapshotCount == 0 || applied-a.lastCompact < a.cfg.SnapshotCount {
+		return
+	}
+	a.lastCompact = applied
+	if applied <= a.cfg.CatchupEntries {
+		return
+	}
+	if err := a.cfg.RaftLog.Compact(applied - a.cfg.CatchupEntries); err != nil {
+		// Only disk space is at stake; the next round tries again.
+		a.lg.Warn("raft log compaction failed", zap.Uint64("applied", applied), zap.Error(err))
+	}
+}
+
+// applyRequest executes one request. A returned error is fatal; request
+// failures (a compare that fails, a missing lease) travel in Result.Err.
+func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRaftRequest) (Result, error) {
+	if res, handled, after, err := a.applyLease(w, b, r); handled {
+		if after != nil {
+			after()
+		}
+		return res, err
+	}
+	ex := a.cfg.Executor
+	h := a.cfg.Hooks
+	switch {
+	case r.Put != nil:
+		resp, _, err := ex.Put(w, r.Put)
+		if err == nil && h.Put != nil {
+			h.Put()
+		}
+		return Result{Resp: resp, Err: err}, nil
+	case r.DeleteRange != nil:
+		resp, _, err := ex.DeleteRange(w, r.DeleteRange)
+		if err == nil && h.Delete != nil {
+			h.Delete()
+		}
+		return Result{Resp: resp, Err: err}, nil
+	case r.Txn != nil:
+		resp, _, err := ex.Txn(w, r.Txn)
+		if err == nil && h.Txn != nil {
+			h.Txn()
+		}
+		return Result{Resp: resp, Err: err}, nil
+	case r.Compaction != nil:
+		done, err := w.Compact(r.Compaction.GetRevision())
+		if err != nil {
+			return Result{Err: err}, nil
+		}
+		resp := &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: a.cfg.Store.Rev()}}
+		return Result{Resp: resp, Physical: done}, nil
+	}
+	return Result{Err: fmt.Errorf("apply: unsupported request %v", describe(r))}, nil
+}
+
+func describe(r *pb.InternalRaftRequest) string {
+	s := fmt.Sprintf("%v", r)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// applyConfChange applies a membership change to raft and stages its
+// persistent effects; the returned func makes them visible after commit.
+func (a *Applier) applyConfChange(b storage.Batch, e *raftpb.Entry) (func(), error) {
+	var (
+		cci raftpb.ConfChangeI
+		ctx []byte
+	)
+	if e.GetType() == raftpb.EntryType_EntryConfChange {
+		var cc raftpb.ConfChange
+		if err := proto.Unmarshal(e.Data, &cc); err != nil {
+			return nil, fmt.Errorf("decode conf change: %w", err)
+		}
+		cci, ctx = &cc, cc.Context
+	} else {
+		var cc raftpb.ConfChangeV2
+		if err := proto.Unmarshal(e.Data, &cc); err != nil {
+			return nil, fmt.Errorf("decode conf change v2: %w", err)
+		}
+		cci, ctx = &cc, cc.Context
+	}
+	cs := a.cfg.Conf.ApplyConfChange(cci)
+	if err := raftlog.StageConfState(b, cs); err != nil {
+		return nil, err
+	}
+	v2 := cci.AsV2()
+	var effects []func()
+	for _, ch := range v2.Changes {
+		switch ch.GetType() {
+		case raftpb.ConfChangeType_ConfChangeAddNode, raftpb.ConfChangeType_ConfChangeAddLearnerNode:
+			if len(ctx) == 0 {
+				continue
+			}
+			m, err := membership.Decode(ctx)
+			if err != nil {
+				return nil, err
+			}
+			m.IsLearner = ch.GetType() == raftpb.ConfChangeType_ConfChangeAddLearnerNode
+			if err := membership.StagePut(b, m); err != nil {
+				return nil, err
+			}
+			effects = append(effects, func() { a.cfg.Members.Put(m) })
+		case raftpb.ConfChangeType_ConfChangeRemoveNode:
+			id := ch.GetNodeId()
+			if err := membership.StageRemove(b, id); err != nil {
+				return nil, err
+			}
+			effects = append(effects, func() { a.cfg.Members.Remove(id) })
+		}
+	}
+	return func() {
+		a.cfg.RaftLog.SetConfState(cs)
+		for _, fn := range effects {
+			fn()
+		}
+	}, nil
+}

@@ -1,0 +1,220 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/txn"
+)
+
+// Errors of the request path; rpc translates them to etcd's.
+var (
+	ErrTimeout         = errors.New("backend: request timed out")
+	ErrStopped         = errors.New("backend: server stopped")
+	ErrRequestTooLarge = errors.New("backend: request is too large")
+	ErrNoLeader        = errors.New("backend: no leader")
+)
+
+// Config wires a Backend.
+type Config struct {
+	MemberID uint64
+	Node     *raftnode.Node
+	Applier  *apply.Applier
+	Wait     *apply.Wait
+	Store    *mvcc.Store
+	Executor *txn.Executor
+	Lessor   *lease.Lessor // nil: no leases
+	// RequestTimeout bounds how long a proposal or a read barrier may wait
+	// (etcd: 5 s + 2 × election timeout).
+	RequestTimeout  time.Duration
+	MaxRequestBytes int
+	Logger          *zap.Logger
+	// ProposalFailed is called when a proposal does not reach apply.
+	ProposalFailed func()
+	// Pending tracks proposals in flight (+1 / -1).
+	Pending func(delta int)
+}
+
+// Backend serves requests against the replicated state.
+type Backend struct {
+	cfg Config
+	ids *idGen
+}
+
+// New returns a Backend.
+func New(cfg Config) *Backend {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
+}
+
+// Propose replicates r through Raft and returns the result of applying it.
+func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+	id := b.ids.Next()
+	r.Header = &pb.RequestHeader{ID: id}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return apply.Result{}, fmt.Errorf("backend: encode proposal: %w", err)
+	}
+	if b.cfg.MaxRequestBytes > 0 && len(data) > b.cfg.MaxRequestBytes {
+		return apply.Result{}, ErrRequestTooLarge
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	ch := b.cfg.Wait.Register(id)
+	if b.cfg.Pending != nil {
+		b.cfg.Pending(1)
+		defer b.cfg.Pending(-1)
+	}
+	if err := b.cfg.Node.Propose(ctx, data); err != nil {
+		b.cfg.Wait.Cancel(id)
+		b.failed()
+		return apply.Result{}, b.ctxErr(ctx, err)
+	}
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-ctx.Done():
+		b.cfg.Wait.Cancel(id)
+		b.failed()
+		return apply.Result{}, b.ctxErr(ctx, ctx.Err())
+	case <-b.cfg.Node.Done():
+		b.cfg.Wait.Cancel(id)
+		return apply.Result{}, ErrStopped
+	}
+}
+
+func (b *Backend) failed() {
+	if b.cfg.ProposalFailed != nil {
+		b.cfg.ProposalFailed()
+	}
+}
+
+// ctxErr maps a wait that ended without a result: the client's own cancel
+// stays a cancel, our deadline becomes etcd's "request timed out".
+func (b *Backend) ctxErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, raftnode.ErrStopped):
+		return ErrStopped
+	case errors.Is(err, context.Canceled):
+		return context.Canceled
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return ErrTimeout
+	}
+	return err
+}
+
+// LinearizableBarrier returns once local state reflects every write that
+// was acknowledged before it was called.
+func (b *Backend) LinearizableBarrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	idx, err := b.cfg.Node.ReadIndex(ctx)
+	if err != nil {
+		return b.ctxErr(ctx, err)
+	}
+	if err := b.cfg.Applier.WaitApplied(ctx, idx); err != nil {
+		return b.ctxErr(ctx, err)
+	}
+	return nil
+}
+
+// Range serves a range read.
+func (b *Backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if !r.GetSerializable() {
+		if err := b.LinearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return b.cfg.Executor.Range(ctx, r)
+}
+
+// RangeStream serves etcd 3.7's streaming range.
+func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
+	if !r.GetSerializable() {
+		if err := b.LinearizableBarrier(ctx); err != nil {
+			return err
+		}
+	}
+	return b.cfg.Executor.RangeStream(ctx, r, send)
+}
+
+// Put replicates a put.
+func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Put: r})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Resp.(*pb.PutResponse), nil
+}
+
+// DeleteRange replicates a delete.
+func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	res, err := b.Propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Resp.(*pb.DeleteRangeResponse), nil
+}
+
+// Txn serves a transaction: read-only ones locally (after the barrier
+// unless serializable), others through Raft.
+func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if txn.IsTxnReadOnly(r) {
+		if !txn.IsTxnSerializable(r) {
+			if err := b.LinearizableBarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return b.cfg.Executor.TxnReadOnly(ctx, r)
+	}
+	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Resp.(*pb.TxnResponse), nil
+}
+
+// Compact replicates a compaction; with physical it also waits until the
+// old revisions are gone from this member's storage.
+func (b *Backend) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Compaction: r})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if r.GetPhysical() && res.Physical != nil {
+		select {
+		case <-res.Physical:
+		case <-ctx.Done():
+			return nil, b.ctxErr(ctx, ctx.Err())
+		}
+	}
+	resp := res.Resp.(*pb.CompactionResponse)
+	return resp, nil
+}
+
+// Store exposes the MVCC store for status and hash calls.
+func (b *Backend) Store() *mvcc.Store { return b.cfg.Store }

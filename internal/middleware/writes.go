@@ -1,0 +1,38 @@
+package middleware
+
+import pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+// EtcdWrites is a ready-made LimitsConfig.IsWrite for etcd's API, mirroring
+// which requests etcd refuses under its NOSPACE alarm: Put, a Txn containing
+// a put (at any nesting depth) and LeaseGrant. Deletes, compaction, reads
+// and streams stay allowed, since they do not grow the state.
+func EtcdWrites(fullMethod string, req any) bool {
+	switch fullMethod {
+	case "/etcdserverpb.KV/Put", "/etcdserverpb.Lease/LeaseGrant":
+		return true
+	case "/etcdserverpb.KV/Txn":
+		t, ok := req.(*pb.TxnRequest)
+		return ok && txnHasPut(t, 0)
+	}
+	return false
+}
+
+// maxTxnDepth bounds the recursion; etcd rejects deeper nesting anyway.
+const maxTxnDepth = 64
+
+func txnHasPut(t *pb.TxnRequest, depth int) bool {
+	if depth > maxTxnDepth {
+		return true
+	}
+	for _, ops := range [][]*pb.RequestOp{t.GetSuccess(), t.GetFailure()} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if sub := op.GetRequestTxn(); sub != nil && txnHasPut(sub, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,259 @@
+package mvcc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+var errStopped = errors.New("mvcc: compactor stopped")
+
+type compactJob struct {
+	rev, prev int64
+	done      chan struct{} // physical removal finished
+	hashed    chan struct{} // hash of (prev, rev] recorded (or given up)
+}
+
+func newCompactJob(rev, prev int64) *compactJob {
+	return &compactJob{rev: rev, prev: prev, done: make(chan struct{}), hashed: make(chan struct{})}
+}
+
+// compactor runs compactions one after another on its own goroutine.
+type compactor struct {
+	s       *Store
+	mu      sync.Mutex
+	queue   []*compactJob
+	pending map[int64]*compactJob // queued or running, by revision
+	wake    chan struct{}
+	stopc   chan struct{}
+	donec   chan struct{}
+	once    sync.Once
+}
+
+func newCompactor(s *Store) *compactor {
+	c := &compactor{
+		s:       s,
+		pending: make(map[int64]*compactJob),
+		wake:    make(chan struct{}, 1),
+		stopc:   make(chan struct{}),
+		donec:   make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+func (c *compactor) enqueue(j *compactJob) {
+	c.mu.Lock()
+	c.queue = append(c.queue, j)
+	c.pending[j.rev] = j
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *compactor) stop() {
+	c.once.Do(func() { close(c.stopc) })
+	<-c.donec
+}
+
+// pendingJob returns the queued or running job compacting at rev, if any.
+func (c *compactor) pendingJob(rev int64) *compactJob {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[rev]
+}
+
+func (c *compactor) run() {
+	defer close(c.donec)
+	for {
+		c.mu.Lock()
+		var j *compactJob
+		if len(c.queue) > 0 {
+			j = c.queue[0]
+			c.queue = c.queue[1:]
+		}
+		c.mu.Unlock()
+		if j == nil {
+			select {
+			case <-c.wake:
+				continue
+			case <-c.stopc:
+				return
+			}
+		}
+		err := c.compact(j)
+		c.mu.Lock()
+		delete(c.pending, j.rev)
+		c.mu.Unlock()
+		if errors.Is(err, errStopped) {
+			return
+		}
+		if err != nil {
+			// The scheduled revision stays persisted: the next Open retries.
+			c.s.lg.Error("compaction failed", zap.Int64("compact-revision", j.rev), zap.Error(err))
+			continue
+		}
+		close(j.done)
+	}
+}
+
+func (c *compactor) stopped() bool {
+	select {
+	case <-c.stopc:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *compactor) pause() error {
+	d := c.s.opts.compactionSleep
+	if d <= 0 {
+		if c.stopped() {
+			return errStopped
+		}
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.stopc:
+		return errStopped
+	}
+}
+
+func (c *compactor) compact(j *compactJob) error {
+	s := c.s
+	start := time.Now()
+	h, err := s.hashOver(s.eng, j.prev, j.rev)
+	if err == nil {
+		s.recordHash(recordedHash{hash: h, prev: j.prev, rev: j.rev})
+	} else {
+		s.lg.Warn("compaction hash failed", zap.Int64("compact-revision", j.rev), zap.Error(err))
+	}
+	close(j.hashed)
+
+	limit := s.opts.compactionBatchLimit
+	b := s.eng.NewBatch()
+	defer func() { _ = b.Close() }()
+	inBatch, removed := 0, 0
+	flush := func() error {
+		if err := b.Commit(false); err != nil {
+			return fmt.Errorf("mvcc: commit compaction batch: %w", err)
+		}
+		_ = b.Close()
+		b = s.eng.NewBatch()
+		inBatch = 0
+		return c.pause()
+	}
+	pos := append([]byte(nil), prefixK...)
+	hi := storage.PrefixEnd(prefixK)
+	for {
+		it, err := s.eng.NewIter(storage.IterOptions{LowerBound: pos, UpperBound: hi})
+		if err != nil {
+			return fmt.Errorf("mvcc: compaction iterator: %w", err)
+		}
+		visited := 0
+		it.SeekGE(pos)
+		for it.Valid() && visited < limit {
+			group, dels, n, err := compactGroup(it, j.rev)
+			if err != nil {
+				_ = it.Close()
+				return err
+			}
+			visited += n
+			pos = groupEnd(group)
+			for _, d := range dels {
+				if err := b.Delete(d.k); err != nil {
+					_ = it.Close()
+					return fmt.Errorf("mvcc: compaction delete: %w", err)
+				}
+				if err := b.Delete(d.h); err != nil {
+					_ = it.Close()
+					return fmt.Errorf("mvcc: compaction delete: %w", err)
+				}
+				inBatch++
+				removed++
+				if inBatch >= limit {
+					if err := flush(); err != nil {
+						_ = it.Close()
+						return err
+					}
+				}
+			}
+		}
+		finished := !it.Valid()
+		ierr := it.Error()
+		_ = it.Close()
+		if ierr != nil {
+			return fmt.Errorf("mvcc: compaction scan: %w", ierr)
+		}
+		if finished {
+			break
+		}
+		if inBatch > 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+		} else if err := c.pause(); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(storage.KeyCompactRevision, putInt64(j.rev)); err != nil {
+		return fmt.Errorf("mvcc: stage compact revision: %w", err)
+	}
+	if err := b.Commit(false); err != nil {
+		return fmt.Errorf("mvcc: commit compaction: %w", err)
+	}
+	s.lg.Info("finished scheduled compaction", zap.Int64("compact-revision", j.rev),
+		zap.Int("revisions-removed", removed), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+type delKeys struct{ k, h []byte }
+
+// compactGroup examines the versions of the key group under the iterator and
+// leaves the iterator on the next group. It returns the keys to delete in a
+// safe order: older versions first, the newest version <= rev (if it is a
+// tombstone older than rev) last, so a concurrent reader at a revision >= rev
+// never sees an older version resurface. n is the number of versions stepped.
+func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys, n int, err error) {
+	g, main, _, err := splitVersionKey(it.Key())
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	group = append([]byte(nil), g...)
+	inGroup := func() bool {
+		k := it.Key()
+		return len(k) == len(group)+revSuffixLen && bytes.HasPrefix(k, group)
+	}
+	if main > rev {
+		n++
+		if !it.SeekGE(seekAtRev(group, rev)) || !inGroup() {
+			return group, nil, n, it.Error()
+		}
+	}
+	_, keptMain, keptSub, _ := splitVersionKey(it.Key())
+	keptTomb := len(it.Value()) > 0 && it.Value()[0]&flagTombstone != 0
+	keptKey := append([]byte(nil), it.Key()...)
+	n++
+	for it.Next() && inGroup() {
+		n++
+		_, m, sb, _ := splitVersionKey(it.Key())
+		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: historyKey(m, sb)})
+	}
+	if keptTomb && keptMain < rev {
+		dels = append(dels, delKeys{k: keptKey, h: historyKey(keptMain, keptSub)})
+	}
+	return group, dels, n, it.Error()
+}

@@ -1,0 +1,159 @@
+package mvcc
+
+import (
+	"bytes"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maxRecordedHashes is how many compaction hashes are remembered (etcd keeps 10).
+const maxRecordedHashes = 10
+
+type recordedHash struct {
+	hash      uint32
+	prev, rev int64
+}
+
+// HashResult is what HashKV reports.
+type HashResult struct {
+	Hash uint32
+	// Revision is the current revision of the store.
+	Revision int64
+	// CompactRevision is the compaction revision the hash starts from.
+	CompactRevision int64
+	// HashRevision is the revision the hash covers up to.
+	HashRevision int64
+}
+
+func (s *Store) recordHash(h recordedHash) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	s.hashes = append(s.hashes, h)
+	if len(s.hashes) > maxRecordedHashes {
+		s.hashes = s.hashes[len(s.hashes)-maxRecordedHashes:]
+	}
+}
+
+func (s *Store) recorded(rev int64) (recordedHash, bool) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	for _, h := range s.hashes {
+		if h.rev == rev {
+			return h, true
+		}
+	}
+	return recordedHash{}, false
+}
+
+// HashByRev implements etcd's HashKV: a hash of every version with a revision
+// <= rev that a store compacted at the current compaction revision holds,
+// independent of how far the physical compaction got. For a revision at which
+// a compaction ran, the hash recorded by that compaction is returned (its
+// CompactRevision is the compaction before it), as etcd does. rev <= 0 means
+// the current revision.
+func (s *Store) HashByRev(rev int64) (HashResult, error) {
+	cur := s.Rev()
+	if comp := s.CompactRev(); rev > 0 && rev < comp {
+		return HashResult{}, ErrCompacted
+	}
+	if rev > cur {
+		return HashResult{Revision: cur}, ErrFutureRev
+	}
+	if rev <= 0 {
+		rev = cur
+	}
+	if j := s.comp.pendingJob(rev); j != nil {
+		select {
+		case <-j.hashed:
+		case <-s.comp.stopc:
+		}
+	}
+	if h, ok := s.recorded(rev); ok {
+		return HashResult{Hash: h.hash, Revision: cur, CompactRevision: h.prev, HashRevision: rev}, nil
+	}
+	snap := s.eng.NewSnapshot()
+	defer func() { _ = snap.Close() }()
+	comp := s.CompactRev() // after the snapshot: see the package comment
+	if rev < comp {
+		return HashResult{}, ErrCompacted
+	}
+	h, err := s.hashOver(snap, comp, rev)
+	if err != nil {
+		return HashResult{}, err
+	}
+	return HashResult{Hash: h, Revision: cur, CompactRevision: comp, HashRevision: rev}, nil
+}
+
+// hashOver hashes, in key order and newest first per key, every version with
+// main <= rev that is either newer than compactRev, or the newest version
+// <= rev of its key and live; a tombstone exactly at compactRev is left out
+// (compaction keeps it, older stores did not). These are etcd's HashKV rules,
+// and they make the hash the same whatever part of a compaction was done.
+func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error) {
+	h := crc32.New(castagnoli)
+	_, _ = h.Write([]byte("key"))
+	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: storage.PrefixEnd(prefixK)})
+	if err != nil {
+		return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
+	}
+	defer func() { _ = it.Close() }()
+	var group []byte
+	newest := false // the next version <= rev of this group is its newest
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		g, main, _, err := splitVersionKey(k)
+		if err != nil {
+			return 0, err
+		}
+		if group == nil || !bytes.Equal(g, group) {
+			group = append(group[:0], g...)
+			newest = true
+		}
+		if main > rev {
+			continue
+		}
+		isNewest := newest
+		newest = false
+		tomb := len(it.Value()) > 0 && it.Value()[0]&flagTombstone != 0
+		if main <= compactRev && !(isNewest && !tomb) {
+			continue
+		}
+		if tomb && main == compactRev {
+			continue
+		}
+		_, _ = h.Write(k)
+		_, _ = h.Write(it.Value())
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("mvcc: hash scan: %w", err)
+	}
+	return h.Sum32(), nil
+}
+
+// Hash is Maintenance.Hash: a hash of the whole MVCC key space as stored
+// (it changes as physical compaction progresses, like etcd's).
+func (s *Store) Hash() (uint32, error) {
+	h := crc32.New(castagnoli)
+	snap := s.eng.NewSnapshot()
+	defer func() { _ = snap.Close() }()
+	for _, p := range [][]byte{prefixK, prefixH} {
+		it, err := snap.NewIter(storage.IterOptions{LowerBound: p, UpperBound: storage.PrefixEnd(p)})
+		if err != nil {
+			return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			_, _ = h.Write(it.Key())
+			_, _ = h.Write(it.Value())
+		}
+		err = it.Error()
+		_ = it.Close()
+		if err != nil {
+			return 0, fmt.Errorf("mvcc: hash scan: %w", err)
+		}
+	}
+	return h.Sum32(), nil
+}

@@ -1,0 +1,281 @@
+package mvcc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+var (
+	// ErrCompacted: the requested revision was compacted away.
+	ErrCompacted = errors.New("mvcc: required revision has been compacted")
+	// ErrFutureRev: the requested revision is newer than the current one.
+	ErrFutureRev = errors.New("mvcc: required revision is a future revision")
+)
+
+// Option tunes a Store.
+type Option func(*options)
+
+type options struct {
+	compactionBatchLimit int
+	compactionSleep      time.Duration
+}
+
+// WithCompactionBatchLimit bounds how many revisions one background
+// compaction batch deletes (etcd's --compaction-batch-limit, default 1000).
+func WithCompactionBatchLimit(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.compactionBatchLimit = n
+		}
+	}
+}
+
+// WithCompactionSleepInterval is the pause between two compaction batches
+// (etcd's --compaction-sleep-interval, default 10ms); 0 means no pause.
+func WithCompactionSleepInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.compactionSleep = d
+		}
+	}
+}
+
+// Store is the revisioned key-value store. Reads are safe from any goroutine;
+// writes go through one Writer at a time (the apply goroutine).
+type Store struct {
+	eng  storage.Engine
+	lg   *zap.Logger
+	opts options
+
+	currentRev atomic.Int64
+	compactRev atomic.Int64
+	keyCount   atomic.Int64
+
+	onCommit atomic.Pointer[func(rev int64, events []*mvccpb.Event)]
+
+	comp *compactor
+
+	hashMu sync.Mutex
+	hashes []recordedHash // hashes recorded by recent compactions
+}
+
+// Open loads the store's revisions from the engine and resumes an unfinished
+// compaction in the background. Close stops the background work; it must be
+// called before the engine is closed.
+func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	s := &Store{eng: eng, lg: lg, opts: options{compactionBatchLimit: 1000, compactionSleep: 10 * time.Millisecond}}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	cur, ok, err := readInt64(eng, storage.KeyCurrentRevision)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || cur < 1 {
+		cur = 1 // etcd starts an empty store at revision 1
+	}
+	finished, finOK, err := readInt64(eng, storage.KeyCompactRevision)
+	if err != nil {
+		return nil, err
+	}
+	scheduled, schOK, err := readInt64(eng, storage.KeyScheduledCompact)
+	if err != nil {
+		return nil, err
+	}
+	kc, _, err := readInt64(eng, keyKeyCount)
+	if err != nil {
+		return nil, err
+	}
+	compact := int64(-1)
+	if finOK {
+		compact = finished
+	}
+	s.currentRev.Store(cur)
+	s.keyCount.Store(kc)
+	s.comp = newCompactor(s)
+	if schOK && scheduled > compact {
+		prev := compact
+		compact = scheduled
+		s.lg.Info("resuming unfinished compaction", zap.Int64("compact-revision", scheduled), zap.Int64("finished-compact-revision", prev))
+		s.compactRev.Store(compact)
+		s.comp.enqueue(newCompactJob(scheduled, prev))
+	} else {
+		s.compactRev.Store(compact)
+	}
+	return s, nil
+}
+
+// Close stops background compaction (it resumes at the next Open).
+func (s *Store) Close() error {
+	s.comp.stop()
+	return nil
+}
+
+// Rev is the current (last committed) main revision.
+func (s *Store) Rev() int64 { return s.currentRev.Load() }
+
+// CompactRev is the revision of the last scheduled compaction, -1 if none
+// (as etcd reports it).
+func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
+
+// KeyCount is the number of live keys at the current revision.
+func (s *Store) KeyCount() int64 { return s.keyCount.Load() }
+
+// OnCommit registers fn, called on the apply goroutine once per committed
+// write transaction, in revision order, after the revision is readable.
+// It must be fast and must not modify the events.
+func (s *Store) OnCommit(fn func(rev int64, events []*mvccpb.Event)) {
+	if fn == nil {
+		s.onCommit.Store(nil)
+		return
+	}
+	s.onCommit.Store(&fn)
+}
+
+// RangeOptions select what Range returns.
+type RangeOptions struct {
+	// Limit caps len(KVs); 0 means no limit. Count still covers the range.
+	Limit int64
+	// Rev is the revision to read at; <= 0 means the current one.
+	Rev int64
+	// Count returns only Count, no KVs.
+	Count bool
+	// KeysOnly leaves values out (saves copying them).
+	KeysOnly bool
+	// NoTotal stops the scan once Limit keys were found; Count is then
+	// len(KVs) (etcd's WithTotalCount=false, used by RangeStream).
+	NoTotal bool
+}
+
+// RangeResult is what Range returns.
+type RangeResult struct {
+	KVs []*mvccpb.KeyValue
+	// Rev is the current revision of the view (not the revision read at).
+	Rev int64
+	// Count is the number of keys in the range at the read revision.
+	Count int
+}
+
+// view is a read view: a reader, an optional overlay of staged writes, the
+// revision it reads as "current", and the compaction revision.
+type view struct {
+	r   storage.Reader
+	ov  *overlay
+	cur int64
+	// compact returns the compaction revision; it is called only after the
+	// engine iterator was opened (see the package comment).
+	compact func() int64
+}
+
+func (v *view) rangeKeys(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	rev := ro.Rev
+	if rev > v.cur {
+		return &RangeResult{Rev: v.cur, Count: -1}, ErrFutureRev
+	}
+	if rev <= 0 {
+		rev = v.cur
+	}
+	if rev < v.compact() {
+		return &RangeResult{Count: -1}, ErrCompacted
+	}
+	res := &RangeResult{Rev: v.cur}
+	limit := int(ro.Limit)
+	n := 0
+	var ctxErr error
+	err := scanRange(v.r, v.ov, key, end, rev, !ro.KeysOnly && !ro.Count, func() error {
+		if rev < v.compact() {
+			return ErrCompacted
+		}
+		return nil
+	}, func(it rangeItem) bool {
+		n++
+		if n&1023 == 0 {
+			if ctxErr = ctx.Err(); ctxErr != nil {
+				return false
+			}
+		}
+		res.Count++
+		if ro.Count {
+			return true
+		}
+		if limit <= 0 || len(res.KVs) < limit {
+			res.KVs = append(res.KVs, toKV(it.key, &it.v))
+			return true
+		}
+		return !ro.NoTotal
+	})
+	if err != nil {
+		if errors.Is(err, ErrCompacted) {
+			return &RangeResult{Count: -1}, ErrCompacted
+		}
+		return nil, fmt.Errorf("mvcc: range: %w", err)
+	}
+	if ctxErr != nil {
+		return nil, fmt.Errorf("mvcc: range: %w", ctxErr)
+	}
+	if ro.NoTotal && !ro.Count {
+		res.Count = len(res.KVs)
+	}
+	return res, nil
+}
+
+func toKV(key []byte, v *version) *mvccpb.KeyValue {
+	return &mvccpb.KeyValue{
+		Key:            key,
+		CreateRevision: v.create,
+		ModRevision:    v.main,
+		Version:        v.ver,
+		Value:          v.value,
+		Lease:          v.lease,
+	}
+}
+
+// Range reads [key, end) (see rangeBounds for nil and "\x00" ends) at
+// ro.Rev. Result.Rev is the current revision.
+func (s *Store) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	v := view{r: s.eng, cur: s.currentRev.Load(), compact: s.compactRev.Load}
+	return v.rangeKeys(ctx, key, end, ro)
+}
+
+// ReadTxn is a read view pinned at one revision and one engine snapshot, for
+// requests that read several times (read-only txns, compares).
+type ReadTxn struct {
+	snap    storage.Snapshot
+	v       view
+	compact int64
+}
+
+// Read opens a ReadTxn at the current revision; End must be called.
+func (s *Store) Read() *ReadTxn {
+	cur := s.currentRev.Load() // before the snapshot: its data is in it
+	snap := s.eng.NewSnapshot()
+	t := &ReadTxn{snap: snap, compact: s.compactRev.Load()} // after: see package doc
+	t.v = view{r: snap, cur: cur, compact: func() int64 { return t.compact }}
+	return t
+}
+
+// Range reads like Store.Range, at the pinned revision.
+func (t *ReadTxn) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	return t.v.rangeKeys(ctx, key, end, ro)
+}
+
+// Rev is the pinned current revision.
+func (t *ReadTxn) Rev() int64 { return t.v.cur }
+
+// CompactRev is the compaction revision when the view was opened.
+func (t *ReadTxn) CompactRev() int64 { return t.compact }
+
+// End releases the snapshot.
+func (t *ReadTxn) End() { _ = t.snap.Close() }

@@ -1,0 +1,51 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/backend"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/txn"
+)
+
+// errorTable is the one place domain errors become etcd's gRPC errors.
+var errorTable = []struct {
+	domain error
+	grpc   error
+}{
+	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{txn.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{txn.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{backend.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{backend.ErrStopped, rpctypes.ErrGRPCStopped},
+	{backend.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{backend.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{context.Canceled, rpctypes.ErrGRPCCanceled},
+	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
+}
+
+// toGRPCError translates err for the wire. Errors that already carry a gRPC
+// status (validation returns etcd's rpctypes values directly) pass through.
+func toGRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.domain) {
+			return e.grpc
+		}
+	}
+	// A status wrapped in context keeps the status's own message: clientv3
+	// matches etcd's errors by exact string.
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

@@ -1,0 +1,108 @@
+package rpc
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// MemberStatus is what Maintenance.Status reports about this member.
+type MemberStatus struct {
+	Version          string
+	StorageVersion   string
+	DBSize           int64
+	DBSizeInUse      int64
+	DBSizeQuota      int64
+	Leader           uint64
+	RaftIndex        uint64
+	RaftTerm         uint64
+	RaftAppliedIndex uint64
+	Errors           []string
+	IsLearner        bool
+}
+
+// MaintenanceBackend is what the Maintenance service needs.
+type MaintenanceBackend interface {
+	MemberStatus(ctx context.Context) (MemberStatus, error)
+	Hash(ctx context.Context) (uint32, error)
+	HashKV(ctx context.Context, rev int64) (hash uint32, compactRev, hashRev int64, err error)
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
+	MoveLeader(ctx context.Context, target uint64) error
+}
+
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	b   MaintenanceBackend
+	hdr HeaderSource
+}
+
+// NewMaintenanceServer returns etcd's Maintenance service.
+func NewMaintenanceServer(b MaintenanceBackend, hdr HeaderSource) pb.MaintenanceServer {
+	return &maintenanceServer{b: b, hdr: hdr}
+}
+
+func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	st, err := s.b.MemberStatus(ctx)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.StatusResponse{
+		Header:           NewHeader(s.hdr),
+		Version:          st.Version,
+		DbSize:           st.DBSize,
+		Leader:           st.Leader,
+		RaftIndex:        st.RaftIndex,
+		RaftTerm:         st.RaftTerm,
+		RaftAppliedIndex: st.RaftAppliedIndex,
+		Errors:           st.Errors,
+		DbSizeInUse:      st.DBSizeInUse,
+		IsLearner:        st.IsLearner,
+		StorageVersion:   st.StorageVersion,
+		DbSizeQuota:      st.DBSizeQuota,
+	}, nil
+}
+
+func (s *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	h, err := s.b.Hash(ctx)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashResponse{Header: NewHeader(s.hdr), Hash: h}, nil
+}
+
+func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	h, compactRev, hashRev, err := s.b.HashKV(ctx, r.GetRevision())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashKVResponse{Header: NewHeader(s.hdr), Hash: h, CompactRevision: compactRev, HashRevision: hashRev}, nil
+}
+
+func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.b.Alarm(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = NewHeader(s.hdr)
+	return resp, nil
+}
+
+// Defragment succeeds at once: Pebble reclaims space by compacting in the
+// background, so there is nothing to stop the world for.
+func (s *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	return &pb.DefragmentResponse{Header: NewHeader(s.hdr)}, nil
+}
+
+func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if s.hdr.MemberID() != 0 {
+		if err := s.b.MoveLeader(ctx, r.GetTargetID()); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
+	return &pb.MoveLeaderResponse{Header: NewHeader(s.hdr)}, nil
+}
+
+func (s *maintenanceServer) Downgrade(context.Context, *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	return nil, rpctypes.ErrGRPCClusterVersionUnavailable
+}

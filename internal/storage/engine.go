@@ -1,0 +1,92 @@
+package storage
+
+import "errors"
+
+// ErrNotFound is returned by Get when the key does not exist.
+var ErrNotFound = errors.New("storage: key not found")
+
+// ErrClosed is returned by operations on a closed engine, batch or snapshot.
+var ErrClosed = errors.New("storage: closed")
+
+// Reader is a consistent read view: the engine itself (latest committed
+// state) or a Snapshot (a fixed point in time).
+type Reader interface {
+	// Get returns a copy of the value stored at key, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+	// NewIter returns an iterator over [opts.LowerBound, opts.UpperBound).
+	// The iterator sees one consistent point-in-time view: writes committed
+	// after it was created are not visible to it.
+	NewIter(opts IterOptions) (Iterator, error)
+}
+
+// IterOptions bound an iteration. A nil bound means unbounded on that side.
+type IterOptions struct {
+	LowerBound []byte // inclusive
+	UpperBound []byte // exclusive
+}
+
+// Iterator walks keys in ascending byte order; it can move both ways.
+// Key and Value are valid only until the next positioning call; callers
+// that keep them must copy.
+type Iterator interface {
+	First() bool
+	Last() bool
+	// SeekGE positions at the first key >= key.
+	SeekGE(key []byte) bool
+	// SeekLT positions at the last key < key.
+	SeekLT(key []byte) bool
+	Next() bool
+	Prev() bool
+	Valid() bool
+	Key() []byte
+	Value() []byte
+	// Error returns the first error the iterator met, if any.
+	Error() error
+	Close() error
+}
+
+// Batch collects writes that commit atomically: all of them or none become
+// visible, and a crash never leaves part of a batch behind.
+type Batch interface {
+	// Set and Delete copy their arguments; callers may reuse the slices.
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	// DeleteRange deletes every key in [start, end).
+	DeleteRange(start, end []byte) error
+	// Count is the number of operations staged so far.
+	Count() int
+	// Commit applies the batch. With sync, it returns only after the batch
+	// (and every batch committed before it) is durable on stable storage.
+	Commit(sync bool) error
+	// Close releases the batch; a batch that was not committed is dropped.
+	Close() error
+}
+
+// Snapshot is a Reader fixed at the moment it was taken.
+type Snapshot interface {
+	Reader
+	Close() error
+}
+
+// Usage describes how much space the engine takes.
+type Usage struct {
+	// SizeBytes is the total size of the engine's files (what the disk holds).
+	SizeBytes int64
+	// LiveBytes estimates the bytes holding live data (what the disk would
+	// hold after every obsolete version were reclaimed).
+	LiveBytes int64
+}
+
+// Engine is an ordered, durable key-value store.
+type Engine interface {
+	Reader
+	NewBatch() Batch
+	NewSnapshot() Snapshot
+	// Checkpoint writes a consistent, openable copy of the engine's current
+	// state into dir, which must not exist yet.
+	Checkpoint(dir string) error
+	// Sync makes every committed batch durable.
+	Sync() error
+	Usage() Usage
+	Close() error
+}

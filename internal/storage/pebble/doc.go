@@ -1,0 +1,17 @@
+// Package pebble implements storage.Engine on CockroachDB's Pebble LSM.
+//
+// Pebble is the production engine: its write-ahead log gives the durability
+// that the Raft log and the applied state rely on (a batch committed with
+// sync is on stable storage before Commit returns), its snapshots and
+// iterators give the point-in-time reads that MVCC range scans need, and its
+// LSM handles the write-heavy, delete-heavy churn of a metadata store
+// (overwrites, compaction of old revisions, Raft log truncation) without the
+// free-page fragmentation a B+tree file accumulates.
+//
+// The wrapper exists to make Pebble fit the small storage interface safely:
+// Pebble panics when used after Close, so every call is guarded; values are
+// copied out so callers never hold memory Pebble may recycle; Pebble's own
+// logging is routed to zap; and the "unsafe no fsync" mode is implemented
+// below Pebble, in the file system, so that a synced commit still reaches the
+// operating system (surviving a process crash) without paying for fsync.
+package pebble

@@ -1,0 +1,400 @@
+package pebble
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultCacheSize    = 256 << 20
+	DefaultMemTableSize = 64 << 20
+)
+
+// Options configure Open.
+type Options struct {
+	// NoSync disables every fsync (etcd's --unsafe-no-fsync). Commit(true)
+	// still hands the batch to the operating system before returning, so
+	// acknowledged writes survive a process crash but not a machine crash.
+	NoSync bool
+	// CacheSize is the block cache size in bytes; 0 means DefaultCacheSize.
+	CacheSize int64
+	// MemTableSize is the memtable size in bytes; 0 means
+	// DefaultMemTableSize.
+	MemTableSize uint64
+	// Logger receives Pebble's warnings and errors; nil keeps Pebble quiet
+	// (except for fatal errors, which are always printed before exiting).
+	Logger *zap.Logger
+}
+
+// Engine is a storage.Engine backed by a Pebble database.
+type Engine struct {
+	dir string
+	db  *pebble.DB
+
+	// mu is held shared by every call into db and exclusively by Close, so
+	// that no call reaches a closed pebble.DB (which panics).
+	mu     sync.RWMutex
+	closed bool
+
+	// open tracks live iterators and snapshots so that Close can release
+	// them first: Pebble refuses to close with leaked iterators, and their
+	// later use must fail cleanly rather than touch freed memory.
+	trackMu sync.Mutex
+	closing bool
+	iters   map[*iterator]struct{}
+	snaps   map[*snapshot]struct{}
+}
+
+var _ storage.Engine = (*Engine)(nil)
+
+// Open opens the Pebble store in dir, creating it if dir is absent or
+// empty. A non-empty dir that does not hold a Pebble store is refused, so
+// that a mistyped path never turns some other directory into a database.
+func Open(dir string, opts Options) (_ *Engine, err error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	po := pebbleOptions(opts)
+	// A corrupt store must yield an error, never take the caller down.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: open %s: %v", dir, r)
+		}
+	}()
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	return &Engine{
+		dir:   dir,
+		db:    db,
+		iters: make(map[*iterator]struct{}),
+		snaps: make(map[*snapshot]struct{}),
+	}, nil
+}
+
+func pebbleOptions(opts Options) *pebble.Options {
+	cacheSize := opts.CacheSize
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
+	}
+	memTable := opts.MemTableSize
+	if memTable == 0 {
+		memTable = DefaultMemTableSize
+	}
+	logger := pebbleLogger{l: opts.Logger}
+	var fs vfs.FS = vfs.Default
+	if opts.NoSync {
+		fs = noSyncFS{fs}
+	}
+	compactions := min(runtime.GOMAXPROCS(0), 4)
+	po := &pebble.Options{
+		FS:                 fs,
+		CacheSize:          cacheSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             logger,
+		MemTableSize:       memTable,
+		// Four memtables may queue behind a flush before writes stall: a
+		// burst of Raft appends should not block on one slow flush.
+		MemTableStopWritesThreshold: 4,
+		// Compact L0 early to keep read amplification (and thus range scan
+		// latency) low; stall only when compaction is hopelessly behind.
+		L0CompactionThreshold: 2,
+		L0StopWritesThreshold: 32,
+		LBaseMaxBytes:         64 << 20,
+		CompactionConcurrencyRange: func() (int, int) {
+			return 1, compactions
+		},
+		EventListener: eventListener(opts.Logger),
+	}
+	// Bloom filters on every level: most point reads (raft entries, meta
+	// keys, lease records) hit exactly one key.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	po.EnsureDefaults()
+	return po
+}
+
+func eventListener(l *zap.Logger) *pebble.EventListener {
+	if l == nil {
+		return &pebble.EventListener{
+			BackgroundError: func(error) {},
+		}
+	}
+	return &pebble.EventListener{
+		BackgroundError: func(err error) {
+			l.Error("pebble background error", zap.Error(err))
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			l.Warn("pebble: slow disk", zap.String("info", info.String()))
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			l.Warn("pebble: write stall", zap.String("reason", info.Reason))
+		},
+		WriteStallEnd: func() {
+			l.Info("pebble: write stall ended")
+		},
+	}
+}
+
+// checkDir refuses paths that are not directories and non-empty directories
+// that do not look like a Pebble store.
+func checkDir(dir string) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("pebble: open %s: not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	var foreign string
+	for _, e := range entries {
+		name := e.Name()
+		if name == "CURRENT" || strings.HasPrefix(name, "marker.manifest.") {
+			return nil // a store; Pebble itself judges whether it is intact
+		}
+		if foreign == "" && !pebbleFileName(name) {
+			foreign = name
+		}
+	}
+	if foreign != "" {
+		return fmt.Errorf("pebble: open %s: not a pebble store (directory holds %q but no MANIFEST marker)", dir, foreign)
+	}
+	// Empty, or left behind by a creation that was interrupted before the
+	// manifest marker was written: let Pebble (re)create the store.
+	return nil
+}
+
+func pebbleFileName(name string) bool {
+	switch {
+	case name == "LOCK",
+		strings.HasPrefix(name, "OPTIONS-"),
+		strings.HasPrefix(name, "MANIFEST-"),
+		strings.HasPrefix(name, "marker."),
+		strings.HasSuffix(name, ".log"),
+		strings.HasSuffix(name, ".sst"),
+		strings.HasSuffix(name, ".blob"),
+		strings.HasSuffix(name, ".dbtmp"):
+		return true
+	}
+	return false
+}
+
+// Dir returns the directory the engine was opened on.
+func (e *Engine) Dir() string { return e.dir }
+
+// Get implements storage.Reader.
+func (e *Engine) Get(key []byte) ([]byte, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, storage.ErrClosed
+	}
+	return get(e.db, key)
+}
+
+type pebbleGetter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func get(r pebbleGetter, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebble: get: %w", err)
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("pebble: get: %w", err)
+	}
+	return out, nil
+}
+
+// NewIter implements storage.Reader.
+func (e *Engine) NewIter(opts storage.IterOptions) (storage.Iterator, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, storage.ErrClosed
+	}
+	return e.newIter(e.db, opts)
+}
+
+type pebbleIterMaker interface {
+	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func (e *Engine) newIter(r pebbleIterMaker, opts storage.IterOptions) (storage.Iterator, error) {
+	// Pebble keeps the bound slices; the caller may reuse theirs.
+	po := &pebble.IterOptions{
+		LowerBound: cloneBytes(opts.LowerBound),
+		UpperBound: cloneBytes(opts.UpperBound),
+	}
+	pi, err := r.NewIter(po)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: new iterator: %w", err)
+	}
+	it := &iterator{e: e, it: pi}
+	e.trackMu.Lock()
+	if e.closing {
+		e.trackMu.Unlock()
+		_ = pi.Close()
+		return nil, storage.ErrClosed
+	}
+	e.iters[it] = struct{}{}
+	e.trackMu.Unlock()
+	return it, nil
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// NewBatch implements storage.Engine.
+func (e *Engine) NewBatch() storage.Batch {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return &batch{e: e, err: storage.ErrClosed}
+	}
+	return &batch{e: e, b: e.db.NewBatch()}
+}
+
+// NewSnapshot implements storage.Engine. On a closed engine it returns a
+// snapshot whose every operation fails with storage.ErrClosed.
+func (e *Engine) NewSnapshot() storage.Snapshot {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return &snapshot{e: e, closed: true}
+	}
+	s := &snapshot{e: e, s: e.db.NewSnapshot()}
+	e.trackMu.Lock()
+	e.snaps[s] = struct{}{}
+	e.trackMu.Unlock()
+	return s
+}
+
+// Checkpoint implements storage.Engine using Pebble's checkpoint, which
+// hard-links the immutable table files and copies the WAL and manifest.
+func (e *Engine) Checkpoint(dir string) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return storage.ErrClosed
+	}
+	if err := e.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("pebble: checkpoint %s into %s: %w", e.dir, dir, err)
+	}
+	return nil
+}
+
+// Sync implements storage.Engine: an empty synced write forces the WAL, and
+// with it every earlier commit, to stable storage.
+func (e *Engine) Sync() error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return storage.ErrClosed
+	}
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("pebble: sync: %w", err)
+	}
+	return nil
+}
+
+// Usage implements storage.Engine. SizeBytes is Pebble's disk space usage,
+// counting the WAL at its written size (Pebble reports the current WAL's
+// size as of its creation). LiveBytes counts the live tables plus the WAL
+// bytes not yet flushed to a table; obsolete and zombie files awaiting
+// deletion are left out. Overwritten versions inside live tables are still
+// counted: Pebble cannot tell those apart without a compaction.
+func (e *Engine) Usage() storage.Usage {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return storage.Usage{}
+	}
+	m := e.db.Metrics()
+	size := m.DiskSpaceUsage()
+	if m.WAL.Size > m.WAL.PhysicalSize {
+		size += m.WAL.Size - m.WAL.PhysicalSize
+	}
+	live := m.Table.Local.LiveSize + m.BlobFiles.Local.LiveSize + m.WAL.Size
+	if live > size {
+		live = size
+	}
+	return storage.Usage{SizeBytes: int64(size), LiveBytes: int64(live)}
+}
+
+// Close implements storage.Engine. Iterators and snapshots still open are
+// closed first; their later use fails with storage.ErrClosed. A second Close
+// returns storage.ErrClosed.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return storage.ErrClosed
+	}
+	e.closed = true
+
+	e.trackMu.Lock()
+	e.closing = true
+	iters, snaps := e.iters, e.snaps
+	e.iters, e.snaps = nil, nil
+	e.trackMu.Unlock()
+
+	var errs []error
+	for it := range iters {
+		errs = append(errs, it.release())
+	}
+	for s := range snaps {
+		errs = append(errs, s.release())
+	}
+	if err := e.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pebble: close %s: %w", e.dir, err)
+	}
+	return nil
+}
+
+func (e *Engine) untrackIter(it *iterator) {
+	e.trackMu.Lock()
+	delete(e.iters, it)
+	e.trackMu.Unlock()
+}
+
+func (e *Engine) untrackSnap(s *snapshot) {
+	e.trackMu.Lock()
+	delete(e.snaps, s)
+	e.trackMu.Unlock()
+}

@@ -1,0 +1,66 @@
+package storage
+
+import "encoding/binary"
+
+// The key space. Every byte prefix used in the engine is declared here, so
+// that no two packages can collide and an operator reading a dump can tell
+// what each key is. Prefixes are one byte followed by '/', so a prefix scan
+// of one part never strays into another.
+//
+//	r/e/<index:8 BE>                      raft log entry (raftlog)           value: CRC-framed raftpb.Entry
+//	r/h                                   raft HardState (raftlog)           value: CRC-framed raftpb.HardState
+//	r/s                                   raft log compaction point (raftlog) value: CRC-framed raftpb.SnapshotMetadata
+//	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
+//	m/<name>                              server metadata (apply, mvcc, membership)
+//	k/<escaped user key><^main:8><^sub:8> MVCC versions of a key, newest first (mvcc)
+//	h/<main:8><sub:8>                     MVCC revision history, oldest first (mvcc): which key changed at a revision
+//	l/<lease id:8 BE>                     lease records (lease)
+//	L/<lease id:8 BE><user key>           keys attached to a lease (lease)
+//	a/...                                 auth users, roles and state (auth)
+//	c/...                                 cluster members (membership)
+var (
+	PrefixRaftEntry     = []byte("r/e/")
+	KeyRaftHardState    = []byte("r/h")
+	KeyRaftSnapshot     = []byte("r/s")
+	KeyRaftConfState    = []byte("r/c")
+	PrefixMeta          = []byte("m/")
+	PrefixMVCCKey       = []byte("k/")
+	PrefixMVCCHistory   = []byte("h/")
+	PrefixLease         = []byte("l/")
+	PrefixLeaseKeys     = []byte("L/")
+	PrefixAuth          = []byte("a/")
+	PrefixMembership    = []byte("c/")
+	KeyAppliedIndex     = MetaKey("applied_index")              // 8 BE applied raft index, then 8 BE its term
+	KeyCurrentRevision  = MetaKey("current_revision")           // 8 BE main revision of the last applied write
+	KeyCompactRevision  = MetaKey("compact_revision")           // 8 BE revision of the last finished compaction
+	KeyScheduledCompact = MetaKey("scheduled_compact_revision") // 8 BE revision of a compaction requested but maybe unfinished
+	KeyClusterID        = MetaKey("cluster_id")
+	KeyMemberID         = MetaKey("member_id")
+)
+
+// MetaKey returns the engine key of a server metadata record.
+func MetaKey(name string) []byte {
+	return append(append([]byte(nil), PrefixMeta...), name...)
+}
+
+// RaftEntryKey returns the engine key of the raft log entry at index.
+func RaftEntryKey(index uint64) []byte {
+	k := make([]byte, len(PrefixRaftEntry)+8)
+	copy(k, PrefixRaftEntry)
+	binary.BigEndian.PutUint64(k[len(PrefixRaftEntry):], index)
+	return k
+}
+
+// PrefixEnd returns the smallest key greater than every key that starts with
+// prefix, for use as an exclusive upper bound. It returns nil (unbounded)
+// when prefix is all 0xff.
+func PrefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,586 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.uber.org/zap"
+)
+
+// History is what the hub needs of the MVCC store.
+type History interface {
+	// Rev is the last committed revision.
+	Rev() int64
+	// CompactRev is the compaction revision (-1 or 0 if none); history below
+	// it is gone, reading at exactly it is allowed.
+	CompactRev() int64
+	// Events returns, in revision order, the events with
+	// fromRev <= mod revision <= toRev on the keys in [key, end) (end empty:
+	// key only; end "\x00": every key >= key), with PrevKv where that version
+	// still exists. At most limit events (0: no limit); next is the first
+	// revision not returned (toRev+1 when complete). It fails when fromRev is
+	// below the compaction revision.
+	Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) (evs []mvccpb.Event, next int64, err error)
+}
+
+// Options tune a Hub; zero fields take the defaults.
+type Options struct {
+	// MaxStreamBytes bounds the event bytes queued on one stream; beyond it
+	// the stream's watchers fall back to catch-up from history. Default 16 MiB.
+	MaxStreamBytes int
+	// MaxStreamResponses bounds the responses queued on one stream. Default 1024.
+	MaxStreamResponses int
+	// MaxPendingEvents bounds the events Notify buffers for the dispatcher; on
+	// overflow they are dropped and every synced watcher catches up from
+	// history instead. Default 65536.
+	MaxPendingEvents int
+	// CatchUpEvents is how many events one catch-up round reads. Default 1000.
+	CatchUpEvents int
+	// CatchUpWatchers is how many watchers one catch-up round serves. Default 512.
+	CatchUpWatchers int
+	// MaxResponseBytes cuts catch-up responses at revision boundaries once
+	// they hold this many bytes. Default 1 MiB.
+	MaxResponseBytes int
+	// RetryInterval is the pause after a failed history read. Default 100ms.
+	RetryInterval time.Duration
+}
+
+func (o *Options) fill() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxStreamBytes, 16<<20)
+	def(&o.MaxStreamResponses, 1024)
+	def(&o.MaxPendingEvents, 1<<16)
+	def(&o.CatchUpEvents, 1000)
+	def(&o.CatchUpWatchers, 512)
+	def(&o.MaxResponseBytes, 1<<20)
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = 100 * time.Millisecond
+	}
+}
+
+var (
+	// ErrDuplicateID: the client chose a watch ID already in use on the stream
+	// (etcd's message, which clients see as cancel_reason).
+	ErrDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
+	// ErrEmptyRange: key >= range_end.
+	ErrEmptyRange = errors.New("mvcc: watcher range is empty")
+	// ErrClosed: the stream or hub was closed.
+	ErrClosed = errors.New("watch: stream closed")
+)
+
+// AutoWatchID asks the stream to choose the watch ID (clientv3.AutoWatchID).
+const AutoWatchID int64 = 0
+
+// InvalidWatchID is the watch ID of failed creations and of progress
+// responses on behalf of every watcher of a stream (clientv3.InvalidWatchID).
+const InvalidWatchID int64 = -1
+
+type pendingRev struct {
+	rev int64
+	evs []mvccpb.Event
+}
+
+// Stats is a snapshot of the hub's size.
+type Stats struct {
+	Synced, Unsynced, Streams int
+	// Rev is the last revision handed to the synced watchers.
+	Rev int64
+}
+
+// Hub serves every watcher of one member.
+type Hub struct {
+	hist History
+	lg   *zap.Logger
+	opts Options
+
+	pendMu     sync.Mutex
+	pending    []pendingRev
+	spare      []pendingRev
+	pendingN   int
+	overflowTo int64
+	notified   int64
+
+	notifyc chan struct{}
+	kickc   chan struct{}
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex // guards everything below, and watcher/stream state
+	rev      int64
+	synced   *group
+	unsynced map[*watcher]struct{}
+	streams  map[*Stream]struct{}
+	// waiting are streams with a progress request not yet answered because
+	// some of their watchers were not synced.
+	waiting map[*Stream]struct{}
+	closed  bool
+	touched []*watcher
+	plain   []*mvccpb.Event
+}
+
+// NewHub starts a hub at the store's current revision. Wire the store's
+// commit hook to Notify before the first write after this call.
+func NewHub(h History, lg *zap.Logger, opts Options) *Hub {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	opts.fill()
+	rev := h.Rev()
+	hub := &Hub{
+		hist:     h,
+		lg:       lg,
+		opts:     opts,
+		notified: rev,
+		notifyc:  make(chan struct{}, 1),
+		kickc:    make(chan struct{}, 1),
+		stopc:    make(chan struct{}),
+		rev:      rev,
+		synced:   newGroup(),
+		unsynced: make(map[*watcher]struct{}),
+		streams:  make(map[*Stream]struct{}),
+		waiting:  make(map[*Stream]struct{}),
+	}
+	hub.wg.Add(2)
+	go hub.dispatchLoop()
+	go hub.catchUpLoop()
+	return hub
+}
+
+// Notify hands the events of committed revision rev to the watchers. It only
+// queues them and never blocks on watchers; evs must not be modified later.
+func (h *Hub) Notify(rev int64, evs []mvccpb.Event) {
+	h.pendMu.Lock()
+	if rev <= h.notified {
+		h.pendMu.Unlock()
+		return
+	}
+	h.notified = rev
+	if h.overflowTo > 0 || h.pendingN+len(evs) > h.opts.MaxPendingEvents {
+		// The dispatcher is far behind: forget the events, the store has
+		// them; synced watchers will read them back from history.
+		clear(h.pending)
+		h.pending = h.pending[:0]
+		h.pendingN = 0
+		h.overflowTo = rev
+	} else {
+		h.pending = append(h.pending, pendingRev{rev: rev, evs: evs})
+		h.pendingN += len(evs)
+	}
+	h.pendMu.Unlock()
+	select {
+	case h.notifyc <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the hub and closes every stream.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	streams := make([]*Stream, 0, len(h.streams))
+	for s := range h.streams {
+		streams = append(streams, s)
+	}
+	h.mu.Unlock()
+	close(h.stopc)
+	h.wg.Wait()
+	for _, s := range streams {
+		s.Close()
+	}
+}
+
+// Rev is the last revision delivered to synced watchers.
+func (h *Hub) Rev() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rev
+}
+
+// WatcherCount is the number of live watchers on every stream.
+func (h *Hub) WatcherCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.synced.size() + len(h.unsynced)
+}
+
+// Stats reports the size of the hub.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return Stats{Synced: h.synced.size(), Unsynced: len(h.unsynced), Streams: len(h.streams), Rev: h.rev}
+}
+
+func (h *Hub) kick() {
+	select {
+	case h.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) dispatchLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.notifyc:
+		case <-h.stopc:
+			return
+		}
+		h.pendMu.Lock()
+		batch, overflow := h.pending, h.overflowTo
+		h.pending, h.spare = h.spare[:0], nil
+		h.pendingN, h.overflowTo = 0, 0
+		h.pendMu.Unlock()
+
+		h.mu.Lock()
+		if overflow > 0 {
+			h.overflowLocked(overflow)
+		}
+		for i := range batch {
+			h.fanOutLocked(batch[i].rev, batch[i].evs)
+		}
+		h.answerWaitingLocked()
+		if len(h.unsynced) > 0 {
+			h.kick()
+		}
+		h.mu.Unlock()
+
+		clear(batch)
+		h.pendMu.Lock()
+		if h.spare == nil {
+			h.spare = batch[:0]
+		}
+		h.pendMu.Unlock()
+	}
+}
+
+// overflowLocked handles revisions dropped by Notify, up to rev: every synced
+// watcher that needed them goes to catch-up.
+func (h *Hub) overflowLocked(rev int64) {
+	for w := range h.synced.all {
+		if w.minRev <= rev {
+			h.toUnsyncedLocked(w, max(w.minRev, h.rev+1))
+		}
+	}
+	h.lg.Warn("watch dispatcher fell behind; synced watchers catch up from history",
+		zap.Int64("from-revision", h.rev+1), zap.Int64("to-revision", rev))
+	h.rev = rev
+}
+
+// fanOutLocked delivers the events of one revision to the synced watchers.
+func (h *Hub) fanOutLocked(rev int64, evs []mvccpb.Event) {
+	if rev <= h.rev {
+		return
+	}
+	if h.synced.size() > 0 && len(evs) > 0 {
+		touched := h.touched[:0]
+		plain := h.plain[:0]
+		for range evs {
+			plain = append(plain, nil)
+		}
+		for i := range evs {
+			ev := &evs[i]
+			h.synced.stab(ev.Kv.Key, func(w *watcher) {
+				if rev < w.minRev || w.filtered(ev) {
+					return
+				}
+				if len(w.scratch) == 0 {
+					touched = append(touched, w)
+				}
+				w.scratch = append(w.scratch, eventFor(w, ev, &plain[i]))
+			})
+		}
+		for _, w := range touched {
+			r := &Response{WatchID: w.id, Events: w.scratch, Revision: rev, Fragment: w.fragment}
+			w.scratch = nil
+			if w.s.enqueue(r, false) {
+				w.minRev = rev + 1
+				w.sentSinceTick = true
+			} else {
+				h.toUnsyncedLocked(w, rev)
+			}
+		}
+		clear(touched)
+		clear(plain)
+		h.touched, h.plain = touched[:0], plain[:0]
+	}
+	h.rev = rev
+}
+
+// eventFor returns ev as watcher w must see it: without PrevKv unless asked
+// for, and never with PrevKv on a create (etcd reads the previous version at
+// mod_revision-1, which a create does not have). The stripped copy is made
+// once per event and shared.
+func eventFor(w *watcher, ev *mvccpb.Event, plain **mvccpb.Event) *mvccpb.Event {
+	if ev.PrevKv == nil || (w.prevKV && !isCreate(ev)) {
+		return ev
+	}
+	if *plain == nil {
+		*plain = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+	}
+	return *plain
+}
+
+// dropCompactedPrev removes PrevKv from events whose previous revision is
+// now compacted, at send time, as etcd does (it reads prev_kv at
+// mod_revision-1 when sending, and omits it on ErrCompacted).
+func (h *Hub) dropCompactedPrev(r *Response) *Response {
+	compact := h.hist.CompactRev()
+	var out []*mvccpb.Event
+	for i, ev := range r.Events {
+		if ev.PrevKv == nil || ev.Kv.ModRevision-1 >= compact {
+			continue
+		}
+		if out == nil {
+			out = make([]*mvccpb.Event, len(r.Events))
+			copy(out, r.Events)
+		}
+		out[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+	}
+	if out != nil {
+		r.Events = out
+	}
+	return r
+}
+
+func isCreate(ev *mvccpb.Event) bool {
+	return ev.Type == mvccpb.Event_PUT && ev.Kv.CreateRevision == ev.Kv.ModRevision
+}
+
+func (h *Hub) toUnsyncedLocked(w *watcher, from int64) {
+	h.synced.delete(w)
+	w.state = stateUnsynced
+	w.minRev = from
+	h.unsynced[w] = struct{}{}
+	w.s.unsyncedN.Add(1)
+	h.kick()
+}
+
+func (h *Hub) toSyncedLocked(w *watcher) {
+	delete(h.unsynced, w)
+	w.s.unsyncedN.Add(-1)
+	w.state = stateSynced
+	h.synced.add(w)
+}
+
+// removeLocked takes w out of whichever group holds it.
+func (h *Hub) removeLocked(w *watcher) {
+	switch w.state {
+	case stateSynced:
+		h.synced.delete(w)
+	case stateUnsynced:
+		delete(h.unsynced, w)
+		w.s.unsyncedN.Add(-1)
+	}
+	w.state = stateDead
+	w.scratch = nil
+}
+
+func (h *Hub) cancelCompactedLocked(w *watcher, compact int64) {
+	h.removeLocked(w)
+	w.s.enqueue(&Response{WatchID: w.id, CompactRevision: compact, Canceled: true}, true)
+}
+
+// readyLocked: w has been sent every event up to h.rev, and its start
+// revision is not in the future (etcd sends no early progress, #20221).
+func (h *Hub) readyLocked(w *watcher) bool {
+	return w.state == stateSynced && w.minRev <= h.rev+1 && h.rev >= w.startRev
+}
+
+func (h *Hub) answerWaitingLocked() {
+	for s := range h.waiting {
+		if s.progressAllLocked() {
+			delete(h.waiting, s)
+		}
+	}
+}
+
+func (h *Hub) catchUpLoop() {
+	defer h.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-h.stopc
+		cancel()
+	}()
+	var retry *time.Timer
+	for {
+		more, err := h.catchUpRound(ctx)
+		var retryc <-chan time.Time
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			h.lg.Warn("watch catch-up failed to read history; retrying", zap.Error(err))
+			if retry == nil {
+				retry = time.NewTimer(h.opts.RetryInterval)
+				defer retry.Stop()
+			} else {
+				retry.Reset(h.opts.RetryInterval)
+			}
+			retryc = retry.C
+		case more:
+			select {
+			case <-h.stopc:
+				return
+			default:
+			}
+			continue
+		}
+		select {
+		case <-h.kickc:
+		case <-retryc:
+		case <-h.stopc:
+			return
+		}
+	}
+}
+
+// catchUpRound replays history to a batch of unsynced watchers whose streams
+// have room. It reports whether another round may have work.
+func (h *Hub) catchUpRound(ctx context.Context) (bool, error) {
+	h.mu.Lock()
+	if len(h.unsynced) == 0 {
+		h.mu.Unlock()
+		return false, nil
+	}
+	toRev := h.rev
+	compact := h.hist.CompactRev()
+	var chosen []*watcher
+	minRev := int64(math.MaxInt64)
+	for w := range h.unsynced {
+		switch {
+		case w.minRev < compact:
+			h.cancelCompactedLocked(w, compact)
+		case w.minRev > toRev:
+			h.toSyncedLocked(w)
+		case len(chosen) < h.opts.CatchUpWatchers && !w.s.full():
+			chosen = append(chosen, w)
+			minRev = min(minRev, w.minRev)
+		}
+	}
+	h.answerWaitingLocked()
+	h.mu.Unlock()
+	if len(chosen) == 0 {
+		return false, nil
+	}
+
+	key, end := []byte{0}, []byte{0}
+	if first := chosen[0]; func() bool {
+		for _, w := range chosen[1:] {
+			if w.rangeID() != first.rangeID() {
+				return false
+			}
+		}
+		return true
+	}() {
+		key, end = first.key, first.end
+		if first.fromKey {
+			end = []byte{0}
+		}
+	}
+	evs, next, err := h.readHistory(ctx, minRev, toRev, key, end)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		if minRev < h.hist.CompactRev() {
+			return true, nil // the next round cancels the compacted watchers
+		}
+		return false, fmt.Errorf("read history [%d, %d]: %w", minRev, toRev, err)
+	}
+	g := newGroup()
+	for _, w := range chosen {
+		if w.state == stateUnsynced {
+			g.add(w)
+		}
+	}
+	var touched []*watcher
+	for i := range evs {
+		ev := &evs[i]
+		rev := ev.Kv.ModRevision
+		var plain *mvccpb.Event
+		g.stab(ev.Kv.Key, func(w *watcher) {
+			if rev < w.minRev || w.filtered(ev) {
+				return
+			}
+			if len(w.scratch) == 0 {
+				touched = append(touched, w)
+			}
+			w.scratch = append(w.scratch, eventFor(w, ev, &plain))
+		})
+	}
+	for _, w := range touched {
+		h.sendBatchLocked(w, w.scratch, toRev)
+		w.scratch = nil
+	}
+	for w := range g.all {
+		w.minRev = max(w.minRev, next)
+		if w.minRev > h.rev {
+			h.toSyncedLocked(w)
+		}
+	}
+	h.answerWaitingLocked()
+	return true, nil
+}
+
+// sendBatchLocked queues the catch-up events of w, cut at revision boundaries
+// into responses of about MaxResponseBytes (a revision is never split).
+func (h *Hub) sendBatchLocked(w *watcher, evs []*mvccpb.Event, rev int64) {
+	for len(evs) > 0 {
+		n, size := 0, 0
+		for n < len(evs) {
+			r := evs[n].Kv.ModRevision
+			j, sz := n, 0
+			for j < len(evs) && evs[j].Kv.ModRevision == r {
+				sz += eventSize(evs[j])
+				j++
+			}
+			if n > 0 && size+sz > h.opts.MaxResponseBytes {
+				break
+			}
+			n, size = j, size+sz
+		}
+		w.s.enqueue(&Response{WatchID: w.id, Events: evs[:n:n], Revision: rev, Fragment: w.fragment}, true)
+		w.sentSinceTick = true
+		evs = evs[n:]
+	}
+}
+
+// readHistory reads [from, to] and returns only whole revisions, with next
+// the first revision not covered.
+func (h *Hub) readHistory(ctx context.Context, from, to int64, key, end []byte) ([]mvccpb.Event, int64, error) {
+	evs, next, err := h.hist.Events(ctx, from, to, key, end, h.opts.CatchUpEvents)
+	if err != nil {
+		return nil, 0, err
+	}
+	if next <= 0 || next > to {
+		next = to + 1
+	}
+	if next <= from {
+		// One revision holds more than the limit: read it whole.
+		evs, _, err = h.hist.Events(ctx, from, from, key, end, 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		next = from + 1
+	}
+	n := len(evs)
+	for n > 0 && evs[n-1].Kv.ModRevision >= next {
+		n--
+	}
+	return evs[:n], next, nil
+}

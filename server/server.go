@@ -1,0 +1,430 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/soheilhy/cmux"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/backend"
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/memory"
+	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/txn"
+	"github.com/metastore/metastore/internal/version"
+)
+
+// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
+// receive limit, so that a request just under the limit is not cut by gRPC
+// framing before the server can answer "request is too large".
+const grpcOverheadBytes = 512 * 1024
+
+// Server is one metastore member.
+type Server struct {
+	cfg *config.Config
+	lg  *zap.Logger
+
+	eng      storage.Engine
+	raftLog  *raftlog.Storage
+	store    *mvcc.Store
+	members  *membership.Store
+	exec     *txn.Executor
+	applier  *apply.Applier
+	node     *raftnode.Node
+	backend  *backend.Backend
+	memberID uint64
+	ticker   *time.Ticker
+
+	grpcSrv   *grpc.Server
+	httpSrvs  []*http.Server
+	listeners []net.Listener
+	muxes     []cmux.CMux
+
+	applyDone chan struct{}
+	donec     chan struct{}
+	errMu     sync.Mutex
+	err       error
+	failOnce  sync.Once
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// New validates cfg and returns a Server that Start will run.
+func New(cfg *config.Config, lg *zap.Logger) (*Server, error) {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	return &Server{cfg: cfg, lg: lg, donec: make(chan struct{}), applyDone: make(chan struct{})}, nil
+}
+
+// Done is closed when the server stopped by itself after a fatal error.
+func (s *Server) Done() <-chan struct{} { return s.donec }
+
+// Err returns the fatal error that stopped the server, if any.
+func (s *Server) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (s *Server) fail(err error) {
+	s.failOnce.Do(func() {
+		s.errMu.Lock()
+		s.err = err
+		s.errMu.Unlock()
+		s.lg.Error("fatal server error", zap.Error(err))
+		close(s.donec)
+	})
+}
+
+// Start opens storage, starts Raft, the apply loop and the listeners, and
+// returns once the member serves client requests.
+func (s *Server) Start() error {
+	if err := s.openStorage(); err != nil {
+		return err
+	}
+	if err := s.startRaft(); err != nil {
+		return err
+	}
+	if err := s.startListeners(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
+	defer cancel()
+	if err := s.waitServing(ctx); err != nil {
+		return fmt.Errorf("server: waiting for the member to serve: %w", err)
+	}
+	s.lg.Info("ready to serve client requests",
+		zap.String("member-id", fmt.Sprintf("%x", s.memberID)),
+		zap.String("cluster-id", fmt.Sprintf("%x", s.members.ClusterID())),
+		zap.Strings("client-urls", urlStrings(s.cfg.Member.ListenClientURLs)))
+	return nil
+}
+
+func (s *Server) requestTimeout() time.Duration {
+	// etcd's ReqTimeout: 5 s plus two election timeouts.
+	return 5*time.Second + 2*s.cfg.Raft.ElectionTimeout
+}
+
+func (s *Server) openStorage() error {
+	switch s.cfg.Storage.Engine {
+	case config.EngineMemory:
+		s.eng = memory.New()
+	default:
+		dir := filepath.Join(s.cfg.Member.DataDir, "member", "pebble")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("server: create data dir %s: %w", dir, err)
+		}
+		eng, err := pebbleengine.Open(dir, pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, Logger: s.lg.Named("pebble")})
+		if err != nil {
+			return fmt.Errorf("server: open storage: %w", err)
+		}
+		s.eng = eng
+	}
+	var err error
+	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
+		return fmt.Errorf("server: open raft log: %w", err)
+	}
+	if s.members, err = membership.Load(s.eng); err != nil {
+		return fmt.Errorf("server: load members: %w", err)
+	}
+	if s.store, err = mvcc.Open(s.eng, s.lg.Named("mvcc")); err != nil {
+		return fmt.Errorf("server: open mvcc: %w", err)
+	}
+	s.exec = txn.New(s.store, nil, s.lg.Named("txn"))
+	return nil
+}
+
+// bootstrapPeers decides between a fresh start and a restart. A fresh start
+// derives every member's ID from --initial-cluster and records this
+// member's ID and the cluster ID before raft runs.
+func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
+	if v, err := s.eng.Get(storage.KeyMemberID); err == nil {
+		if len(v) != 8 {
+			return nil, fmt.Errorf("server: member id record has %d bytes", len(v))
+		}
+		s.memberID = binary.BigEndian.Uint64(v)
+		if s.cfg.Cluster.State == config.ClusterStateNew && s.cfg.IsSet("initial-cluster") {
+			s.lg.Info("data dir holds an existing member; ignoring --initial-cluster", zap.String("data-dir", s.cfg.Member.DataDir))
+		}
+		return nil, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("server: read member id: %w", err)
+	}
+	if s.cfg.Cluster.State == config.ClusterStateExisting {
+		return nil, errors.New("server: joining an existing cluster (--initial-cluster-state=existing) is not supported yet")
+	}
+	if len(s.cfg.Cluster.InitialMembers) != 1 {
+		return nil, fmt.Errorf("server: --initial-cluster names %d members; only single-member clusters are supported yet", len(s.cfg.Cluster.InitialMembers))
+	}
+	var (
+		peers []raft.Peer
+		ids   []uint64
+	)
+	for name, urls := range s.cfg.Cluster.InitialMembers {
+		peerURLs := urlStrings(urls)
+		m := &membership.Member{ID: membership.ComputeMemberID(peerURLs, s.cfg.Cluster.Token), Name: name, PeerURLs: peerURLs}
+		if name == s.cfg.Member.Name {
+			m.ClientURLs = urlStrings(s.cfg.Member.AdvertiseClientURLs)
+			s.memberID = m.ID
+		}
+		ids = append(ids, m.ID)
+		peers = append(peers, raft.Peer{ID: m.ID, Context: m.Encode()})
+	}
+	if s.memberID == 0 {
+		return nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
+	}
+	clusterID := membership.ComputeClusterID(ids)
+	b := s.eng.NewBatch()
+	defer b.Close()
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, s.memberID)
+	if err := b.Set(storage.KeyMemberID, v); err != nil {
+		return nil, err
+	}
+	if err := s.members.StageClusterID(b, clusterID); err != nil {
+		return nil, err
+	}
+	if err := b.Commit(true); err != nil {
+		return nil, fmt.Errorf("server: record member id: %w", err)
+	}
+	s.members.SetClusterID(clusterID)
+	return peers, nil
+}
+
+func (s *Server) startRaft() error {
+	peers, err := s.bootstrapPeers()
+	if err != nil {
+		return err
+	}
+	wait := apply.NewWait()
+	hb := s.cfg.Raft.HeartbeatInterval
+	s.ticker = time.NewTicker(hb)
+	// The node is created after the applier so the applier can be handed
+	// to it; the applier reaches the node only through this indirection.
+	cc := &confChanger{}
+	s.applier, err = apply.New(apply.Config{
+		Engine:         s.eng,
+		Store:          s.store,
+		Executor:       s.exec,
+		RaftLog:        s.raftLog,
+		Members:        s.members,
+		Conf:           cc,
+		Wait:           wait,
+		Logger:         s.lg.Named("apply"),
+		SnapshotCount:  s.cfg.Raft.SnapshotCount,
+		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
+	})
+	if err != nil {
+		return fmt.Errorf("server: start apply: %w", err)
+	}
+	s.node, err = raftnode.Start(raftnode.Config{
+		ID:             s.memberID,
+		Peers:          peers,
+		ElectionTicks:  s.cfg.Raft.ElectionTicks(),
+		HeartbeatTicks: 1,
+		Tick:           s.ticker.C,
+		Storage:        s.raftLog,
+		Applied:        s.applier.AppliedIndex(),
+		NoSync:         s.cfg.Storage.UnsafeNoFsync,
+		PreVote:        s.cfg.Raft.PreVote,
+		Logger:         s.lg.Named("raft"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: start raft: %w", err)
+	}
+	cc.node = s.node
+	go func() {
+		defer close(s.applyDone)
+		if err := s.applier.Run(s.node.Applies()); err != nil {
+			s.fail(err)
+			go s.node.Stop()
+		}
+	}()
+	go func() {
+		<-s.node.Done()
+		if err := s.node.Err(); err != nil {
+			s.fail(err)
+		}
+	}()
+	s.backend = backend.New(backend.Config{
+		MemberID:        s.memberID,
+		Node:            s.node,
+		Applier:         s.applier,
+		Wait:            wait,
+		Store:           s.store,
+		Executor:        s.exec,
+		RequestTimeout:  s.requestTimeout(),
+		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
+		Logger:          s.lg.Named("backend"),
+	})
+	return nil
+}
+
+type confChanger struct{ node *raftnode.Node }
+
+func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
+	return c.node.ApplyConfChange(cc)
+}
+
+func (s *Server) waitServing(ctx context.Context) error {
+	for s.node.Leader() == 0 {
+		select {
+		case <-s.node.LeaderChanged():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.donec:
+			return s.Err()
+		}
+	}
+	return s.backend.LinearizableBarrier(ctx)
+}
+
+func (s *Server) grpcServer() *grpc.Server {
+	g := s.cfg.GRPC
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(g.MaxRequestBytes) + grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepAliveMinTime, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepAliveInterval, Timeout: g.KeepAliveTimeout}),
+	}
+	if g.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(g.MaxConcurrentStreams))
+	} else {
+		opts = append(opts, grpc.MaxConcurrentStreams(math.MaxUint32))
+	}
+	srv := grpc.NewServer(opts...)
+	hdr := s
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps))
+	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
+	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
+	return srv
+}
+
+func (s *Server) startListeners() error {
+	s.grpcSrv = s.grpcServer()
+	httpHandler := httpapi.New(httpapi.Config{
+		Probe:    s,
+		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
+		Timeout:  s.requestTimeout(),
+	})
+	for _, u := range s.cfg.Member.ListenClientURLs {
+		if u.Scheme == "https" || u.Scheme == "unixs" {
+			return fmt.Errorf("server: --listen-client-urls %s: TLS is not supported yet", u.String())
+		}
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			return fmt.Errorf("server: listen on %s: %w", u.String(), err)
+		}
+		s.listeners = append(s.listeners, l)
+		m := cmux.New(l)
+		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		httpL := m.Match(cmux.Any())
+		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		s.muxes = append(s.muxes, m)
+		go func() { _ = s.grpcSrv.Serve(grpcL) }()
+		go func() { _ = hs.Serve(httpL) }()
+		go func() {
+			if err := m.Serve(); err != nil && !isClosedErr(err) {
+				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
+			}
+		}()
+	}
+	for _, u := range s.cfg.Member.ListenClientHTTPURLs {
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			return fmt.Errorf("server: listen on %s: %w", u.String(), err)
+		}
+		s.listeners = append(s.listeners, l)
+		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	return nil
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
+}
+
+// Stop shuts the member down: listeners stop accepting, in-flight requests
+// drain, state is persisted, resources are closed.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	s.lg.Info("shutdown phase: stop accepting")
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	s.lg.Info("shutdown phase: drain")
+	if s.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() { s.grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpcSrv.Stop()
+		}
+	}
+	for _, hs := range s.httpSrvs {
+		_ = hs.Shutdown(ctx)
+	}
+	s.lg.Info("shutdown phase: persist")
+	var errs []error
+	if s.node != nil {
+		s.node.Stop()
+		<-s.applyDone
+	}
+	if s.ticker != nil {
+		s.ticker.Stop()
+	}
+	if s.eng != nil {
+		if err := s.eng.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync storage: %w", err))
+		}
+	}
+	s.lg.Info("shutdown phase: close")
+	if s.eng != nil {
+		if err := s.eng.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close storage: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func urlStrings(us []url.URL) []string {
+	out := make([]string, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.String())
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/version"
+)
+
+// The Server answers the small questions the services and HTTP endpoints
+// ask about the member; each answer only reads the owning component.
+
+// ClusterID implements rpc.HeaderSource.
+func (s *Server) ClusterID() uint64 { return s.members.ClusterID() }
+
+// MemberID implements rpc.HeaderSource.
+func (s *Server) MemberID() uint64 { return s.memberID }
+
+// Term implements rpc.HeaderSource.
+func (s *Server) Term() uint64 { return s.node.Term() }
+
+// Rev implements rpc.HeaderSource.
+func (s *Server) Rev() int64 { return s.store.Rev() }
+
+// Members implements rpc.ClusterBackend.
+func (s *Server) Members() []*membership.Member { return s.members.Members() }
+
+// LinearizableBarrier implements rpc.ClusterBackend.
+func (s *Server) LinearizableBarrier(ctx context.Context) error {
+	return s.backend.LinearizableBarrier(ctx)
+}
+
+// MemberStatus implements rpc.MaintenanceBackend.
+func (s *Server) MemberStatus(context.Context) (rpc.MemberStatus, error) {
+	u := s.eng.Usage()
+	st := rpc.MemberStatus{
+		Version:          version.EtcdAPIVersion,
+		StorageVersion:   version.StorageVersion,
+		DBSize:           u.SizeBytes,
+		DBSizeInUse:      u.LiveBytes,
+		DBSizeQuota:      s.cfg.Quota.EffectiveBackendBytes(),
+		Leader:           s.node.Leader(),
+		RaftIndex:        s.raftLog.HardState().GetCommit(),
+		RaftTerm:         s.node.Term(),
+		RaftAppliedIndex: s.applier.AppliedIndex(),
+	}
+	if m := s.members.Member(s.memberID); m != nil {
+		st.IsLearner = m.IsLearner
+	}
+	if st.Leader == 0 {
+		st.Errors = append(st.Errors, "etcdserver: no leader")
+	}
+	return st, nil
+}
+
+// Hash implements rpc.MaintenanceBackend.
+func (s *Server) Hash(context.Context) (uint32, error) { return s.store.Hash() }
+
+// HashKV implements rpc.MaintenanceBackend.
+func (s *Server) HashKV(_ context.Context, rev int64) (uint32, int64, int64, error) {
+	h, err := s.store.HashByRev(rev)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return h.Hash, h.CompactRevision, h.HashRevision, nil
+}
+
+// Alarm implements rpc.MaintenanceBackend. No alarm can be raised yet, so
+// GET lists none and DEACTIVATE has nothing to clear.
+func (s *Server) Alarm(_ context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	switch r.GetAction() {
+	case pb.AlarmRequest_GET, pb.AlarmRequest_DEACTIVATE:
+		return &pb.AlarmResponse{}, nil
+	case pb.AlarmRequest_ACTIVATE:
+		return nil, fmt.Errorf("server: activating alarms by request is not supported yet")
+	}
+	return &pb.AlarmResponse{}, nil
+}
+
+// MoveLeader implements rpc.MaintenanceBackend.
+func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
+	if !s.node.IsLeader() {
+		return errNotLeader
+	}
+	if target == s.memberID {
+		return nil
+	}
+	if s.members.Member(target) == nil {
+		return errBadTransferee
+	}
+	s.node.TransferLeadership(ctx, target)
+	return nil
+}
+
+// HasLeader implements httpapi.Probe.
+func (s *Server) HasLeader() bool { return s.node.Leader() != 0 }
+
+// Alarms implements httpapi.Probe.
+func (s *Server) Alarms() []string { return nil }
+
+// IsLearner implements httpapi.Probe.
+func (s *Server) IsLearner() bool {
+	m := s.members.Member(s.memberID)
+	return m != nil && m.IsLearner
+}
+
+// Read implements httpapi.Probe: the one-key read etcd's health check does.
+func (s *Server) Read(ctx context.Context, serializable bool) error {
+	_, err := s.backend.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Limit: 1, Serializable: serializable})
+	return err
+}

@@ -1,0 +1,66 @@
+package framework
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+// TestMemberLifecycle checks the framework itself: start, write, crash,
+// start again, graceful restart, and etcdctl against the member.
+func TestMemberLifecycle(t *testing.T) {
+	m := Start(t, Options{})
+	if !m.Running() {
+		t.Fatal("member not running after Start")
+	}
+	c := m.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	put, err := c.Put(ctx, "k", "v1")
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+
+	m.Kill9()
+	if m.Running() {
+		t.Fatal("member running after Kill9")
+	}
+	m.StartAgain()
+	get, err := c.Get(ctx, "k")
+	if err != nil {
+		t.Fatalf("get after kill -9: %v", err)
+	}
+	if len(get.Kvs) != 1 || string(get.Kvs[0].Value) != "v1" || get.Kvs[0].ModRevision != put.Header.Revision {
+		t.Fatalf("after kill -9 got %v, want v1 at mod rev %d", get.Kvs, put.Header.Revision)
+	}
+
+	m.Restart()
+	if err := m.ExitError(); err != nil {
+		t.Logf("graceful stop exit status: %v", err)
+	}
+	out := m.MustEtcdctl("get", "k", "--print-value-only")
+	if strings.TrimSpace(out) != "v1" {
+		t.Fatalf("etcdctl get after restart = %q, want v1", out)
+	}
+	if !strings.Contains(m.Logs(), "=== framework: starting") {
+		t.Fatal("log file misses the start marker")
+	}
+}
+
+func TestFreePortUnique(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}

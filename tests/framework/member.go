@@ -1,0 +1,423 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// ReadyLine is what etcd (and so metastore) logs once it serves clients;
+// etcd's own e2e framework waits for the same text.
+const ReadyLine = "ready to serve client requests"
+
+// Options configures a member. The zero value starts a single-member
+// cluster named "m0" on free ports.
+type Options struct {
+	Name string
+	// ExtraArgs are appended after the generated flags.
+	ExtraArgs []string
+	// Env is added to the server's environment ("KEY=VALUE").
+	Env []string
+	// StartTimeout bounds every wait for readiness; default 30s.
+	StartTimeout time.Duration
+	// Binary overrides the server binary (default ServerBinary).
+	Binary string
+}
+
+// Member is one server process and its data dir, which survives restarts.
+type Member struct {
+	t       testing.TB
+	opts    Options
+	bin     string
+	args    []string
+	Name    string
+	DataDir string
+	// ClientURL and PeerURL are http://127.0.0.1:PORT.
+	ClientURL string
+	PeerURL   string
+	LogPath   string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has been waited for
+	exitErr error
+	logOff  int64 // size of the log when the current process started
+	clients []*clientv3.Client
+}
+
+// Start launches a member and waits until it serves clients. It is stopped
+// with SIGKILL in t.Cleanup, whatever the outcome of the test.
+func Start(t testing.TB, opts Options) *Member {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = "m0"
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	bin := opts.Binary
+	if bin == "" {
+		bin = ServerBinary(t)
+	}
+	clientPort, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerPort, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir() // registered before our cleanup, so removed after the kill
+	m := &Member{
+		t:         t,
+		opts:      opts,
+		bin:       bin,
+		Name:      opts.Name,
+		DataDir:   filepath.Join(dir, opts.Name+".data"),
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		LogPath:   filepath.Join(dir, opts.Name+".log"),
+	}
+	m.args = append([]string{
+		"--name", m.Name,
+		"--data-dir", m.DataDir,
+		"--listen-client-urls", m.ClientURL,
+		"--advertise-client-urls", m.ClientURL,
+		"--listen-peer-urls", m.PeerURL,
+		"--initial-advertise-peer-urls", m.PeerURL,
+		"--initial-cluster", m.Name + "=" + m.PeerURL,
+		"--initial-cluster-state", "new",
+	}, opts.ExtraArgs...)
+	t.Cleanup(m.cleanup)
+	if err := m.start(); err != nil {
+		t.Fatalf("start %s: %v", m.Name, err)
+	}
+	return m
+}
+
+// Args returns the command line flags the member is started with.
+func (m *Member) Args() []string { return append([]string(nil), m.args...) }
+
+func (m *Member) start() error {
+	if err := m.spawn(); err != nil {
+		return err
+	}
+	return m.waitReady()
+}
+
+func (m *Member) spawn() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		return errors.New("already running")
+	}
+	logf, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close() // the child keeps its own descriptor
+	st, err := logf.Stat()
+	if err != nil {
+		return fmt.Errorf("stat log: %w", err)
+	}
+	m.logOff = st.Size() // readiness is searched only in this run's output
+	fmt.Fprintf(logf, "=== framework: starting %s %s\n", m.bin, strings.Join(m.args, " "))
+
+	cmd := exec.Command(m.bin, m.args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = childEnv(m.opts.Env)
+	// If the test binary dies (timeout, SIGKILL) the server must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec %s: %w", m.bin, err)
+	}
+	m.cmd = cmd
+	m.exitErr = nil
+	exited := make(chan struct{})
+	m.exited = exited
+	go func() {
+		err := cmd.Wait()
+		m.mu.Lock()
+		m.exitErr = err
+		m.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+// childEnv is the test's environment without ETCD_*/ETCDCTL_* variables,
+// which etcd-compatible binaries read as flags, plus extra.
+func childEnv(extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "ETCDCTL_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+func (m *Member) waitReady() error {
+	deadline := time.Now().Add(m.opts.StartTimeout)
+	httpc := &http.Client{Timeout: time.Second}
+	err := pollUntil(deadline, 50*time.Millisecond, func() (bool, error) {
+		m.mu.Lock()
+		exited := m.exited
+		m.mu.Unlock()
+		select {
+		case <-exited:
+			return false, fmt.Errorf("process exited before serving: %v", m.exitError())
+		default:
+		}
+		if strings.Contains(m.logsSinceStart(), ReadyLine) {
+			return true, nil
+		}
+		// A server that does not log the ready line but answers /health is
+		// serving too.
+		resp, err := httpc.Get(m.ClientURL + "/health")
+		if err != nil {
+			return false, nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`"health":"true"`)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %q on %s: %w\n%s", ReadyLine, m.ClientURL, err, tail(m.logsSinceStart(), 8<<10))
+	}
+	return nil
+}
+
+// pollUntil calls f every interval until it reports done, returns an error,
+// or the deadline passes. Only for waiting on external processes.
+func pollUntil(deadline time.Time, interval time.Duration, f func() (bool, error)) error {
+	for {
+		done, err := f()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		time.Sleep(interval)
+	}
+}
+
+func (m *Member) exitError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exitErr
+}
+
+// Logs returns everything the member printed, across restarts.
+func (m *Member) Logs() string {
+	b, _ := os.ReadFile(m.LogPath)
+	return string(b)
+}
+
+func (m *Member) logsSinceStart() string {
+	b, _ := os.ReadFile(m.LogPath)
+	m.mu.Lock()
+	off := m.logOff
+	m.mu.Unlock()
+	if off > int64(len(b)) {
+		off = 0
+	}
+	return string(b[off:])
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+// Running reports whether the process is alive.
+func (m *Member) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill9 kills the process with SIGKILL (a crash) and waits for it to die.
+func (m *Member) Kill9() {
+	m.t.Helper()
+	if err := m.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
+		m.t.Fatalf("kill -9 %s: %v", m.Name, err)
+	}
+}
+
+// Stop sends SIGTERM and waits (up to 20s) for a graceful exit; a server
+// that does not exit in time is killed and the test fails.
+func (m *Member) Stop() {
+	m.t.Helper()
+	if err := m.signalAndWait(syscall.SIGTERM, 20*time.Second); err != nil {
+		_ = m.signalAndWait(syscall.SIGKILL, 10*time.Second)
+		m.t.Fatalf("stop %s: %v", m.Name, err)
+	}
+}
+
+// ExitError returns the error of the last process exit (nil for status 0).
+func (m *Member) ExitError() error { return m.exitError() }
+
+func (m *Member) signalAndWait(sig syscall.Signal, timeout time.Duration) error {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-exited:
+	default:
+		if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("signal %v: %w", sig, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(timeout):
+			return fmt.Errorf("still running %v after %v", timeout, sig)
+		}
+	}
+	m.mu.Lock()
+	m.cmd = nil
+	m.mu.Unlock()
+	return nil
+}
+
+// Restart stops the member gracefully if it runs, then starts it again on
+// the same ports and data dir and waits until it serves.
+func (m *Member) Restart() {
+	m.t.Helper()
+	m.Stop()
+	if err := m.start(); err != nil {
+		m.t.Fatalf("restart %s: %v", m.Name, err)
+	}
+}
+
+// StartAgain starts a stopped or killed member (same ports and data dir)
+// and waits until it serves.
+func (m *Member) StartAgain() {
+	m.t.Helper()
+	if err := m.start(); err != nil {
+		m.t.Fatalf("start %s again: %v", m.Name, err)
+	}
+}
+
+func (m *Member) cleanup() {
+	m.mu.Lock()
+	clients := m.clients
+	m.clients = nil
+	m.mu.Unlock()
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	if err := m.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
+		m.t.Errorf("cleanup %s: %v", m.Name, err)
+	}
+	if m.t.Failed() {
+		m.t.Logf("=== log of member %s (%s):\n%s", m.Name, m.LogPath, tail(m.Logs(), 32<<10))
+	}
+}
+
+// Client returns a clientv3 client for the member, closed at test cleanup.
+// It keeps working across restarts (it reconnects).
+func (m *Member) Client() *clientv3.Client {
+	m.t.Helper()
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{m.ClientURL},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		m.t.Fatalf("clientv3 for %s: %v", m.Name, err)
+	}
+	m.mu.Lock()
+	m.clients = append(m.clients, c)
+	m.mu.Unlock()
+	return c
+}
+
+// EtcdctlResult is the outcome of one etcdctl run.
+type EtcdctlResult struct {
+	Stdout, Stderr string
+	Err            error // non-nil if etcdctl failed to run or exited non-zero
+}
+
+// Etcdctl runs the real etcdctl against the member (--endpoints set) and
+// returns its output; a non-zero exit is reported in Err, not as a failure.
+func (m *Member) Etcdctl(args ...string) EtcdctlResult {
+	m.t.Helper()
+	return m.EtcdctlStdin("", args...)
+}
+
+// EtcdctlStdin is Etcdctl with the given text on standard input.
+func (m *Member) EtcdctlStdin(stdin string, args ...string) EtcdctlResult {
+	m.t.Helper()
+	bin := Tool(m.t, "etcdctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoints=" + m.ClientURL}, args...)...)
+	cmd.Env = childEnv(nil)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("etcdctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return EtcdctlResult{Stdout: stdout.String(), Stderr: stderr.String(), Err: err}
+}
+
+// MustEtcdctl runs etcdctl and fails the test if it exits non-zero.
+func (m *Member) MustEtcdctl(args ...string) string {
+	m.t.Helper()
+	r := m.Etcdctl(args...)
+	if r.Err != nil {
+		m.t.Fatal(r.Err)
+	}
+	return r.Stdout
+}
+
+// HTTPGet fetches path (e.g. "/health") from the client URL.
+func (m *Member) HTTPGet(path string) (status int, body string, err error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(m.ClientURL + path)
+	if err != nil {
+		return 0, "", fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, "", fmt.Errorf("GET %s: read body: %w", path, err)
+	}
+	return resp.StatusCode, string(b), nil
+}
