@@ -27,7 +27,9 @@ import (
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/lifecycle"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -64,6 +66,8 @@ type Server struct {
 	httpSrvs  []*http.Server
 	listeners []net.Listener
 	muxes     []cmux.CMux
+
+	rel *reliability
 
 	applyDone chan struct{}
 	donec     chan struct{}
@@ -105,6 +109,21 @@ func (s *Server) fail(err error) {
 // Start opens storage, starts Raft, the apply loop and the listeners, and
 // returns once the member serves client requests.
 func (s *Server) Start() error {
+	if err := s.start(); err != nil {
+		// Release what was opened (the data dir lock above all), so an
+		// embedding program can retry or exit cleanly.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+		return err
+	}
+	return nil
+}
+
+func (s *Server) start() error {
+	if err := s.setupReliability(); err != nil {
+		return err
+	}
 	if err := s.openStorage(); err != nil {
 		return err
 	}
@@ -119,6 +138,8 @@ func (s *Server) Start() error {
 	if err := s.waitServing(ctx); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
+	s.startBackground()
+	s.registerShutdown()
 	s.lg.Info("ready to serve client requests",
 		zap.String("member-id", fmt.Sprintf("%x", s.memberID)),
 		zap.String("cluster-id", fmt.Sprintf("%x", s.members.ClusterID())),
@@ -239,6 +260,7 @@ func (s *Server) startRaft() error {
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
 		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
+		Hooks:          s.applyHooks(),
 	})
 	if err != nil {
 		return fmt.Errorf("server: start apply: %w", err)
@@ -254,6 +276,7 @@ func (s *Server) startRaft() error {
 		NoSync:         s.cfg.Storage.UnsafeNoFsync,
 		PreVote:        s.cfg.Raft.PreVote,
 		Logger:         s.lg.Named("raft"),
+		Metrics:        s.raftMetrics(),
 	})
 	if err != nil {
 		return fmt.Errorf("server: start raft: %w", err)
@@ -282,6 +305,8 @@ func (s *Server) startRaft() error {
 		RequestTimeout:  s.requestTimeout(),
 		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
 		Logger:          s.lg.Named("backend"),
+		ProposalFailed:  s.rel.metrics.ProposalsFailed.Inc,
+		Pending:         func(d int) { s.rel.metrics.ProposalsPending.Add(float64(d)) },
 	})
 	return nil
 }
@@ -318,7 +343,10 @@ func (s *Server) grpcServer() *grpc.Server {
 	} else {
 		opts = append(opts, grpc.MaxConcurrentStreams(math.MaxUint32))
 	}
+	opts = append(opts, grpc.ConnectionTimeout(s.cfg.Limits.ConnectionTimeout))
+	opts = append(opts, s.rel.serverOptions()...)
 	srv := grpc.NewServer(opts...)
+	registerHealth(srv, s.rel.health)
 	hdr := s
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
@@ -332,6 +360,7 @@ func (s *Server) startListeners() error {
 		Probe:    s,
 		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
 		Timeout:  s.requestTimeout(),
+		Metrics:  metrics.Handler(s.rel.registry),
 	})
 	for _, u := range s.cfg.Member.ListenClientURLs {
 		if u.Scheme == "https" || u.Scheme == "unixs" {
@@ -342,7 +371,7 @@ func (s *Server) startListeners() error {
 			return fmt.Errorf("server: listen on %s: %w", u.String(), err)
 		}
 		s.listeners = append(s.listeners, l)
-		m := cmux.New(l)
+		m := cmux.New(s.rel.conns.wrap(l, s.lg))
 		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 		httpL := m.Match(cmux.Any())
 		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
@@ -355,6 +384,16 @@ func (s *Server) startListeners() error {
 				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
 			}
 		}()
+	}
+	for _, u := range s.cfg.Ops.ListenMetricsURLs {
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			return fmt.Errorf("server: listen on --listen-metrics-urls %s: %w", u.String(), err)
+		}
+		s.listeners = append(s.listeners, l)
+		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
 	}
 	for _, u := range s.cfg.Member.ListenClientHTTPURLs {
 		l, err := net.Listen("tcp", u.Host)
@@ -373,52 +412,89 @@ func isClosedErr(err error) bool {
 	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
 }
 
-// Stop shuts the member down: listeners stop accepting, in-flight requests
-// drain, state is persisted, resources are closed.
+// Stop shuts the member down in the seed's four phases: stop accepting
+// (health NOT_SERVING, listeners closed), drain (in-flight requests finish),
+// persist (raft and apply stop, storage synced), close.
 func (s *Server) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	s.stopOnce.Do(func() {
+		if s.rel == nil || s.rel.shutdown == nil {
+			s.registerShutdown()
+		}
+		s.stopErr = s.rel.shutdown.Run(ctx)
+	})
 	return s.stopErr
 }
 
-func (s *Server) stop(ctx context.Context) error {
-	s.lg.Info("shutdown phase: stop accepting")
-	for _, l := range s.listeners {
-		_ = l.Close()
+func (s *Server) registerShutdown() {
+	if s.rel == nil {
+		s.rel = &reliability{}
 	}
-	s.lg.Info("shutdown phase: drain")
-	if s.grpcSrv != nil {
+	if s.rel.shutdown != nil {
+		return
+	}
+	sd := lifecycle.NewShutdown(s.lg.Named("shutdown"), lifecycle.WithShutdownTimeout(s.cfg.Limits.ShutdownTimeout))
+	s.rel.shutdown = sd
+	sd.RegisterHook(lifecycle.PhaseStopAccepting, "health-not-serving", func(context.Context) error {
+		if s.rel.health != nil {
+			s.rel.health.SetNotServing()
+		}
+		return nil
+	})
+	sd.RegisterHook(lifecycle.PhaseStopAccepting, "close-listeners", func(context.Context) error {
+		for _, l := range s.listeners {
+			_ = l.Close()
+		}
+		return nil
+	})
+	sd.RegisterHook(lifecycle.PhaseDrain, "grpc", func(ctx context.Context) error {
+		if s.grpcSrv == nil {
+			return nil
+		}
 		done := make(chan struct{})
 		go func() { s.grpcSrv.GracefulStop(); close(done) }()
 		select {
 		case <-done:
+			return nil
 		case <-ctx.Done():
 			s.grpcSrv.Stop()
+			return fmt.Errorf("in-flight gRPC requests cut off: %w", ctx.Err())
 		}
-	}
-	for _, hs := range s.httpSrvs {
-		_ = hs.Shutdown(ctx)
-	}
-	s.lg.Info("shutdown phase: persist")
-	var errs []error
-	if s.node != nil {
-		s.node.Stop()
-		<-s.applyDone
-	}
-	if s.ticker != nil {
-		s.ticker.Stop()
-	}
-	if s.eng != nil {
-		if err := s.eng.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("sync storage: %w", err))
+	})
+	sd.RegisterHook(lifecycle.PhaseDrain, "http", func(ctx context.Context) error {
+		var errs []error
+		for _, hs := range s.httpSrvs {
+			if err := hs.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
-	}
-	s.lg.Info("shutdown phase: close")
-	if s.eng != nil {
-		if err := s.eng.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close storage: %w", err))
+		return errors.Join(errs...)
+	})
+	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(context.Context) error {
+		if s.node != nil {
+			s.node.Stop()
+			<-s.applyDone
 		}
-	}
-	return errors.Join(errs...)
+		if s.ticker != nil {
+			s.ticker.Stop()
+		}
+		if s.eng != nil {
+			if err := s.eng.Sync(); err != nil {
+				return fmt.Errorf("sync storage: %w", err)
+			}
+		}
+		return nil
+	})
+	sd.RegisterHook(lifecycle.PhaseClose, "storage", func(context.Context) error {
+		if s.rel.supervisor != nil {
+			s.rel.supervisor.Stop()
+		}
+		if s.eng != nil {
+			if err := s.eng.Close(); err != nil {
+				return fmt.Errorf("close storage: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func urlStrings(us []url.URL) []string {

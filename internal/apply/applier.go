@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -31,6 +32,8 @@ type ConfChanger interface {
 type Hooks struct {
 	Applied   func(n int)
 	Committed func(n int)
+	// CommitSeconds observes how long each apply batch took to commit.
+	CommitSeconds func(seconds float64)
 	// Put, Delete, Txn count MVCC operations for etcd's metrics.
 	Put, Delete, Txn func()
 }
@@ -197,8 +200,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	}
 	// Not synced: the raft log holding these entries is, so a crash replays
 	// them from the last applied index that did reach the disk.
+	start := time.Now()
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("apply: commit entries up to %d: %w", last.GetIndex(), err)
+	}
+	if h := a.cfg.Hooks.CommitSeconds; h != nil {
+		h(time.Since(start).Seconds())
 	}
 	w.Commit()
 	if a.cfg.Lessor != nil {

@@ -111,8 +111,11 @@ type Hub struct {
 
 	notifyc chan struct{}
 	kickc   chan struct{}
-	stopc   chan struct{}
-	wg      sync.WaitGroup
+	// ctx ends history reads when the hub closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+	stopc  chan struct{}
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex // guards everything below, and watcher/stream state
 	rev      int64
@@ -149,6 +152,7 @@ func NewHub(h History, lg *zap.Logger, opts Options) *Hub {
 		streams:  make(map[*Stream]struct{}),
 		waiting:  make(map[*Stream]struct{}),
 	}
+	hub.ctx, hub.cancel = context.WithCancel(context.Background())
 	hub.wg.Add(2)
 	go hub.dispatchLoop()
 	go hub.catchUpLoop()
@@ -196,6 +200,7 @@ func (h *Hub) Close() {
 	}
 	h.mu.Unlock()
 	close(h.stopc)
+	h.cancel()
 	h.wg.Wait()
 	for _, s := range streams {
 		s.Close()
@@ -409,12 +414,7 @@ func (h *Hub) answerWaitingLocked() {
 
 func (h *Hub) catchUpLoop() {
 	defer h.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-h.stopc
-		cancel()
-	}()
+	ctx := h.ctx
 	var retry *time.Timer
 	for {
 		more, err := h.catchUpRound(ctx)

@@ -113,10 +113,15 @@ func Start(t testing.TB, opts Options) *Member {
 func (m *Member) Args() []string { return append([]string(nil), m.args...) }
 
 func (m *Member) start() error {
+	begin := time.Now()
 	if err := m.spawn(); err != nil {
 		return err
 	}
-	return m.waitReady()
+	if err := m.waitReady(); err != nil {
+		return err
+	}
+	m.t.Logf("member %s serving on %s after %v", m.Name, m.ClientURL, time.Since(begin).Round(time.Millisecond))
+	return nil
 }
 
 func (m *Member) spawn() error {
@@ -279,6 +284,8 @@ func (m *Member) Kill9() {
 // that does not exit in time is killed and the test fails.
 func (m *Member) Stop() {
 	m.t.Helper()
+	begin := time.Now()
+	defer func() { m.t.Logf("member %s stopped (SIGTERM) in %v", m.Name, time.Since(begin).Round(time.Millisecond)) }()
 	if err := m.signalAndWait(syscall.SIGTERM, 20*time.Second); err != nil {
 		_ = m.signalAndWait(syscall.SIGKILL, 10*time.Second)
 		m.t.Fatalf("stop %s: %v", m.Name, err)

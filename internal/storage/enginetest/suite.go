@@ -441,7 +441,7 @@ func testIterEmptyRanges(t *testing.T, s Suite) {
 	at(t, it, it.Prev(), "")
 
 	put(t, e, kv{"a", "1"}, kv{"c", "3"})
-	for _, r := range [][2]string{{"b", "c"}, {"b", "b"}, {"a\x00", "b"}, {"d", "z"}, {"", "a"}} {
+	for _, r := range [][2]string{{"b", "c"}, {"b", "b"}, {"a\x00", "b"}, {"d", "z"}, {"", "a"}, {"c", "a"}, {"z", "a"}} {
 		it := newIter(t, e, []byte(r[0]), []byte(r[1]))
 		at(t, it, it.First(), "")
 		at(t, it, it.Last(), "")

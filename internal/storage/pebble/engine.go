@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -254,11 +255,24 @@ func (e *Engine) newIter(r pebbleIterMaker, opts storage.IterOptions) (storage.I
 		LowerBound: cloneBytes(opts.LowerBound),
 		UpperBound: cloneBytes(opts.UpperBound),
 	}
+	// An empty lower bound bounds nothing. Dropping it matters beyond
+	// thrift: Pebble's race and invariants builds index key[0] when seeking
+	// to an empty key, and First seeks to the lower bound.
+	if len(po.LowerBound) == 0 {
+		po.LowerBound = nil
+	}
+	// An empty upper bound or an inverted range holds no key. Pebble
+	// asserts lower <= upper, so such ranges never reach it.
+	empty := po.UpperBound != nil &&
+		(len(po.UpperBound) == 0 || (po.LowerBound != nil && bytes.Compare(po.LowerBound, po.UpperBound) >= 0))
+	if empty {
+		po.LowerBound, po.UpperBound = nil, []byte{0}
+	}
 	pi, err := r.NewIter(po)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: new iterator: %w", err)
 	}
-	it := &iterator{e: e, it: pi}
+	it := &iterator{e: e, it: pi, empty: empty}
 	e.trackMu.Lock()
 	if e.closing {
 		e.trackMu.Unlock()

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/lifecycle"
+	"github.com/metastore/metastore/internal/metrics"
+	"github.com/metastore/metastore/internal/middleware"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/version"
+)
+
+// reliability holds the seed's reliability layer for one server: metrics,
+// supervised goroutines, health, the interceptor chain and shutdown.
+type reliability struct {
+	registry   *prometheus.Registry
+	metrics    *metrics.Metrics
+	supervisor *lifecycle.Supervisor
+	health     *lifecycle.Health
+	limiter    *middleware.Limiter
+	recoverer  *middleware.Recoverer
+	rate       *middleware.RateLimiter
+	grpcMet    *middleware.GRPCMetrics
+	shutdown   *lifecycle.Shutdown
+	conns      *connCounters
+}
+
+func (s *Server) setupReliability() error {
+	r := &reliability{registry: prometheus.NewRegistry(), conns: &connCounters{max: int64(s.cfg.Limits.MaxConnections)}}
+	s.rel = r
+	r.metrics = metrics.New(r.registry)
+	r.metrics.SetVersion(version.EtcdAPIVersion)
+	r.metrics.QuotaBackendBytes.Set(float64(s.cfg.Quota.EffectiveBackendBytes()))
+	var err error
+	r.supervisor, err = lifecycle.NewSupervisor(context.Background(), lifecycle.SupervisorConfig{
+		Logger:     s.lg.Named("supervisor"),
+		Registerer: r.registry,
+		OnFatal:    func(fe *lifecycle.FatalError) { s.fail(fe) },
+	})
+	if err != nil {
+		return fmt.Errorf("server: supervisor: %w", err)
+	}
+	r.health = lifecycle.NewHealth(lifecycle.HealthConfig{Logger: s.lg.Named("health")})
+	if r.recoverer, err = middleware.NewRecoverer(middleware.RecoverConfig{Logger: s.lg.Named("grpc"), Registerer: r.registry}); err != nil {
+		return fmt.Errorf("server: recover interceptor: %w", err)
+	}
+	l := s.cfg.Limits
+	if r.limiter, err = middleware.NewLimiter(middleware.LimitsConfig{
+		MaxRequests:    int64(l.MaxRequestsInFlight),
+		RequestTimeout: l.RequestTimeout,
+		MaxMemoryBytes: l.MemoryLimitBytes,
+		IsWrite:        middleware.EtcdWrites,
+		Conns:          r.conns,
+		Logger:         s.lg.Named("limits"),
+		Registerer:     r.registry,
+	}); err != nil {
+		return fmt.Errorf("server: limits: %w", err)
+	}
+	if r.rate, err = middleware.NewRateLimiter(middleware.RateLimitConfig{Rate: l.RateLimitPerClient, Burst: l.Burst(), Registerer: r.registry}); err != nil {
+		return fmt.Errorf("server: rate limit: %w", err)
+	}
+	if r.grpcMet, err = middleware.NewGRPCMetrics(middleware.MetricsConfig{Registerer: r.registry, NoHandlingTimeHistogram: s.cfg.Ops.Metrics != "extensive"}); err != nil {
+		return fmt.Errorf("server: grpc metrics: %w", err)
+	}
+	if err := r.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metastore_connections_current", Help: "Client connections currently open.",
+	}, func() float64 { return float64(r.conns.Count()) })); err != nil {
+		return err
+	}
+	if err := r.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metastore_connections_limit", Help: "Maximum client connections (--max-connections; 0 = unlimited).",
+	}, func() float64 { return float64(r.conns.Max()) })); err != nil {
+		return err
+	}
+	return nil
+}
+
+// interceptors returns the grpc.Server options of the middleware chain.
+func (r *reliability) serverOptions() []grpc.ServerOption {
+	us, ss := middleware.Chain(middleware.ChainOptions{
+		Recover:      r.recoverer,
+		RateLimit:    r.rate,
+		Limits:       r.limiter,
+		Metrics:      r.grpcMet,
+		MetricsOuter: true,
+	})
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(us...), grpc.ChainStreamInterceptor(ss...)}
+}
+
+// startBackground starts the supervised loops and health checks, once the
+// server's components exist.
+func (s *Server) startBackground() {
+	r := s.rel
+	m := r.metrics
+	m.SetServerID(s.memberID)
+	m.SetSources(metrics.Sources{
+		DBTotalSize:      func() float64 { return float64(s.eng.Usage().SizeBytes) },
+		DBTotalSizeInUse: func() float64 { return float64(s.eng.Usage().LiveBytes) },
+		CurrentRevision:  func() float64 { return float64(s.store.Rev()) },
+		CompactRevision:  func() float64 { return float64(s.store.CompactRev()) },
+		KeysTotal:        func() float64 { return float64(s.store.KeyCount()) },
+		MemoryUsage:      func() float64 { return float64(r.limiter.Stats().MemoryUsageBytes) },
+		MemoryLimit:      func() float64 { return float64(s.cfg.Limits.MemoryLimitBytes) },
+	})
+	r.health.Register(lifecycle.CheckerFunc("storage", func(context.Context) error {
+		if _, err := s.eng.Get(storage.KeyAppliedIndex); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("storage read failed: %w", err)
+		}
+		return nil
+	}))
+	r.health.Register(lifecycle.CheckerFunc("raft", func(context.Context) error {
+		if s.node.Leader() == 0 {
+			return errors.New("no raft leader")
+		}
+		return nil
+	}))
+	r.health.Register(lifecycle.CheckerFunc("apply", func(context.Context) error {
+		if err := s.Err(); err != nil {
+			return fmt.Errorf("apply stopped: %w", err)
+		}
+		return nil
+	}))
+	r.health.Evaluate(context.Background())
+	r.supervisor.Go("health-checker", r.health.Run)
+	r.supervisor.Go("memory-sampler", r.limiter.Run)
+	r.grpcMet.InitializeMetrics(s.grpcSrv)
+}
+
+func registerHealth(srv *grpc.Server, h *lifecycle.Health) {
+	healthpb.RegisterHealthServer(srv, h.Server())
+}
+
+// connCounters sums the connection counts of every client listener, so the
+// seed's resource stats and the metrics see one figure.
+type connCounters struct {
+	max       int64
+	mu        sync.Mutex
+	listeners []*middleware.LimitedListener
+}
+
+func (c *connCounters) wrap(l net.Listener, lg *zap.Logger) net.Listener {
+	if c.max <= 0 {
+		c.max = 0
+	}
+	ll := middleware.LimitListener(l, int(c.max), func(conn net.Conn) {
+		lg.Warn("connection refused: --max-connections reached", zap.String("remote", conn.RemoteAddr().String()), zap.Int64("max", c.max))
+	})
+	c.mu.Lock()
+	c.listeners = append(c.listeners, ll)
+	c.mu.Unlock()
+	return ll
+}
+
+func (c *connCounters) Count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, l := range c.listeners {
+		n += l.Count()
+	}
+	return n
+}
+
+func (c *connCounters) Max() int64 { return c.max }
+
+// ResourceStats is the seed's GetResourceStats.
+func (s *Server) ResourceStats() middleware.ResourceStats { return s.rel.limiter.Stats() }
+
+// PanicCount returns how many panics were recovered (requests and
+// supervised goroutines).
+func (s *Server) PanicCount() int64 {
+	return s.rel.recoverer.PanicCount() + s.rel.supervisor.PanicCount()
+}
+
+// Registry returns the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.rel.registry }
+
+func (s *Server) raftMetrics() raftnode.Metrics {
+	m := s.rel.metrics
+	return raftnode.Metrics{
+		FsyncSeconds:  m.WALFsyncDuration.Observe,
+		LeaderChanged: m.LeaderChanges.Inc,
+		LeaderIsSelf:  func(b bool) { m.IsLeader.Set(boolGauge(b)) },
+		HasLeader:     func(b bool) { m.HasLeader.Set(boolGauge(b)) },
+	}
+}
+
+func (s *Server) applyHooks() apply.Hooks {
+	m := s.rel.metrics
+	return apply.Hooks{
+		Applied: func(int) {
+			m.ProposalsApplied.Set(float64(s.applier.AppliedIndex()))
+			m.ProposalsCommitted.Set(float64(s.raftLog.HardState().GetCommit()))
+		},
+		CommitSeconds: m.BackendCommitDuration.Observe,
+		Put:           m.PutTotal.Inc,
+		Delete:        m.DeleteTotal.Inc,
+		Txn:           m.TxnTotal.Inc,
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
