@@ -134,6 +134,7 @@ func (s *Server) startBackground() {
 	r.health.Evaluate(context.Background())
 	r.supervisor.Go("health-checker", r.health.Run)
 	r.supervisor.Go("memory-sampler", r.limiter.Run)
+	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 

@@ -17,6 +17,9 @@ import (
 
 	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -27,6 +30,7 @@ import (
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/lifecycle"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/metrics"
@@ -56,6 +60,8 @@ type Server struct {
 	store    *mvcc.Store
 	members  *membership.Store
 	exec     *txn.Executor
+	lessor   *lease.Lessor
+	self     *clientv3.Client // for the lock and election services
 	applier  *apply.Applier
 	node     *raftnode.Node
 	backend  *backend.Backend
@@ -174,10 +180,20 @@ func (s *Server) openStorage() error {
 	if s.members, err = membership.Load(s.eng); err != nil {
 		return fmt.Errorf("server: load members: %w", err)
 	}
-	if s.store, err = mvcc.Open(s.eng, s.lg.Named("mvcc")); err != nil {
+	if s.store, err = mvcc.Open(s.eng, s.lg.Named("mvcc"),
+		mvcc.WithCompactionBatchLimit(s.cfg.Quota.CompactionBatchLimit),
+		mvcc.WithCompactionSleepInterval(s.cfg.Quota.CompactionSleepInterval)); err != nil {
 		return fmt.Errorf("server: open mvcc: %w", err)
 	}
-	s.exec = txn.New(s.store, nil, s.lg.Named("txn"))
+	if s.lessor, err = lease.New(lease.Config{
+		Engine:               s.eng,
+		ElectionTimeout:      s.cfg.Raft.ElectionTimeout,
+		ExpiredRetryInterval: s.requestTimeout(),
+		Logger:               s.lg.Named("lease"),
+	}); err != nil {
+		return fmt.Errorf("server: open leases: %w", err)
+	}
+	s.exec = txn.New(s.store, s.lessor, s.lg.Named("txn"), txn.WithMaxRequestBytes(int(s.cfg.GRPC.MaxRequestBytes)))
 	return nil
 }
 
@@ -253,6 +269,7 @@ func (s *Server) startRaft() error {
 		Engine:         s.eng,
 		Store:          s.store,
 		Executor:       s.exec,
+		Lessor:         s.lessor,
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
@@ -302,6 +319,7 @@ func (s *Server) startRaft() error {
 		Wait:            wait,
 		Store:           s.store,
 		Executor:        s.exec,
+		Lessor:          s.lessor,
 		RequestTimeout:  s.requestTimeout(),
 		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
 		Logger:          s.lg.Named("backend"),
@@ -351,10 +369,24 @@ func (s *Server) grpcServer() *grpc.Server {
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
+	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
+	v3lockpb.RegisterLockServer(srv, rpc.NewLockServer(s.self))
+	v3electionpb.RegisterElectionServer(srv, rpc.NewElectionServer(s.self))
 	return srv
 }
 
 func (s *Server) startListeners() error {
+	// The lock and election services run etcd's concurrency recipes over a
+	// client of this member, as etcd's do; it dials lazily, once serving.
+	self, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{selfEndpoint(s.cfg.Member.ListenClientURLs)},
+		DialTimeout: 5 * time.Second,
+		Logger:      s.lg.Named("self-client"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: self client: %w", err)
+	}
+	s.self = self
 	s.grpcSrv = s.grpcServer()
 	httpHandler := httpapi.New(httpapi.Config{
 		Probe:    s,
@@ -406,6 +438,22 @@ func (s *Server) startListeners() error {
 		go func() { _ = hs.Serve(l) }()
 	}
 	return nil
+}
+
+// selfEndpoint is the address this member's own client dials: the first
+// client listener, with a wildcard host replaced by loopback.
+func selfEndpoint(us []url.URL) string {
+	if len(us) == 0 {
+		return "127.0.0.1:2379"
+	}
+	host, port, err := net.SplitHostPort(us[0].Host)
+	if err != nil {
+		return us[0].Host
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func isClosedErr(err error) bool {
@@ -469,6 +517,12 @@ func (s *Server) registerShutdown() {
 		}
 		return errors.Join(errs...)
 	})
+	sd.RegisterHook(lifecycle.PhaseDrain, "self-client", func(context.Context) error {
+		if s.self != nil {
+			return s.self.Close()
+		}
+		return nil
+	})
 	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(context.Context) error {
 		if s.node != nil {
 			s.node.Stop()
@@ -487,6 +541,9 @@ func (s *Server) registerShutdown() {
 	sd.RegisterHook(lifecycle.PhaseClose, "storage", func(context.Context) error {
 		if s.rel.supervisor != nil {
 			s.rel.supervisor.Stop()
+		}
+		if s.store != nil {
+			s.store.Close() // background compaction must stop before the engine closes
 		}
 		if s.eng != nil {
 			if err := s.eng.Close(); err != nil {

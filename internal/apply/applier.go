@@ -148,6 +148,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	applied := a.applied.Load()
 	b := a.cfg.Engine.NewBatch()
 	defer b.Close()
+	committed := false
+	defer func() {
+		if !committed && a.cfg.Lessor != nil {
+			a.cfg.Lessor.Discard() // the batch is dropped: so are its staged lease changes
+		}
+	}()
 	w := a.cfg.Store.NewWriter(b)
 	var (
 		waiters []pending
@@ -190,7 +196,13 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 		}
 	}
 	if last == nil {
+		committed = true // nothing staged
 		return nil
+	}
+	if err := w.Err(); err != nil {
+		// A storage error mid-way leaves the batch half-staged; committing
+		// it would make this member diverge from its peers.
+		return fmt.Errorf("apply: entries up to %d: %w", last.GetIndex(), err)
 	}
 	v := make([]byte, 16)
 	binary.BigEndian.PutUint64(v, last.GetIndex())
@@ -207,6 +219,7 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	if h := a.cfg.Hooks.CommitSeconds; h != nil {
 		h(time.Since(start).Seconds())
 	}
+	committed = true
 	w.Commit()
 	if a.cfg.Lessor != nil {
 		a.cfg.Lessor.Commit()
@@ -248,8 +261,10 @@ func (a *Applier) maybeCompactLog(applied uint64) {
 // failures (a compare that fails, a missing lease) travel in Result.Err.
 func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRaftRequest) (Result, error) {
 	if res, handled, after, err := a.applyLease(w, b, r); handled {
+		// The lessor publishes its staged changes itself in Commit, after
+		// the batch is durable; nothing may change memory before that.
 		if after != nil {
-			after()
+			return Result{}, fmt.Errorf("apply: lease applier returned an effect to run before commit")
 		}
 		return res, err
 	}

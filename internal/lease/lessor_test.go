@@ -568,3 +568,39 @@ func TestRunExpiryFollowsLeadershipAndCheckpoints(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// BenchmarkRenew measures keep-alives on the primary (the in-memory part of
+// LeaseKeepAlive), from parallel streams over 10,000 leases.
+func BenchmarkRenew(b *testing.B) {
+	h := &harness{t: &testing.T{}, eng: memory.New(), clock: newFakeClock()}
+	defer h.eng.Close()
+	le, err := New(Config{Engine: h.eng, Clock: h.clock, ElectionTimeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.le = le
+	const n = 10_000
+	if err := h.apply(func(bt storage.Batch) error {
+		for i := int64(1); i <= n; i++ {
+			if _, err := le.StageGrant(bt, i, 60); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	le.Promote(0)
+	ctx := context.Background()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int64(0)
+		for pb.Next() {
+			i++
+			if _, err := le.Renew(ctx, i%n+1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -153,7 +153,9 @@ func Start(cfg Config) (*Node, error) {
 	n.campaign = n.soleVoter()
 	go n.run()
 	go n.readLoop()
-	if n.campaign {
+	if n.campaign && len(cfg.Peers) == 0 {
+		// A bootstrapping group must apply its conf changes first; the
+		// Ready loop asks then.
 		n.tryCampaign()
 	}
 	return n, nil

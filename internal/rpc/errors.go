@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/internal/backend"
+	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/txn"
 )
@@ -22,6 +23,11 @@ var errorTable = []struct {
 	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 	{txn.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{txn.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{lease.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
+	// Unavailable, like etcd's "not leader": clients try another member.
+	{lease.ErrNotPrimary, status.Error(codes.Unavailable, lease.ErrNotPrimary.Error())},
 	{backend.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{backend.ErrStopped, rpctypes.ErrGRPCStopped},
 	{backend.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},

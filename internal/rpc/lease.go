@@ -6,9 +6,6 @@ import (
 	"io"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/internal/lease"
 )
@@ -35,27 +32,10 @@ func NewLeaseServer(b LeaseBackend, hdr HeaderSource) pb.LeaseServer {
 	return &leaseServer{b: b, hdr: hdr}
 }
 
-// leaseError maps lease errors, then everything else through the table.
-// TODO(lead): fold these rows into errorTable and drop this function.
-func leaseError(err error) error {
-	switch {
-	case errors.Is(err, lease.ErrLeaseNotFound):
-		return rpctypes.ErrGRPCLeaseNotFound
-	case errors.Is(err, lease.ErrLeaseExists):
-		return rpctypes.ErrGRPCLeaseExist
-	case errors.Is(err, lease.ErrLeaseTTLTooLarge):
-		return rpctypes.ErrGRPCLeaseTTLTooLarge
-	case errors.Is(err, lease.ErrNotPrimary):
-		// Unavailable, like etcd's "not leader": clients try another member.
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return toGRPCError(err)
-}
-
 func (s *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
 	resp, err := s.b.LeaseGrant(ctx, r)
 	if err != nil {
-		return nil, leaseError(err)
+		return nil, toGRPCError(err)
 	}
 	resp.Header = fillHeader(s.hdr, resp.Header)
 	return resp, nil
@@ -64,7 +44,7 @@ func (s *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (
 func (s *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
 	resp, err := s.b.LeaseRevoke(ctx, r)
 	if err != nil {
-		return nil, leaseError(err)
+		return nil, toGRPCError(err)
 	}
 	resp.Header = fillHeader(s.hdr, resp.Header)
 	return resp, nil
@@ -77,7 +57,7 @@ func (s *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLive
 		resp, err = &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{}, ID: r.ID, TTL: -1}, nil
 	}
 	if err != nil {
-		return nil, leaseError(err)
+		return nil, toGRPCError(err)
 	}
 	resp.Header = fillHeader(s.hdr, resp.Header)
 	return resp, nil
@@ -89,7 +69,7 @@ func (s *leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest)
 		resp, err = &pb.LeaseLeasesResponse{Header: &pb.ResponseHeader{}, Leases: []*pb.LeaseStatus{}}, nil
 	}
 	if err != nil {
-		return nil, leaseError(err)
+		return nil, toGRPCError(err)
 	}
 	resp.Header = fillHeader(s.hdr, resp.Header)
 	return resp, nil
@@ -127,7 +107,7 @@ func (s *leaseServer) keepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 			ttl, err = 0, nil
 		}
 		if err != nil {
-			return leaseError(err)
+			return toGRPCError(err)
 		}
 		resp.TTL = ttl
 		if err := stream.Send(resp); err != nil {

@@ -13,7 +13,12 @@ import "encoding/binary"
 //	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
 //	m/<name>                              server metadata (apply, mvcc, membership)
 //	k/<escaped user key><^main:8><^sub:8> MVCC versions of a key, newest first (mvcc)
-//	h/<main:8><sub:8>                     MVCC revision history, oldest first (mvcc): which key changed at a revision
+//	                                      key: user key with 0x00 escaped as 0x00 0xFF, ended by 0x00 0x01, so
+//	                                      encoded keys sort like user keys; revisions inverted (^) so the newest is first
+//	                                      value: flag byte (bit 0 = tombstone), uvarint create_revision, uvarint version,
+//	                                      varint lease, raw value; mod_revision is the key's revision
+//	h/<main:8><sub:8>                     MVCC revision history, oldest first (mvcc): flag byte, then the raw user key
+//	m/mvcc_key_count                      8 BE live key count, written with every write batch (mvcc)
 //	l/<lease id:8 BE>                     lease records (lease)
 //	L/<lease id:8 BE><user key>           keys attached to a lease (lease)
 //	a/...                                 auth users, roles and state (auth)

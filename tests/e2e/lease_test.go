@@ -679,3 +679,52 @@ func TestLockElectionServices(t *testing.T) {
 		t.Fatal("leader after resign")
 	}
 }
+
+// BenchmarkLeaseKeepAlive measures keep-alive round trips through gRPC, one
+// LeaseKeepAlive stream per parallel client.
+func BenchmarkLeaseKeepAlive(b *testing.B) {
+	m := framework.Start(b, framework.Options{})
+	c := m.Client()
+	ctx := context.Background()
+	g, err := c.Grant(ctx, 600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lc := pb.NewLeaseClient(c.ActiveConnection())
+	b.ResetTimer()
+	b.RunParallel(func(pbt *testing.PB) {
+		stream, err := lc.LeaseKeepAlive(ctx)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer func() { _ = stream.CloseSend() }()
+		for pbt.Next() {
+			if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(g.ID)}); err != nil {
+				b.Error(err)
+				return
+			}
+			r, err := stream.Recv()
+			if err != nil || r.TTL != 600 {
+				b.Errorf("keep-alive: %v %v", r, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkLeaseGrant measures grants through gRPC, Raft and apply.
+func BenchmarkLeaseGrant(b *testing.B) {
+	m := framework.Start(b, framework.Options{})
+	c := m.Client()
+	ctx := context.Background()
+	b.ResetTimer()
+	b.RunParallel(func(pbt *testing.PB) {
+		for pbt.Next() {
+			if _, err := c.Grant(ctx, 600); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

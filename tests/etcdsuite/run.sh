@@ -43,9 +43,11 @@ cp -f "$ROOT/.bin/etcdctl" "$ROOT/.bin/etcdutl" "$BINDIR/"
 
 # The suite resolves testdata (../fixtures certificates) relative to its
 # package folder, so it must run from there (read-only module cache is fine).
-SUITE_DIR="$(cd "$ROOT/tools" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' go.etcd.io/etcd/tests/v3)/common"
+suite_dir() { (cd "$ROOT/tools" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' go.etcd.io/etcd/tests/v3); }
+SUITE_DIR="$(suite_dir)/common"
 if [[ ! -d "$SUITE_DIR" ]]; then
 	(cd "$ROOT/tools" && go mod download go.etcd.io/etcd/tests/v3)
+	SUITE_DIR="$(suite_dir)/common"
 fi
 
 export E2E_TEST_MINIMAL="${E2E_TEST_MINIMAL:-true}"

@@ -209,6 +209,12 @@ func (m *Member) waitReady() error {
 	return nil
 }
 
+// WaitFor polls an external process: it calls f every interval until f
+// reports done, returns an error, or timeout passes.
+func WaitFor(timeout, interval time.Duration, f func() (bool, error)) error {
+	return pollUntil(time.Now().Add(timeout), interval, f)
+}
+
 // pollUntil calls f every interval until it reports done, returns an error,
 // or the deadline passes. Only for waiting on external processes.
 func pollUntil(deadline time.Time, interval time.Duration, f func() (bool, error)) error {
@@ -285,7 +291,9 @@ func (m *Member) Kill9() {
 func (m *Member) Stop() {
 	m.t.Helper()
 	begin := time.Now()
-	defer func() { m.t.Logf("member %s stopped (SIGTERM) in %v", m.Name, time.Since(begin).Round(time.Millisecond)) }()
+	defer func() {
+		m.t.Logf("member %s stopped (SIGTERM) in %v", m.Name, time.Since(begin).Round(time.Millisecond))
+	}()
 	if err := m.signalAndWait(syscall.SIGTERM, 20*time.Second); err != nil {
 		_ = m.signalAndWait(syscall.SIGKILL, 10*time.Second)
 		m.t.Fatalf("stop %s: %v", m.Name, err)
@@ -351,7 +359,7 @@ func (m *Member) cleanup() {
 		m.t.Errorf("cleanup %s: %v", m.Name, err)
 	}
 	if m.t.Failed() {
-		m.t.Logf("=== log of member %s (%s):\n%s", m.Name, m.LogPath, tail(m.Logs(), 32<<10))
+		m.t.Logf("=== log of member %s (%s), last 16 KiB:\n%s", m.Name, m.LogPath, tail(m.Logs(), 16<<10))
 	}
 }
 
@@ -389,8 +397,15 @@ func (m *Member) Etcdctl(args ...string) EtcdctlResult {
 // EtcdctlStdin is Etcdctl with the given text on standard input.
 func (m *Member) EtcdctlStdin(stdin string, args ...string) EtcdctlResult {
 	m.t.Helper()
+	return m.EtcdctlTimeout(time.Minute, stdin, args...)
+}
+
+// EtcdctlTimeout is EtcdctlStdin with a bound other than the default minute
+// on how long etcdctl may run before it is killed.
+func (m *Member) EtcdctlTimeout(timeout time.Duration, stdin string, args ...string) EtcdctlResult {
+	m.t.Helper()
 	bin := Tool(m.t, "etcdctl")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoints=" + m.ClientURL}, args...)...)
 	cmd.Env = childEnv(nil)

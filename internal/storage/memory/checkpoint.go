@@ -93,6 +93,19 @@ func writeCheckpoint(dir string, t *tree) (err error) {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("memory: checkpoint %s: %w", dir, err)
 	}
+	// The file's directory entry must be durable too.
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("memory: checkpoint %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("memory: checkpoint %s: sync dir: %w", dir, err)
+	}
 	return nil
 }
 

@@ -78,3 +78,11 @@ func TestLoadDetectsCorruption(t *testing.T) {
 		t.Fatal("load of a dir without a checkpoint succeeded")
 	}
 }
+
+func BenchmarkEngine(b *testing.B) {
+	enginetest.RunBenchmarks(b, func(b *testing.B) storage.Engine {
+		e := New()
+		b.Cleanup(func() { _ = e.Close() })
+		return e
+	})
+}

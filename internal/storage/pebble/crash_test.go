@@ -156,7 +156,7 @@ func crashChild(dir string, noSync bool) {
 				_ = b.Set(fmt.Appendf(nil, "a/%08d", i), v)
 				_ = b.Set(fmt.Appendf(nil, "pad/%08d", i), []byte(pad))
 				_ = b.Set(fmt.Appendf(nil, "b/%08d", i), v)
-				if err := b.Commit(false); err != nil {
+				if err := b.Commit(true); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(2)
 				}

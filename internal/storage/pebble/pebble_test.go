@@ -127,6 +127,7 @@ func TestOpenRefusesForeignAndCorruptDirs(t *testing.T) {
 		if !strings.Contains(err.Error(), dir) {
 			t.Fatalf("open error %q does not name the dir %s", err, dir)
 		}
+		t.Logf("open %s: %v", filepath.Base(dir), err)
 	}
 	// The foreign dir was left alone.
 	entries, _ := os.ReadDir(foreign)
@@ -142,4 +143,15 @@ func TestOpenTwiceIsRefused(t *testing.T) {
 		_ = e.Close()
 		t.Fatal("second open of a locked store succeeded")
 	}
+}
+
+func BenchmarkEngine(b *testing.B) {
+	enginetest.RunBenchmarks(b, func(b *testing.B) storage.Engine {
+		e, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = e.Close() })
+		return e
+	})
 }

@@ -1,0 +1,155 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+)
+
+// Handler serves the peer protocol and the handlers added with HandleFunc.
+// Mount it at PathPrefix on the peer listener.
+func (t *Transport) Handler() http.Handler { return t.mux }
+
+func (t *Transport) rejectCluster(w http.ResponseWriter, r *http.Request, remote string) {
+	t.rejStreams.Add(1)
+	from := RequestFrom(r)
+	if f := t.cfg.Metrics.ReceiveFailed; f != nil {
+		f(from)
+	}
+	t.lg.Warn("rejected a request from a member of another cluster",
+		zap.String("local-cluster-id", idString(t.clusterID.Load())),
+		zap.String("remote-cluster-id", remote),
+		zap.String("remote-peer-id", idString(from)),
+		zap.String("remote-addr", r.RemoteAddr),
+		zap.String("path", r.URL.Path))
+	http.Error(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+}
+
+func (t *Transport) rejectStream(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	t.rejStreams.Add(1)
+	if f := t.cfg.Metrics.ReceiveFailed; f != nil {
+		f(RequestFrom(r))
+	}
+	t.lg.Warn("rejected a peer stream", zap.String("reason", reason),
+		zap.String("remote-addr", r.RemoteAddr), zap.String("path", r.URL.Path))
+	http.Error(w, reason, code)
+}
+
+// serveStream receives one stream of frames and steps each message.
+func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if v := r.Header.Get(HeaderVersion); v != protocolVersion {
+		t.rejectStream(w, r, http.StatusPreconditionFailed, "unsupported peer protocol version "+strconv.Quote(v))
+		return
+	}
+	if cid := r.Header.Get(HeaderClusterID); cid != idString(t.clusterID.Load()) {
+		t.rejectCluster(w, r, cid)
+		return
+	}
+	if to := r.Header.Get(HeaderTo); to != idString(t.cfg.LocalID) {
+		t.rejectStream(w, r, http.StatusPreconditionFailed, "stream addressed to member "+strconv.Quote(to)+", this is "+idString(t.cfg.LocalID))
+		return
+	}
+	from := RequestFrom(r)
+	if from == 0 {
+		t.rejectStream(w, r, http.StatusBadRequest, "missing or invalid "+HeaderFrom)
+		return
+	}
+
+	t.mu.RLock()
+	if t.stopped {
+		t.mu.RUnlock()
+		http.Error(w, "transport stopped", http.StatusServiceUnavailable)
+		return
+	}
+	t.inbound.Add(1)
+	t.mu.RUnlock()
+	defer t.inbound.Done()
+
+	select {
+	case <-t.raftReady:
+	case <-t.ctx.Done():
+		http.Error(w, "transport stopped", http.StatusServiceUnavailable)
+		return
+	case <-r.Context().Done():
+		return
+	}
+	rft := t.raft.Load().r
+
+	rc := http.NewResponseController(w)
+	// The stream lives as long as the members do: lift any timeouts the
+	// peer server was configured with.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	// HTTP/1.1 would otherwise drain the request body before sending the
+	// response; the early 200 tells the sender the stream is accepted.
+	_ = rc.EnableFullDuplex()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// Stop must not wait for the sender to close: unblock the body read.
+	stopWatch := context.AfterFunc(t.ctx, func() {
+		cancel()
+		_ = rc.SetReadDeadline(time.Now())
+	})
+	defer stopWatch()
+
+	lg := t.lg.With(zap.String("remote-peer-id", idString(from)), zap.String("path", r.URL.Path))
+	fr := newFrameReader(r.Body, t.cfg.MaxFrameSize)
+	for {
+		m := &raftpb.Message{}
+		n, err := fr.next(m)
+		if err != nil {
+			if errors.Is(err, errCorrupt) {
+				t.corrupt.Add(1)
+				if f := t.cfg.Metrics.ReceiveFailed; f != nil {
+					f(from)
+				}
+				lg.Warn("dropped a corrupt frame; resetting the stream", zap.Error(err))
+				// With the read deadline passed the server cannot drain the
+				// rest of the body, so it closes the connection instead of
+				// reusing it: nothing after a bad frame can be trusted.
+				_ = rc.SetReadDeadline(time.Now())
+				return
+			}
+			if !errors.Is(err, io.EOF) && t.ctx.Err() == nil {
+				lg.Debug("peer stream ended", zap.Error(err))
+			}
+			return
+		}
+		t.recvMsgs.Add(1)
+		t.recvBytes.Add(uint64(n))
+		if f := t.cfg.Metrics.Received; f != nil {
+			f(from, n)
+		}
+		if m.GetFrom() != from || m.GetTo() != t.cfg.LocalID {
+			t.rejMsgs.Add(1)
+			lg.Warn("dropped a message with a wrong sender or addressee",
+				zap.String("from", idString(m.GetFrom())), zap.String("to", idString(m.GetTo())),
+				zap.Stringer("type", m.GetType()))
+			continue
+		}
+		if err := rft.Step(ctx, m); err != nil {
+			if ctx.Err() != nil || errors.Is(err, raft.ErrStopped) {
+				return
+			}
+			lg.Debug("raft did not accept a message", zap.Stringer("type", m.GetType()), zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README: "Run the tests").
+#   1. installs the pinned etcd tooling the tests drive (etcdctl, etcdutl,
+#      etcd's e2e suite) into .bin/ from the Go module proxy;
+#   2. checks formatting and vet;
+#   3. unit, deterministic and benchmark-smoke tests of every package
+#      (race detector on the concurrent packages);
+#   4. short fuzzing of the key encoding and request validation;
+#   5. end-to-end tests of the real binary with clientv3 and etcdctl
+#      (including kill -9 durability);
+#   6. etcd's own client test suite (single-member cases) against our binary.
+# Set METASTORE_SKIP_ETCD_SUITE=1 to skip step 6 locally.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+export METASTORE_REQUIRE_TOOLS=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "install test tools"
+scripts/install-tools.sh test
+
+step "gofmt and go vet"
+unformatted="$(gofmt -l $(git ls-files '*.go' | grep -v '^tools/') 2>/dev/null || true)"
+if [[ -n "$unformatted" ]]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+step "unit tests"
+pkgs="$(go list ./... | grep -v '/tests/')"
+race_pkgs="$(go list ./internal/raftnode/... ./internal/watch/... ./internal/lease/... ./internal/lifecycle/... ./internal/middleware/... ./internal/transport/... 2>/dev/null || true)"
+# shellcheck disable=SC2086
+go test -count=1 -timeout 10m $pkgs
+# shellcheck disable=SC2086
+go test -count=1 -race -timeout 10m $race_pkgs
+
+step "fuzz (short)"
+for target in $(grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u); do
+	for fn in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$target"/*_test.go | sed 's/^func //'); do
+		go test -run='^$' -fuzz="^${fn}\$" -fuzztime=5s "./$target"
+	done
+done
+
+step "end-to-end tests (real binary, clientv3, etcdctl)"
+go test -count=1 -timeout 15m ./tests/...
+
+if [[ "${METASTORE_SKIP_ETCD_SUITE:-}" != 1 ]]; then
+	step "etcd v3.7.3 client test suite (see docs/compatibility.md)"
+	tests/etcdsuite/ci.sh
+fi
