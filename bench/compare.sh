@@ -74,7 +74,8 @@ if [[ "$MEMBERS" != 1 ]]; then
 fi
 
 # Totals. The defaults are sized so that one server-round of the suite takes
-# about 2 minutes on 2 cores (3 rounds x 2 servers ~ 12-15 min).
+# about 75 s on 2 cores (3 rounds x 2 servers ~ 8-10 min; an earlier run with
+# half these totals took 217 s in all).
 if ((QUICK)); then
 	ROUNDS="${ROUNDS_FLAG:-${BENCH_ROUNDS:-1}}"
 	PUT1_TOTAL="${BENCH_PUT1_TOTAL:-300}"
@@ -92,18 +93,18 @@ elif ((LARGE)); then
 else
 	ROUNDS="${ROUNDS_FLAG:-${BENCH_ROUNDS:-3}}"
 fi
-PUT1_TOTAL="${PUT1_TOTAL:-${BENCH_PUT1_TOTAL:-2000}}"
-PUT_TOTAL="${PUT_TOTAL:-${BENCH_PUT_TOTAL:-50000}}"
-RANGE1_TOTAL="${RANGE1_TOTAL:-${BENCH_RANGE1_TOTAL:-10000}}"
-RANGE_TOTAL="${RANGE_TOTAL:-${BENCH_RANGE_TOTAL:-50000}}"
-TXN_TOTAL="${TXN_TOTAL:-${BENCH_TXN_TOTAL:-30000}}"
-WATCH_PUTS="${WATCH_PUTS:-${BENCH_WATCH_PUTS:-500}}"
+PUT1_TOTAL="${PUT1_TOTAL:-${BENCH_PUT1_TOTAL:-5000}}"
+PUT_TOTAL="${PUT_TOTAL:-${BENCH_PUT_TOTAL:-100000}}"
+RANGE1_TOTAL="${RANGE1_TOTAL:-${BENCH_RANGE1_TOTAL:-20000}}"
+RANGE_TOTAL="${RANGE_TOTAL:-${BENCH_RANGE_TOTAL:-100000}}"
+TXN_TOTAL="${TXN_TOTAL:-${BENCH_TXN_TOTAL:-60000}}"
+WATCH_PUTS="${WATCH_PUTS:-${BENCH_WATCH_PUTS:-1000}}"
 WATCH_RATE="${BENCH_WATCH_RATE:-100}"
 VAL_SIZE="${BENCH_VAL_SIZE:-256}"
 LARGE_KEYS="${LARGE_KEYS:-${BENCH_LARGE_KEYS:-1000000}}"
 LARGE_VAL_SIZE="${BENCH_LARGE_VAL_SIZE:-1024}"
 LARGE_RANGE_TOTAL="${LARGE_RANGE_TOTAL:-${BENCH_LARGE_RANGE_TOTAL:-20000}}"
-LARGE_SCAN_TOTAL="${LARGE_SCAN_TOTAL:-${BENCH_LARGE_SCAN_TOTAL:-2000}}"
+LARGE_SCAN_TOTAL="${LARGE_SCAN_TOTAL:-${BENCH_LARGE_SCAN_TOTAL:-500}}"
 LARGE_PUT_TOTAL="${LARGE_PUT_TOTAL:-${BENCH_LARGE_PUT_TOTAL:-50000}}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-600}"
 CLIENT_PORT="${BENCH_CLIENT_PORT:-32379}"
@@ -345,7 +346,7 @@ watch_probe() {
 	printf '### round %s, %s, %s: not available yet: etcdctl watch says: %s\n' "$round" "$server" "$name" \
 		"$(tr '\n' ' ' <"$wout")" >>"$FAILURES"
 	log "  $name: Watch not available on $server: $(tr '\n' ' ' <"$wout")"
-	for m in rps avg_ms p99_ms errors; do record "$round" "$server" "$name" "$m" NA; done
+	for m in rps avg_ms p99_ms errors; do record "$round" "$server" "$name" "$m" UNAVAILABLE; done
 	return 1
 }
 

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
@@ -61,6 +62,7 @@ type Server struct {
 	members  *membership.Store
 	exec     *txn.Executor
 	lessor   *lease.Lessor
+	alarms   *alarm.Store
 	self     *clientv3.Client // for the lock and election services
 	applier  *apply.Applier
 	node     *raftnode.Node
@@ -185,6 +187,9 @@ func (s *Server) openStorage() error {
 		mvcc.WithCompactionSleepInterval(s.cfg.Quota.CompactionSleepInterval)); err != nil {
 		return fmt.Errorf("server: open mvcc: %w", err)
 	}
+	if s.alarms, err = alarm.Load(s.eng); err != nil {
+		return fmt.Errorf("server: load alarms: %w", err)
+	}
 	if s.lessor, err = lease.New(lease.Config{
 		Engine:               s.eng,
 		ElectionTimeout:      s.cfg.Raft.ElectionTimeout,
@@ -270,6 +275,7 @@ func (s *Server) startRaft() error {
 		Store:          s.store,
 		Executor:       s.exec,
 		Lessor:         s.lessor,
+		Alarms:         s.alarms,
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
@@ -320,6 +326,8 @@ func (s *Server) startRaft() error {
 		Store:           s.store,
 		Executor:        s.exec,
 		Lessor:          s.lessor,
+		Alarms:          s.alarms,
+		QuotaBytes:      s.cfg.Quota.EffectiveBackendBytes(),
 		RequestTimeout:  s.requestTimeout(),
 		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
 		Logger:          s.lg.Named("backend"),

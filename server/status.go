@@ -54,6 +54,9 @@ func (s *Server) MemberStatus(context.Context) (rpc.MemberStatus, error) {
 	if st.Leader == 0 {
 		st.Errors = append(st.Errors, "etcdserver: no leader")
 	}
+	for _, a := range s.alarms.Get(pb.AlarmType_NONE) {
+		st.Errors = append(st.Errors, fmt.Sprintf("memberID:%d alarm:%s ", a.MemberID, a.Alarm))
+	}
 	return st, nil
 }
 
@@ -69,16 +72,17 @@ func (s *Server) HashKV(_ context.Context, rev int64) (uint32, int64, int64, err
 	return h.Hash, h.CompactRevision, h.HashRevision, nil
 }
 
-// Alarm implements rpc.MaintenanceBackend. No alarm can be raised yet, so
-// GET lists none and DEACTIVATE has nothing to clear.
-func (s *Server) Alarm(_ context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	switch r.GetAction() {
-	case pb.AlarmRequest_GET, pb.AlarmRequest_DEACTIVATE:
-		return &pb.AlarmResponse{}, nil
-	case pb.AlarmRequest_ACTIVATE:
-		return nil, fmt.Errorf("server: activating alarms by request is not supported yet")
+// Alarm implements rpc.MaintenanceBackend: every action goes through Raft,
+// as in etcd, so alarms are identical on every member.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	res, err := s.backend.Propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
 	}
-	return &pb.AlarmResponse{}, nil
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Resp.(*pb.AlarmResponse), nil
 }
 
 // MoveLeader implements rpc.MaintenanceBackend.
@@ -100,7 +104,13 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
 func (s *Server) HasLeader() bool { return s.node.Leader() != 0 }
 
 // Alarms implements httpapi.Probe.
-func (s *Server) Alarms() []string { return nil }
+func (s *Server) Alarms() []string {
+	var out []string
+	for _, a := range s.alarms.Get(pb.AlarmType_NONE) {
+		out = append(out, a.Alarm.String())
+	}
+	return out
+}
 
 // IsLearner implements httpapi.Probe.
 func (s *Server) IsLearner() bool {

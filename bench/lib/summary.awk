@@ -6,7 +6,8 @@
 #      dir is "ge" (higher is better: ratio must be >= target), "le" (lower is
 #      better: ratio must be <= target) or "-" (no target, shown for context).
 #   2. the raw results, tab separated:  round server bench metric value
-#      value is a number or NA (the run failed or the metric does not exist).
+#      value is a number, NA (the run failed) or UNAVAILABLE (the server
+#      lacks the feature, e.g. Watch: shown as "not available yet").
 #
 # Usage: awk -F'|' -f summary.awk SPEC FS='\t' RESULTS
 # The ratio is always metastore/etcd; the median of an even count is the mean
@@ -22,6 +23,7 @@ FNR == NR {
 {
 	k = $3 SUBSEP $4 SUBSEP $2
 	if ($5 == "NA") { na[k]++; next }
+	if ($5 == "UNAVAILABLE") { unav[k]++; next }
 	cnt[k]++
 	vals[k, cnt[k]] = $5 + 0
 }
@@ -65,6 +67,8 @@ END {
 		if (e != "NA" && (ke in na)) es = es " (" na[ke] " failed)"
 		if (m == "NA" && (km in na)) ms = "n/a (failed)"
 		if (e == "NA" && (ke in na)) es = "n/a (failed)"
+		if (m == "NA" && (km in unav)) ms = "not available yet"
+		if (e == "NA" && (ke in unav)) es = "not available yet"
 		printf "| %s | %s (%s) | %s | %s | %s | %s | %s |\n", label[r], metric[r], unit[r], ms, es, ratio, tgt, met
 	}
 }

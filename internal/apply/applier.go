@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -44,6 +45,7 @@ type Config struct {
 	Store    *mvcc.Store
 	Executor *txn.Executor
 	Lessor   *lease.Lessor // nil: no leases
+	Alarms   *alarm.Store  // nil: no alarms
 	RaftLog  *raftlog.Storage
 	Members  *membership.Store
 	Conf     ConfChanger
@@ -180,9 +182,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			if h := req.GetHeader(); h != nil && h.GetID() != 0 {
 				id = h.GetID()
 			}
-			res, err := a.applyRequest(w, b, &req)
+			res, fn, err := a.applyRequest(w, b, &req)
 			if err != nil {
 				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
+			}
+			if fn != nil {
+				after = append(after, fn)
 			}
 			waiters = append(waiters, pending{id, res})
 		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
@@ -257,16 +262,48 @@ func (a *Applier) maybeCompactLog(applied uint64) {
 	}
 }
 
-// applyRequest executes one request. A returned error is fatal; request
-// failures (a compare that fails, a missing lease) travel in Result.Err.
-func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRaftRequest) (Result, error) {
+// gate returns the alarm error r gets, if any. It is decided here, at
+// apply, from replicated alarm state, so every member refuses the same
+// entries.
+func (a *Applier) gate(r *pb.InternalRaftRequest) error {
+	if a.cfg.Alarms == nil {
+		return nil
+	}
+	switch {
+	case r.Put != nil, r.LeaseGrant != nil:
+		return a.cfg.Alarms.Check(true)
+	case r.Txn != nil:
+		return a.cfg.Alarms.Check(!txn.IsTxnReadOnly(r.Txn))
+	case r.DeleteRange != nil, r.Compaction != nil, r.LeaseRevoke != nil:
+		return a.cfg.Alarms.Check(false)
+	}
+	return nil
+}
+
+// applyRequest executes one request and returns its in-memory effect to run
+// after the batch commits. A returned error is fatal; request failures (a
+// compare that fails, a missing lease) travel in Result.Err.
+func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRaftRequest) (Result, func(), error) {
+	if err := a.gate(r); err != nil {
+		return Result{Err: err}, nil, nil
+	}
+	if r.Alarm != nil {
+		if a.cfg.Alarms == nil {
+			return Result{Resp: &pb.AlarmResponse{}}, nil, nil
+		}
+		resp, fn, err := a.cfg.Alarms.Stage(b, r.Alarm)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		return Result{Resp: resp}, fn, nil
+	}
 	if res, handled, after, err := a.applyLease(w, b, r); handled {
 		// The lessor publishes its staged changes itself in Commit, after
 		// the batch is durable; nothing may change memory before that.
 		if after != nil {
-			return Result{}, fmt.Errorf("apply: lease applier returned an effect to run before commit")
+			return Result{}, nil, fmt.Errorf("apply: lease applier returned an effect to run before commit")
 		}
-		return res, err
+		return res, nil, err
 	}
 	ex := a.cfg.Executor
 	h := a.cfg.Hooks
@@ -276,28 +313,28 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 		if err == nil && h.Put != nil {
 			h.Put()
 		}
-		return Result{Resp: resp, Err: err}, nil
+		return Result{Resp: resp, Err: err}, nil, nil
 	case r.DeleteRange != nil:
 		resp, _, err := ex.DeleteRange(w, r.DeleteRange)
 		if err == nil && h.Delete != nil {
 			h.Delete()
 		}
-		return Result{Resp: resp, Err: err}, nil
+		return Result{Resp: resp, Err: err}, nil, nil
 	case r.Txn != nil:
 		resp, _, err := ex.Txn(w, r.Txn)
 		if err == nil && h.Txn != nil {
 			h.Txn()
 		}
-		return Result{Resp: resp, Err: err}, nil
+		return Result{Resp: resp, Err: err}, nil, nil
 	case r.Compaction != nil:
 		done, err := w.Compact(r.Compaction.GetRevision())
 		if err != nil {
-			return Result{Err: err}, nil
+			return Result{Err: err}, nil, nil
 		}
 		resp := &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: a.cfg.Store.Rev()}}
-		return Result{Resp: resp, Physical: done}, nil
+		return Result{Resp: resp, Physical: done}, nil, nil
 	}
-	return Result{Err: fmt.Errorf("apply: unsupported request %v", describe(r))}, nil
+	return Result{Err: fmt.Errorf("apply: unsupported request %v", describe(r))}, nil, nil
 }
 
 func describe(r *pb.InternalRaftRequest) string {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -34,6 +35,10 @@ type Config struct {
 	Store    *mvcc.Store
 	Executor *txn.Executor
 	Lessor   *lease.Lessor // nil: no leases
+	Alarms   *alarm.Store  // nil: no alarms
+	// QuotaBytes bounds the MVCC data's logical size (--quota-backend-bytes);
+	// 0 or less: no quota.
+	QuotaBytes int64
 	// RequestTimeout bounds how long a proposal or a read barrier may wait
 	// (etcd: 5 s + 2 × election timeout).
 	RequestTimeout  time.Duration
@@ -61,6 +66,13 @@ func New(cfg Config) *Backend {
 
 // Propose replicates r through Raft and returns the result of applying it.
 func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+	if err := b.checkQuota(ctx, r); err != nil {
+		return apply.Result{}, err
+	}
+	return b.propose(ctx, r)
+}
+
+func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
 	id := b.ids.Next()
 	r.Header = &pb.RequestHeader{ID: id}
 	data, err := proto.Marshal(r)
@@ -132,6 +144,9 @@ func (b *Backend) LinearizableBarrier(ctx context.Context) error {
 
 // Range serves a range read.
 func (b *Backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := b.readGate(); err != nil {
+		return nil, err
+	}
 	if !r.GetSerializable() {
 		if err := b.LinearizableBarrier(ctx); err != nil {
 			return nil, err
@@ -142,6 +157,9 @@ func (b *Backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespo
 
 // RangeStream serves etcd 3.7's streaming range.
 func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
+	if err := b.readGate(); err != nil {
+		return err
+	}
 	if !r.GetSerializable() {
 		if err := b.LinearizableBarrier(ctx); err != nil {
 			return err
@@ -178,6 +196,9 @@ func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*p
 // unless serializable), others through Raft.
 func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if txn.IsTxnReadOnly(r) {
+		if err := b.readGate(); err != nil {
+			return nil, err
+		}
 		if !txn.IsTxnSerializable(r) {
 			if err := b.LinearizableBarrier(ctx); err != nil {
 				return nil, err
@@ -218,3 +239,10 @@ func (b *Backend) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Com
 
 // Store exposes the MVCC store for status and hash calls.
 func (b *Backend) Store() *mvcc.Store { return b.cfg.Store }
+
+// The alarm errors are the alarm package's, so the rpc error table maps
+// them in one place whether apply or the backend raised them.
+var (
+	errNoSpace = alarm.ErrNoSpace
+	errCorrupt = alarm.ErrCorrupt
+)

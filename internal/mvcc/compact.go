@@ -147,10 +147,16 @@ func (c *compactor) compact(j *compactJob) error {
 	b := s.eng.NewBatch()
 	defer func() { _ = b.Close() }()
 	inBatch, removed := 0, 0
+	var pending int64 // logical bytes removed in the batch being built
 	flush := func() error {
+		if err := b.Set(keyCompactedBytes, putInt64(s.compactedBytes.Load()+pending)); err != nil {
+			return fmt.Errorf("mvcc: stage compacted bytes: %w", err)
+		}
 		if err := b.Commit(false); err != nil {
 			return fmt.Errorf("mvcc: commit compaction batch: %w", err)
 		}
+		s.compactedBytes.Add(pending)
+		pending = 0
 		_ = b.Close()
 		b = s.eng.NewBatch()
 		inBatch = 0
@@ -182,6 +188,7 @@ func (c *compactor) compact(j *compactJob) error {
 					_ = it.Close()
 					return fmt.Errorf("mvcc: compaction delete: %w", err)
 				}
+				pending += d.size
 				inBatch++
 				removed++
 				if inBatch >= limit {
@@ -212,15 +219,22 @@ func (c *compactor) compact(j *compactJob) error {
 	if err := b.Set(storage.KeyCompactRevision, putInt64(j.rev)); err != nil {
 		return fmt.Errorf("mvcc: stage compact revision: %w", err)
 	}
+	if err := b.Set(keyCompactedBytes, putInt64(s.compactedBytes.Load()+pending)); err != nil {
+		return fmt.Errorf("mvcc: stage compacted bytes: %w", err)
+	}
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("mvcc: commit compaction: %w", err)
 	}
+	s.compactedBytes.Add(pending)
 	s.lg.Info("finished scheduled compaction", zap.Int64("compact-revision", j.rev),
 		zap.Int("revisions-removed", removed), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
-type delKeys struct{ k, h []byte }
+type delKeys struct {
+	k, h []byte
+	size int64 // what the version counted in the store's logical size
+}
 
 // compactGroup examines the versions of the key group under the iterator and
 // leaves the iterator on the next group. It returns the keys to delete in a
@@ -246,14 +260,17 @@ func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys,
 	_, keptMain, keptSub, _ := splitVersionKey(it.Key())
 	keptTomb := len(it.Value()) > 0 && it.Value()[0]&flagTombstone != 0
 	keptKey := append([]byte(nil), it.Key()...)
+	keptLen := len(it.Value())
 	n++
 	for it.Next() && inGroup() {
 		n++
 		_, m, sb, _ := splitVersionKey(it.Key())
-		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: historyKey(m, sb)})
+		h := historyKey(m, sb)
+		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: h, size: versionSize(len(it.Key()), len(it.Value()), len(h), len(group))})
 	}
 	if keptTomb && keptMain < rev {
-		dels = append(dels, delKeys{k: keptKey, h: historyKey(keptMain, keptSub)})
+		h := historyKey(keptMain, keptSub)
+		dels = append(dels, delKeys{k: keptKey, h: h, size: versionSize(len(keptKey), keptLen, len(h), len(group))})
 	}
 	return group, dels, n, it.Error()
 }

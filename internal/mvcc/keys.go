@@ -20,6 +20,12 @@ var (
 	// keyKeyCount persists the number of live keys so KeyCount is cheap
 	// without a scan at start-up.
 	keyKeyCount = storage.MetaKey("mvcc_key_count")
+	// keyWrittenBytes and keyCompactedBytes give the logical size of the
+	// MVCC data (written minus compacted) without a scan. Each has one
+	// writer (the apply Writer, the compactor) so neither overwrites the
+	// other's count.
+	keyWrittenBytes   = storage.MetaKey("mvcc_bytes_written")
+	keyCompactedBytes = storage.MetaKey("mvcc_bytes_compacted")
 )
 
 // appendEscaped appends the escaped form of user key u: 0x00 becomes 0x00 0xFF,
@@ -253,4 +259,10 @@ func readInt64(r storage.Reader, key []byte) (int64, bool, error) {
 		return 0, false, fmt.Errorf("mvcc: meta %q is %d bytes", key, len(b))
 	}
 	return int64(binary.BigEndian.Uint64(b)), true, nil
+}
+
+// versionSize is what one version counts in the store's logical size: its
+// version record and its history record, keys and values.
+func versionSize(kKey, kVal, hKey, group int) int64 {
+	return int64(kKey + kVal + hKey + 1 + group)
 }

@@ -60,6 +60,9 @@ type Store struct {
 	compactRev atomic.Int64
 	keyCount   atomic.Int64
 
+	writtenBytes   atomic.Int64 // owned by the Writer
+	compactedBytes atomic.Int64 // owned by the compactor
+
 	onCommit atomic.Pointer[func(rev int64, events []*mvccpb.Event)]
 
 	comp *compactor
@@ -102,6 +105,16 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 	if finOK {
 		compact = finished
 	}
+	written, _, err := readInt64(eng, keyWrittenBytes)
+	if err != nil {
+		return nil, err
+	}
+	compacted, _, err := readInt64(eng, keyCompactedBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.writtenBytes.Store(written)
+	s.compactedBytes.Store(compacted)
 	s.currentRev.Store(cur)
 	s.keyCount.Store(kc)
 	s.comp = newCompactor(s)
@@ -129,6 +142,12 @@ func (s *Store) Rev() int64 { return s.currentRev.Load() }
 // CompactRev is the revision of the last scheduled compaction, -1 if none
 // (as etcd reports it).
 func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
+
+// LogicalSize is the number of bytes the MVCC data takes before storage
+// overheads: every version and history record not yet compacted away. It
+// falls as soon as a compaction removes old versions (no defragmentation),
+// and it is what the backend quota is measured against.
+func (s *Store) LogicalSize() int64 { return s.writtenBytes.Load() - s.compactedBytes.Load() }
 
 // KeyCount is the number of live keys at the current revision.
 func (s *Store) KeyCount() int64 { return s.keyCount.Load() }

@@ -87,6 +87,7 @@ type Writer struct {
 	rev      int64 // last staged (or committed) revision
 	compact  int64 // compaction revision including a staged Compact
 	keyCount int64
+	written  int64
 	commits  []committedTxn
 	jobs     []*compactJob
 	active   bool
@@ -107,6 +108,7 @@ func (s *Store) NewWriter(b storage.Batch) *Writer {
 		rev:      s.currentRev.Load(),
 		compact:  s.compactRev.Load(),
 		keyCount: s.keyCount.Load(),
+		written:  s.writtenBytes.Load(),
 	}
 }
 
@@ -162,6 +164,7 @@ func (w *Writer) Compact(rev int64) (<-chan struct{}, error) {
 func (w *Writer) Commit() {
 	s := w.s
 	s.keyCount.Store(w.keyCount)
+	s.writtenBytes.Store(w.written)
 	s.currentRev.Store(w.rev)
 	if len(w.jobs) > 0 {
 		s.compactRev.Store(w.compact)
@@ -210,12 +213,16 @@ func (t *TxnWrite) Range(ctx context.Context, key, end []byte, ro RangeOptions) 
 
 func (t *TxnWrite) stage(key []byte, v version) {
 	w := t.w
-	if err := w.b.Set(versionKey(keyGroup(key), v.main, v.sub), encodeRecord(&v)); err != nil {
+	group := keyGroup(key)
+	vk, rec := versionKey(group, v.main, v.sub), encodeRecord(&v)
+	if err := w.b.Set(vk, rec); err != nil {
 		w.fail(fmt.Errorf("mvcc: stage version: %w", err))
 	}
-	if err := w.b.Set(historyKey(v.main, v.sub), encodeHistory(key, v.tomb)); err != nil {
+	hk := historyKey(v.main, v.sub)
+	if err := w.b.Set(hk, encodeHistory(key, v.tomb)); err != nil {
 		w.fail(fmt.Errorf("mvcc: stage history: %w", err))
 	}
+	w.written += versionSize(len(vk), len(rec), len(hk), len(group))
 	w.ov.add(key, v)
 	t.changes++
 }
@@ -292,6 +299,9 @@ func (t *TxnWrite) End() []*mvccpb.Event {
 	}
 	if err := w.b.Set(keyKeyCount, putInt64(w.keyCount)); err != nil {
 		w.fail(fmt.Errorf("mvcc: stage key count: %w", err))
+	}
+	if err := w.b.Set(keyWrittenBytes, putInt64(w.written)); err != nil {
+		w.fail(fmt.Errorf("mvcc: stage written bytes: %w", err))
 	}
 	w.commits = append(w.commits, committedTxn{rev: w.rev, events: t.events})
 	return t.events

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -28,6 +29,8 @@ var errorTable = []struct {
 	{lease.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	// Unavailable, like etcd's "not leader": clients try another member.
 	{lease.ErrNotPrimary, status.Error(codes.Unavailable, lease.ErrNotPrimary.Error())},
+	{alarm.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{alarm.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{backend.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{backend.ErrStopped, rpctypes.ErrGRPCStopped},
 	{backend.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},

@@ -23,6 +23,7 @@ import "encoding/binary"
 //	L/<lease id:8 BE><user key>           keys attached to a lease (lease)
 //	a/...                                 auth users, roles and state (auth)
 //	c/...                                 cluster members (membership)
+//	A/<member id:8 BE><alarm type:4 BE>   active alarms (alarm)
 var (
 	PrefixRaftEntry     = []byte("r/e/")
 	KeyRaftHardState    = []byte("r/h")
@@ -35,6 +36,7 @@ var (
 	PrefixLeaseKeys     = []byte("L/")
 	PrefixAuth          = []byte("a/")
 	PrefixMembership    = []byte("c/")
+	PrefixAlarm         = []byte("A/")
 	KeyAppliedIndex     = MetaKey("applied_index")              // 8 BE applied raft index, then 8 BE its term
 	KeyCurrentRevision  = MetaKey("current_revision")           // 8 BE main revision of the last applied write
 	KeyCompactRevision  = MetaKey("compact_revision")           // 8 BE revision of the last finished compaction

@@ -16,6 +16,8 @@ import (
 const (
 	EnvServerBin    = "METASTORE_E2E_SERVER_BIN"
 	EnvRequireTools = "METASTORE_REQUIRE_TOOLS"
+	// EnvToolsBin overrides <repo>/.bin, like it does for scripts/install-tools.sh.
+	EnvToolsBin = "METASTORE_TOOLS_BIN"
 )
 
 // binary caches the one build of ./cmd/metastore per test process: building
@@ -112,7 +114,11 @@ func Tool(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(root, ".bin", name)
+	dir := filepath.Join(root, ".bin")
+	if d := os.Getenv(EnvToolsBin); d != "" {
+		dir = d
+	}
+	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
 		msg := fmt.Sprintf("%s not found at %s: run scripts/install-tools.sh first", name, p)
 		if os.Getenv(EnvRequireTools) != "" {

@@ -14,4 +14,5 @@
 //     a relative path is resolved against the repository root.
 //   - METASTORE_REQUIRE_TOOLS: when set, a missing .bin tool fails the test
 //     instead of skipping it (CI sets it).
+//   - METASTORE_TOOLS_BIN: where the tools are (default <repo>/.bin).
 package framework
