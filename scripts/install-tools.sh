@@ -7,14 +7,28 @@
 # Versions are pinned by tools/go.mod+go.sum and tools/benchmark/go.mod+go.sum.
 # Idempotent: a binary is rebuilt only when its stamp (hash of the pinning
 # files and the Go version) changed or the binary is missing.
-# Usage: scripts/install-tools.sh [--force]
+# Usage: scripts/install-tools.sh [--force] [test|bench|all]
+#   test   etcdctl, etcdutl and etcd's e2e suite (what scripts/test.sh needs)
+#   bench  etcdctl, etcd-ref and benchmark (what bench/compare.sh needs)
+#   all    everything (default)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${METASTORE_TOOLS_BIN:-$ROOT/.bin}"
 TOOLS="$ROOT/tools"
 FORCE=0
-if [[ "${1:-}" == "--force" ]]; then FORCE=1; fi
+WHAT=all
+for arg in "$@"; do
+	case "$arg" in
+	--force) FORCE=1 ;;
+	test | bench | all) WHAT="$arg" ;;
+	*)
+		echo "install-tools: unknown argument $arg" >&2
+		exit 2
+		;;
+	esac
+done
+want() { [[ "$WHAT" == all || " $* " == *" $WHAT "* ]]; }
 
 mkdir -p "$BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
@@ -50,13 +64,19 @@ build() {
 }
 
 build etcdctl "$TOOLS" bin go.etcd.io/etcd/etcdctl/v3
-build etcdutl "$TOOLS" bin go.etcd.io/etcd/etcdutl/v3
-build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3
-build etcd-e2e-common.test "$TOOLS" test go.etcd.io/etcd/tests/v3/common
-build benchmark "$TOOLS/benchmark" bin go.etcd.io/etcd/v3/tools/benchmark
+if want test; then
+	build etcdutl "$TOOLS" bin go.etcd.io/etcd/etcdutl/v3
+	build etcd-e2e-common.test "$TOOLS" test go.etcd.io/etcd/tests/v3/common
+fi
+if want bench; then
+	build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3
+	build benchmark "$TOOLS/benchmark" bin go.etcd.io/etcd/v3/tools/benchmark
+fi
 
 # Sanity check that the binaries run (no "| head": SIGPIPE would fail under pipefail).
 out="$("$BIN/etcdctl" version)"
 echo "install-tools: ${out%%$'\n'*}"
-out="$("$BIN/etcd-ref" --version)"
-echo "install-tools: etcd-ref ${out%%$'\n'*}"
+if want bench; then
+	out="$("$BIN/etcd-ref" --version)"
+	echo "install-tools: etcd-ref ${out%%$'\n'*}"
+fi

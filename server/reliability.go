@@ -135,6 +135,7 @@ func (s *Server) startBackground() {
 	r.supervisor.Go("health-checker", r.health.Run)
 	r.supervisor.Go("memory-sampler", r.limiter.Run)
 	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
+	s.startAutoCompaction()
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 

@@ -401,6 +401,7 @@ func (s *Server) startListeners() error {
 		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
 		Timeout:  s.requestTimeout(),
 		Metrics:  metrics.Handler(s.rel.registry),
+		Pprof:    s.cfg.Ops.EnablePprof,
 	})
 	for _, u := range s.cfg.Member.ListenClientURLs {
 		if u.Scheme == "https" || u.Scheme == "unixs" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type Config struct {
 	Metrics  http.Handler // nil: no /metrics
 	// Timeout bounds each health read.
 	Timeout time.Duration
+	// Pprof serves Go's profiler under /debug/pprof (--enable-pprof).
+	Pprof bool
 }
 
 // New returns the HTTP handler.
@@ -53,6 +56,13 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/version", h.version)
 	if cfg.Metrics != nil {
 		mux.Handle("/metrics", cfg.Metrics)
+	}
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

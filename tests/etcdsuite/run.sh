@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN="${1:-.*}"
 shift || true
 
-"$ROOT/scripts/install-tools.sh" >&2
+"$ROOT/scripts/install-tools.sh" test >&2
 
 TMP=""
 if [[ -n "${METASTORE_SUITE_BIN_DIR:-}" ]]; then
