@@ -30,6 +30,7 @@ import (
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/httpapi"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/lifecycle"
@@ -64,6 +65,7 @@ type Server struct {
 	lessor   *lease.Lessor
 	alarms   *alarm.Store
 	self     *clientv3.Client // for the lock and election services
+	gateway  *gateway.Gateway
 	applier  *apply.Applier
 	node     *raftnode.Node
 	backend  *backend.Backend
@@ -396,7 +398,17 @@ func (s *Server) startListeners() error {
 	}
 	s.self = self
 	s.grpcSrv = s.grpcServer()
+	var gwHandler http.Handler
+	if s.cfg.GRPC.EnableGateway {
+		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs))
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.gateway = g
+		gwHandler = g
+	}
 	httpHandler := httpapi.New(httpapi.Config{
+		Gateway:  gwHandler,
 		Probe:    s,
 		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
 		Timeout:  s.requestTimeout(),
@@ -526,11 +538,15 @@ func (s *Server) registerShutdown() {
 		}
 		return errors.Join(errs...)
 	})
-	sd.RegisterHook(lifecycle.PhaseDrain, "self-client", func(context.Context) error {
+	sd.RegisterHook(lifecycle.PhaseDrain, "self-clients", func(context.Context) error {
+		var errs []error
 		if s.self != nil {
-			return s.self.Close()
+			errs = append(errs, s.self.Close())
 		}
-		return nil
+		if s.gateway != nil {
+			errs = append(errs, s.gateway.Close())
+		}
+		return errors.Join(errs...)
 	})
 	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(context.Context) error {
 		if s.node != nil {

@@ -39,6 +39,8 @@ type Config struct {
 	Timeout time.Duration
 	// Pprof serves Go's profiler under /debug/pprof (--enable-pprof).
 	Pprof bool
+	// Gateway, if set, serves etcd's JSON gateway under /v3/ and /v3beta/.
+	Gateway http.Handler
 }
 
 // New returns the HTTP handler.
@@ -56,6 +58,10 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/version", h.version)
 	if cfg.Metrics != nil {
 		mux.Handle("/metrics", cfg.Metrics)
+	}
+	if cfg.Gateway != nil {
+		mux.Handle("/v3/", cfg.Gateway)
+		mux.Handle("/v3beta/", cfg.Gateway)
 	}
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
