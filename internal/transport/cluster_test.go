@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"testing"
@@ -102,9 +101,7 @@ func newCluster(tb testing.TB, n int, onApply func(id uint64, e *raftpb.Entry)) 
 // listen creates the member's transport and peer listener.
 func (c *cluster) listen(m *member) {
 	m.tr = New(Config{LocalID: m.id, ClusterID: 0xc1, Logger: c.lg.Named(fmt.Sprint(m.id))})
-	mux := http.NewServeMux()
-	mux.Handle(PathPrefix, m.tr.Handler())
-	m.srv = httptest.NewServer(mux)
+	m.srv = newPeerServer(m.tr)
 }
 
 // connect tells m where the other members are.

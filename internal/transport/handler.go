@@ -29,7 +29,15 @@ func (t *Transport) rejectCluster(w http.ResponseWriter, r *http.Request, remote
 		zap.String("remote-peer-id", idString(from)),
 		zap.String("remote-addr", r.RemoteAddr),
 		zap.String("path", r.URL.Path))
-	http.Error(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+	refuse(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+}
+
+// refuse answers a request whose body will not be read. Without closing the
+// connection, the server would first try to drain the body, which for a
+// stream never ends, and the answer would never be sent.
+func refuse(w http.ResponseWriter, msg string, code int) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
 }
 
 func (t *Transport) rejectStream(w http.ResponseWriter, r *http.Request, code int, reason string) {
@@ -39,14 +47,14 @@ func (t *Transport) rejectStream(w http.ResponseWriter, r *http.Request, code in
 	}
 	t.lg.Warn("rejected a peer stream", zap.String("reason", reason),
 		zap.String("remote-addr", r.RemoteAddr), zap.String("path", r.URL.Path))
-	http.Error(w, reason, code)
+	refuse(w, reason, code)
 }
 
 // serveStream receives one stream of frames and steps each message.
 func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		refuse(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	if v := r.Header.Get(HeaderVersion); v != protocolVersion {
@@ -70,7 +78,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	t.mu.RLock()
 	if t.stopped {
 		t.mu.RUnlock()
-		http.Error(w, "transport stopped", http.StatusServiceUnavailable)
+		refuse(w, "transport stopped", http.StatusServiceUnavailable)
 		return
 	}
 	t.inbound.Add(1)
@@ -80,7 +88,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-t.raftReady:
 	case <-t.ctx.Done():
-		http.Error(w, "transport stopped", http.StatusServiceUnavailable)
+		refuse(w, "transport stopped", http.StatusServiceUnavailable)
 		return
 	case <-r.Context().Done():
 		return
@@ -121,12 +129,14 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 				if f := t.cfg.Metrics.ReceiveFailed; f != nil {
 					f(from)
 				}
-				lg.Warn("dropped a corrupt frame; resetting the stream", zap.Error(err))
-				// With the read deadline passed the server cannot drain the
-				// rest of the body, so it closes the connection instead of
-				// reusing it: nothing after a bad frame can be trusted.
-				_ = rc.SetReadDeadline(time.Now())
-				return
+				lg.Warn("dropped a corrupt frame; resetting the connection", zap.Error(err))
+				// Nothing after a bad frame can be trusted: drop the
+				// connection rather than let the server drain the body.
+				if conn, _, herr := rc.Hijack(); herr == nil {
+					_ = conn.Close()
+					return
+				}
+				panic(http.ErrAbortHandler) // HTTP/2 cannot be hijacked
 			}
 			if !errors.Is(err, io.EOF) && t.ctx.Err() == nil {
 				lg.Debug("peer stream ended", zap.Error(err))

@@ -258,6 +258,10 @@ func (s *stream) run() {
 		if n == 0 {
 			continue
 		}
+		if c != nil && c.reset.Load() {
+			s.closeConn(c) // UpdatePeer moved the peer: do not write to the old address
+			c = nil
+		}
 		if c == nil {
 			c = s.dial()
 		}
