@@ -135,12 +135,14 @@ EXTRA_FLAGS=()
 # a signal interrupts the wait instead of being deferred until they finish.
 SERVER_PID=""
 BENCH_PID=""
+STOP_RC=0
 WORK=""
 FAILED=0
 
 stop_pid() { # stop_pid PID GRACE_SECONDS: SIGTERM, then SIGKILL after the grace period
 	local pid="$1" grace="$2" i
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	STOP_RC=0
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || STOP_RC=$?; return 0; }
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < grace * 10; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
@@ -150,7 +152,7 @@ stop_pid() { # stop_pid PID GRACE_SECONDS: SIGTERM, then SIGKILL after the grace
 		log "pid $pid did not stop within ${grace}s; sending SIGKILL"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	wait "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || STOP_RC=$?
 }
 
 cleanup() {
@@ -250,10 +252,16 @@ start_server() {
 	die "$kind does not accept puts (log: $logf)"
 }
 
+# stop_server ROUND KIND: SIGTERM, and a note in failures.txt if the server
+# did not exit with status 0 (a graceful stop is part of what is tested).
+# etcd re-raises SIGTERM after its own clean-up, so 143 is its normal status.
 stop_server() {
 	local pid="$SERVER_PID"
 	SERVER_PID=""
 	stop_pid "$pid" 60
+	if ((STOP_RC != 0)) && ! [[ "$2" == etcd && "$STOP_RC" == 143 ]]; then
+		printf '### round %s, %s: exit status %s after SIGTERM\n' "$1" "$2" "$STOP_RC" >>"$FAILURES"
+	fi
 }
 
 # mem_kb FIELD: VmHWM (peak RSS) or VmRSS of the running server, in kB.
@@ -285,7 +293,7 @@ run_bench() {
 	shift 4
 	local out="$OUT/r$round-$server-$name.txt"
 	if ! grep -q "^$name:" "$COMMANDS"; then
-		printf '%s: benchmark --endpoints=%s %s\n' "$name" "$ENDPOINT" "$*" >>"$COMMANDS"
+		printf '%s: benchmark --endpoints=%s --precise %s\n' "$name" "$ENDPOINT" "$*" >>"$COMMANDS"
 	fi
 	load="$(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\t%s\t%s\t%s\n' "$round" "$server" "$name" "$load" >>"$LOADS"
@@ -381,7 +389,11 @@ suite() {
 # ranges, limited scans and overwrites; memory and disk after each phase.
 large() {
 	local r="$1" s="$2" many=(--conns=100 --clients=1000)
-	run_bench "$r" "$s" large-load all "${many[@]}" put --key-size=8 --val-size="$LARGE_VAL_SIZE" \
+	# The load alone may take many minutes: its timeout scales with the keys
+	# (500 puts/s at least) unless BENCH_TIMEOUT is larger.
+	local load_timeout=$((LARGE_KEYS / 500 + 60))
+	((load_timeout > BENCH_TIMEOUT)) || load_timeout=$BENCH_TIMEOUT
+	BENCH_TIMEOUT=$load_timeout run_bench "$r" "$s" large-load all "${many[@]}" put --key-size=8 --val-size="$LARGE_VAL_SIZE" \
 		--sequential-keys --key-space-size="$LARGE_KEYS" --total="$LARGE_KEYS" || return 1
 	record_mem "$r" "$s" large-after-load
 	record_disk "$r" "$s" large-after-load "$DATA"
@@ -409,7 +421,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		ok=1
 		if [[ "$MODE" == large ]]; then large "$round" "$server" || ok=0; else suite "$round" "$server" || ok=0; fi
 		((ok)) || FAILED=1
-		stop_server
+		stop_server "$round" "$server"
 		if [[ "$MODE" == large ]]; then record_disk "$round" "$server" large-end "$DATA"; else record_disk "$round" "$server" end-of-suite "$DATA"; fi
 		rm -rf "$DATA"
 		if [[ "$server" == metastore ]] && grep -q '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf"; then
@@ -471,7 +483,7 @@ raw_table() { # per-round numbers, one line per (bench, metric)
 		}' "$RESULTS"
 }
 
-cmdline="bench/compare.sh"
+cmdline="$(env | grep -E '^(BENCH_[A-Z0-9_]+|METASTORE_BIN)=' | sort | tr '\n' ' ' || true)bench/compare.sh"
 ((QUICK)) && cmdline+=" --quick"
 ((LARGE)) && cmdline+=" --large"
 [[ -n "$ROUNDS_FLAG" ]] && cmdline+=" --rounds $ROUNDS_FLAG"

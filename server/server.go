@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
@@ -43,6 +45,7 @@ import (
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/txn"
 	"github.com/metastore/metastore/internal/version"
 )
@@ -57,20 +60,23 @@ type Server struct {
 	cfg *config.Config
 	lg  *zap.Logger
 
-	eng      storage.Engine
-	raftLog  *raftlog.Storage
-	store    *mvcc.Store
-	members  *membership.Store
-	exec     *txn.Executor
-	lessor   *lease.Lessor
-	alarms   *alarm.Store
-	self     *clientv3.Client // for the lock and election services
-	gateway  *gateway.Gateway
-	applier  *apply.Applier
-	node     *raftnode.Node
-	backend  *backend.Backend
-	memberID uint64
-	ticker   *time.Ticker
+	eng     storage.Engine
+	raftLog *raftlog.Storage
+	store   *mvcc.Store
+	members *membership.Store
+	exec    *txn.Executor
+	lessor  *lease.Lessor
+	alarms  *alarm.Store
+	self    *clientv3.Client // for the lock and election services
+	gateway *gateway.Gateway
+
+	transport *transport.Transport
+	peerSrvs  []*http.Server
+	applier   *apply.Applier
+	node      *raftnode.Node
+	backend   *backend.Backend
+	memberID  uint64
+	ticker    *time.Ticker
 
 	grpcSrv   *grpc.Server
 	httpSrvs  []*http.Server
@@ -221,10 +227,7 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 		return nil, fmt.Errorf("server: read member id: %w", err)
 	}
 	if s.cfg.Cluster.State == config.ClusterStateExisting {
-		return nil, errors.New("server: joining an existing cluster (--initial-cluster-state=existing) is not supported yet")
-	}
-	if len(s.cfg.Cluster.InitialMembers) != 1 {
-		return nil, fmt.Errorf("server: --initial-cluster names %d members; only single-member clusters are supported yet", len(s.cfg.Cluster.InitialMembers))
+		return nil, errors.New("server: joining an existing cluster (--initial-cluster-state=existing) is not supported yet; start every member with --initial-cluster-state=new")
 	}
 	var (
 		peers []raft.Peer
@@ -233,8 +236,10 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 	for name, urls := range s.cfg.Cluster.InitialMembers {
 		peerURLs := urlStrings(urls)
 		m := &membership.Member{ID: membership.ComputeMemberID(peerURLs, s.cfg.Cluster.Token), Name: name, PeerURLs: peerURLs}
+		// Every member must put identical bootstrap entries in its log, so
+		// the context holds only what --initial-cluster says; client URLs
+		// are published through Raft once the member serves.
 		if name == s.cfg.Member.Name {
-			m.ClientURLs = urlStrings(s.cfg.Member.AdvertiseClientURLs)
 			s.memberID = m.ID
 		}
 		ids = append(ids, m.ID)
@@ -264,6 +269,37 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 func (s *Server) startRaft() error {
 	peers, err := s.bootstrapPeers()
 	if err != nil {
+		return err
+	}
+	s.transport = transport.New(transport.Config{
+		LocalID:   s.memberID,
+		ClusterID: s.members.ClusterID(),
+		Logger:    s.lg.Named("transport"),
+	})
+	// Peers come from --initial-cluster on a fresh start and from the
+	// replicated member list on a restart.
+	if len(peers) > 0 {
+		for _, p := range peers {
+			m, err := membership.Decode(p.Context)
+			if err != nil {
+				return err
+			}
+			if m.ID != s.memberID {
+				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
+					return fmt.Errorf("server: peer %s: %w", m.Name, err)
+				}
+			}
+		}
+	} else {
+		for _, m := range s.members.Members() {
+			if m.ID != s.memberID {
+				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
+					return fmt.Errorf("server: peer %s: %w", m.Name, err)
+				}
+			}
+		}
+	}
+	if err := s.startPeerListeners(); err != nil {
 		return err
 	}
 	wait := apply.NewWait()
@@ -297,6 +333,7 @@ func (s *Server) startRaft() error {
 		HeartbeatTicks: 1,
 		Tick:           s.ticker.C,
 		Storage:        s.raftLog,
+		Transport:      s.transport,
 		Applied:        s.applier.AppliedIndex(),
 		NoSync:         s.cfg.Storage.UnsafeNoFsync,
 		PreVote:        s.cfg.Raft.PreVote,
@@ -307,6 +344,7 @@ func (s *Server) startRaft() error {
 		return fmt.Errorf("server: start raft: %w", err)
 	}
 	cc.node = s.node
+	s.transport.SetRaft(s.node)
 	go func() {
 		defer close(s.applyDone)
 		if err := s.applier.Run(s.node.Applies()); err != nil {
@@ -355,7 +393,47 @@ func (s *Server) waitServing(ctx context.Context) error {
 			return s.Err()
 		}
 	}
-	return s.backend.LinearizableBarrier(ctx)
+	if err := s.backend.LinearizableBarrier(ctx); err != nil {
+		return err
+	}
+	return s.publishAttributes(ctx)
+}
+
+// publishAttributes replicates this member's name and client URLs, as etcd
+// does before it reports ready, so every member lists every client URL.
+func (s *Server) publishAttributes(ctx context.Context) error {
+	if m := s.members.Member(s.memberID); m != nil && m.Name == s.cfg.Member.Name &&
+		slices.Equal(m.ClientURLs, urlStrings(s.cfg.Member.AdvertiseClientURLs)) {
+		return nil // already published with these values
+	}
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID: s.memberID,
+		MemberAttributes: &membershippb.Attributes{
+			Name:       s.cfg.Member.Name,
+			ClientUrls: urlStrings(s.cfg.Member.AdvertiseClientURLs),
+		},
+	}}
+	if _, err := s.backend.Propose(ctx, req); err != nil {
+		return fmt.Errorf("publish member attributes: %w", err)
+	}
+	return nil
+}
+
+// startPeerListeners serves the raft transport on --listen-peer-urls.
+func (s *Server) startPeerListeners() error {
+	for _, u := range s.cfg.Member.ListenPeerURLs {
+		if u.Scheme != "http" {
+			return fmt.Errorf("server: --listen-peer-urls %s: only http peer URLs are supported yet", u.String())
+		}
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			return fmt.Errorf("server: listen on --listen-peer-urls %s: %w", u.String(), err)
+		}
+		hs := &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		s.peerSrvs = append(s.peerSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	return nil
 }
 
 func (s *Server) grpcServer() *grpc.Server {
@@ -560,6 +638,16 @@ func (s *Server) registerShutdown() {
 			if err := s.eng.Sync(); err != nil {
 				return fmt.Errorf("sync storage: %w", err)
 			}
+		}
+		return nil
+	})
+	sd.RegisterHook(lifecycle.PhaseClose, "peers", func(ctx context.Context) error {
+		// Peer traffic is needed until raft stops, so the transport closes last.
+		for _, hs := range s.peerSrvs {
+			_ = hs.Close()
+		}
+		if s.transport != nil {
+			s.transport.Stop()
 		}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -287,6 +288,9 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 	if err := a.gate(r); err != nil {
 		return Result{Err: err}, nil, nil
 	}
+	if r.ClusterMemberAttrSet != nil {
+		return a.applyMemberAttrs(b, r.ClusterMemberAttrSet)
+	}
 	if r.Alarm != nil {
 		if a.cfg.Alarms == nil {
 			return Result{Resp: &pb.AlarmResponse{}}, nil, nil
@@ -335,6 +339,25 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 		return Result{Resp: resp, Physical: done}, nil, nil
 	}
 	return Result{Err: fmt.Errorf("apply: unsupported request %v", describe(r))}, nil, nil
+}
+
+// applyMemberAttrs records a member's name and client URLs, which each
+// member publishes through Raft once it serves, so that MemberList shows
+// every member's client URLs on every member.
+func (a *Applier) applyMemberAttrs(b storage.Batch, r *membershippb.ClusterMemberAttrSetRequest) (Result, func(), error) {
+	m := a.cfg.Members.Member(r.GetMember_ID())
+	if m == nil {
+		// Removed in the meantime: nothing to update.
+		return Result{Resp: &struct{}{}}, nil, nil
+	}
+	if attrs := r.GetMemberAttributes(); attrs != nil {
+		m.Name = attrs.GetName()
+		m.ClientURLs = append([]string(nil), attrs.GetClientUrls()...)
+	}
+	if err := membership.StagePut(b, m); err != nil {
+		return Result{}, nil, err
+	}
+	return Result{Resp: &struct{}{}}, func() { a.cfg.Members.Put(m) }, nil
 }
 
 func describe(r *pb.InternalRaftRequest) string {

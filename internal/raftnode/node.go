@@ -200,6 +200,14 @@ func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 	return n.node.Step(ctx, m)
 }
 
+// ReportUnreachable tells raft that messages to id were lost.
+func (n *Node) ReportUnreachable(id uint64) { n.node.ReportUnreachable(id) }
+
+// ReportSnapshot tells raft how sending a snapshot to id ended.
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	n.node.ReportSnapshot(id, status)
+}
+
 // Leader returns the current leader's ID, or 0.
 func (n *Node) Leader() uint64 { return n.lead.Load() }
 

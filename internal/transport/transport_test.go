@@ -451,20 +451,11 @@ func TestUpdateAndRemovePeer(t *testing.T) {
 	if got := a.tr.PeerURLs(2); len(got) != 1 || got[0] != b2.url {
 		t.Fatalf("PeerURLs = %v", got)
 	}
-	// Messages may be lost while the stream moves; raft retransmits, and
-	// so does this loop, boundedly.
-	var got *raftpb.Message
-	for i := 0; i < 100 && got == nil; i++ {
-		a.tr.Send([]*raftpb.Message{heartbeat(1, 2, 2)})
-		timer := time.NewTimer(100 * time.Millisecond)
-		select {
-		case got = <-b2.raft.steps:
-		case <-timer.C:
-		}
-		timer.Stop()
-	}
-	if got == nil {
-		t.Fatal("nothing reached the peer's new address")
+	// The open streams lead to the old address; the next message goes to
+	// the new one.
+	a.tr.Send([]*raftpb.Message{heartbeat(1, 2, 2)})
+	if m := recvWithin(t, b2.raft.steps, 10*time.Second); m.GetCommit() != 2 {
+		t.Fatalf("got %v at the new address", m)
 	}
 	a.tr.RemovePeer(2)
 	if a.tr.PeerURLs(2) != nil {

@@ -23,16 +23,6 @@ func benchHub(b *testing.B, watchers, keys, streams int, prefix bool) (*fakeStor
 	for i := range ss {
 		ss[i] = h.NewStream()
 	}
-	for i := 0; i < watchers; i++ {
-		req := WatchRequest{Key: []byte(fmt.Sprintf("key%04d", i%keys)), PrevKV: i%2 == 0}
-		if prefix {
-			req.Key = []byte(fmt.Sprintf("key%04d/", i%keys))
-			req.End = []byte(fmt.Sprintf("key%04d0", i%keys)) // prefix end of "key0001/"
-		}
-		if _, err := ss[i%streams].Watch(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
 	for _, s := range ss {
 		wg.Add(1)
 		go func(s *Stream) {
@@ -45,6 +35,16 @@ func benchHub(b *testing.B, watchers, keys, streams int, prefix bool) (*fakeStor
 				delivered.Add(int64(len(r.Events)))
 			}
 		}(s)
+	}
+	for i := 0; i < watchers; i++ {
+		req := WatchRequest{Key: []byte(fmt.Sprintf("key%04d", i%keys)), PrevKV: i%2 == 0}
+		if prefix {
+			req.Key = []byte(fmt.Sprintf("key%04d/", i%keys))
+			req.End = []byte(fmt.Sprintf("key%04d0", i%keys)) // prefix end of "key0001/"
+		}
+		if _, err := ss[i%streams].Watch(ctx, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 	f.mu.Lock()
 	f.notify = h.Notify
@@ -90,6 +90,7 @@ func BenchmarkNotify(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(notifyNs.Load())/float64(b.N), "ns/notify")
 			b.ReportMetric(float64(want)/el.Seconds(), "events/s")
+			b.ReportMetric(float64(f.reads.Load()), "history-reads")
 			if st := h.Stats(); st.Synced+st.Unsynced != watchers {
 				b.Fatalf("watchers lost: %+v", st)
 			}

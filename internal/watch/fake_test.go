@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -122,10 +123,7 @@ func (f *fakeStore) Events(ctx context.Context, fromRev, toRev int64, key, end [
 		end = nil
 	}
 	var out []mvccpb.Event
-	i := 0
-	for i < len(f.hist) && f.hist[i].Kv.ModRevision < fromRev {
-		i++
-	}
+	i := sort.Search(len(f.hist), func(i int) bool { return f.hist[i].Kv.ModRevision >= fromRev })
 	for i < len(f.hist) && f.hist[i].Kv.ModRevision <= toRev {
 		rev := f.hist[i].Kv.ModRevision
 		j := i
