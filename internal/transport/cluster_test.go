@@ -20,25 +20,8 @@ import (
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
-// nodeRaft adapts a raftnode.Node to Raft. raftnode does not expose raft's
-// Report* calls yet; when it does, they are used.
-type nodeRaft struct{ n *raftnode.Node }
-
-func (r nodeRaft) Step(ctx context.Context, m *raftpb.Message) error { return r.n.Step(ctx, m) }
-
-func (r nodeRaft) ReportUnreachable(id uint64) {
-	if u, ok := any(r.n).(interface{ ReportUnreachable(uint64) }); ok {
-		u.ReportUnreachable(id)
-	}
-}
-
-func (r nodeRaft) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
-	if u, ok := any(r.n).(interface {
-		ReportSnapshot(uint64, raft.SnapshotStatus)
-	}); ok {
-		u.ReportSnapshot(id, st)
-	}
-}
+// raftnode.Node is what the server hands the transport.
+var _ Raft = (*raftnode.Node)(nil)
 
 // member is one raft member of a test cluster: a raftnode on a memory
 // engine, a Transport, and an httptest server as its peer listener.
@@ -131,7 +114,7 @@ func (c *cluster) start(m *member, peers []raft.Peer) {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	m.tr.SetRaft(nodeRaft{m.node})
+	m.tr.SetRaft(m.node)
 	node := m.node
 	go func() {
 		defer close(m.applyWG)

@@ -174,7 +174,14 @@ func TestFrameRoundTripAndCorruption(t *testing.T) {
 }
 
 func TestSendAndReceive(t *testing.T) {
-	a := newEndpoint(t, 1, 0xc1, nil)
+	active := make(chan bool, 16)
+	a := newEndpoint(t, 1, 0xc1, func(c *Config) {
+		c.Metrics.PeerActive = func(id uint64, up bool) {
+			if id == 2 {
+				active <- up
+			}
+		}
+	})
 	b := newEndpoint(t, 2, 0xc1, nil)
 	if err := a.tr.AddPeer(2, []string{b.url}); err != nil {
 		t.Fatal(err)
@@ -209,8 +216,15 @@ func TestSendAndReceive(t *testing.T) {
 			t.Fatalf("unexpected %v", m)
 		}
 	}
-	if !a.tr.IsActive(2) {
-		t.Error("peer 2 is not active after delivering")
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case up := <-active:
+		if !up || !a.tr.IsActive(2) {
+			t.Fatal("peer 2 is not active after delivering")
+		}
+	case <-timer.C:
+		t.Fatal("peer 2 never became active")
 	}
 	as, bs := a.tr.Stats(), b.tr.Stats()
 	if as.SentMessages != 2*n || bs.ReceivedMessages != 2*n || as.SentBytes != bs.ReceivedBytes {
