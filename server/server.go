@@ -451,6 +451,10 @@ func (s *Server) grpcServer() *grpc.Server {
 	}
 	opts = append(opts, grpc.ConnectionTimeout(s.cfg.Limits.ConnectionTimeout))
 	opts = append(opts, s.rel.serverOptions()...)
+	if key := s.cfg.Testing.PanicKey; key != "" {
+		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
+		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
+	}
 	srv := grpc.NewServer(opts...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
@@ -673,4 +677,15 @@ func urlStrings(us []url.URL) []string {
 		out = append(out, u.String())
 	}
 	return out
+}
+
+// panicOnKey is the test-only fault that proves panic recovery end to end:
+// it runs innermost, where a bug in a handler would.
+func panicOnKey(key string) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if p, ok := req.(*pb.PutRequest); ok && string(p.Key) == key {
+			panic("metastore testing: injected panic for key " + key)
+		}
+		return h(ctx, req)
+	}
 }

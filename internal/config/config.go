@@ -59,6 +59,12 @@ type Config struct {
 	Features  FeatureGates
 	Limits    LimitsConfig
 
+	// Testing holds fault-injection hooks for metastore's own end-to-end
+	// tests. They are set only from METASTORE_TESTING_* environment
+	// variables, never by a flag, so no production configuration enables
+	// them by accident.
+	Testing TestingConfig
+
 	// PrintVersion is --version: print the version and exit.
 	PrintVersion bool
 	// ConfigFile is --config-file (or ETCD_CONFIG_FILE) when one was used.
@@ -69,6 +75,13 @@ type Config struct {
 	// warnings are non-fatal findings of Parse and Validate, one message
 	// each, for the server to log once its logger exists.
 	warnings []string
+}
+
+// TestingConfig holds test-only fault injection.
+type TestingConfig struct {
+	// PanicKey makes a Put of exactly this key panic inside its handler
+	// (METASTORE_TESTING_PANIC_KEY), to prove panic recovery end to end.
+	PanicKey string
 }
 
 // MemberConfig identifies this member and where it listens.

@@ -54,6 +54,11 @@ func Parse(args []string, environ []string) (*Config, error) {
 		return c, nil
 	}
 	env := envMap(environ)
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_PANIC_KEY="); ok {
+			c.Testing.PanicKey = v
+		}
+	}
 
 	onCmdLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCmdLine[f.Name] = true })

@@ -45,13 +45,13 @@ type wtOp struct {
 func (f *wtStore) txn(ops ...wtOp) int64 {
 	f.mu.Lock()
 	rev := f.rev + 1
-	var evs []mvccpb.Event
+	var evs []*mvccpb.Event
 	for _, o := range ops {
 		prev := f.kvs[o.key]
 		if o.del {
 			if prev != nil {
 				delete(f.kvs, o.key)
-				evs = append(evs, mvccpb.Event{Type: mvccpb.Event_DELETE, Kv: &mvccpb.KeyValue{Key: []byte(o.key), ModRevision: rev}, PrevKv: prev})
+				evs = append(evs, &mvccpb.Event{Type: mvccpb.Event_DELETE, Kv: &mvccpb.KeyValue{Key: []byte(o.key), ModRevision: rev}, PrevKv: prev})
 			}
 			continue
 		}
@@ -60,7 +60,7 @@ func (f *wtStore) txn(ops ...wtOp) int64 {
 			kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
 		}
 		f.kvs[o.key] = kv
-		evs = append(evs, mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+		evs = append(evs, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
 	}
 	if len(evs) == 0 {
 		f.mu.Unlock()
@@ -68,7 +68,7 @@ func (f *wtStore) txn(ops ...wtOp) int64 {
 	}
 	f.rev = rev
 	for i := range evs {
-		f.hist = append(f.hist, &evs[i])
+		f.hist = append(f.hist, evs[i])
 	}
 	f.mu.Unlock()
 	f.hub.Notify(rev, evs)
@@ -89,13 +89,13 @@ func (f *wtStore) CompactRev() int64 {
 	return f.compact
 }
 
-func (f *wtStore) Events(_ context.Context, from, to int64, key, end []byte, limit int) ([]mvccpb.Event, int64, error) {
+func (f *wtStore) Events(_ context.Context, from, to int64, key, end []byte, limit int) ([]*mvccpb.Event, int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if from < f.compact {
 		return nil, 0, fmt.Errorf("compacted at %d", f.compact)
 	}
-	var out []mvccpb.Event
+	var out []*mvccpb.Event
 	for _, e := range f.hist {
 		r := e.Kv.ModRevision
 		if r < from || r > to {
@@ -106,7 +106,7 @@ func (f *wtStore) Events(_ context.Context, from, to int64, key, end []byte, lim
 			in = bytes.Compare(e.Kv.Key, key) >= 0 && (bytes.Equal(end, []byte{0}) || bytes.Compare(e.Kv.Key, end) < 0)
 		}
 		if in {
-			out = append(out, mvccpb.Event{Type: e.Type, Kv: e.Kv, PrevKv: e.PrevKv})
+			out = append(out, &mvccpb.Event{Type: e.Type, Kv: e.Kv, PrevKv: e.PrevKv})
 		}
 	}
 	return out, to + 1, nil

@@ -66,7 +66,7 @@ func BenchmarkNotify(b *testing.B) {
 			defer stop()
 			var notifyNs atomic.Int64
 			f.mu.Lock()
-			f.notify = func(rev int64, evs []mvccpb.Event) {
+			f.notify = func(rev int64, evs []*mvccpb.Event) {
 				t0 := time.Now()
 				h.Notify(rev, evs)
 				notifyNs.Add(int64(time.Since(t0)))

@@ -19,8 +19,8 @@ type fakeStore struct {
 	rev     int64
 	compact int64
 	kvs     map[string]*mvccpb.KeyValue
-	hist    []mvccpb.Event
-	notify  func(rev int64, evs []mvccpb.Event)
+	hist    []*mvccpb.Event
+	notify  func(rev int64, evs []*mvccpb.Event)
 
 	reads atomic.Int64
 	// gate, when set, is received from before every history read.
@@ -43,7 +43,7 @@ func del(k string) op    { return op{key: k, del: true} }
 func (f *fakeStore) txn(ops ...op) int64 {
 	f.mu.Lock()
 	rev := f.rev + 1
-	var evs []mvccpb.Event
+	var evs []*mvccpb.Event
 	for _, o := range ops {
 		prev := f.kvs[o.key]
 		if o.del {
@@ -51,7 +51,7 @@ func (f *fakeStore) txn(ops ...op) int64 {
 				continue
 			}
 			delete(f.kvs, o.key)
-			evs = append(evs, mvccpb.Event{Type: mvccpb.Event_DELETE, Kv: &mvccpb.KeyValue{Key: []byte(o.key), ModRevision: rev}, PrevKv: prev})
+			evs = append(evs, &mvccpb.Event{Type: mvccpb.Event_DELETE, Kv: &mvccpb.KeyValue{Key: []byte(o.key), ModRevision: rev}, PrevKv: prev})
 			continue
 		}
 		kv := &mvccpb.KeyValue{Key: []byte(o.key), Value: []byte(o.value), ModRevision: rev, CreateRevision: rev, Version: 1}
@@ -59,7 +59,7 @@ func (f *fakeStore) txn(ops ...op) int64 {
 			kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
 		}
 		f.kvs[o.key] = kv
-		evs = append(evs, mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+		evs = append(evs, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
 	}
 	if len(evs) == 0 {
 		f.mu.Unlock()
@@ -67,7 +67,7 @@ func (f *fakeStore) txn(ops ...op) int64 {
 	}
 	f.rev = rev
 	for i := range evs {
-		f.hist = append(f.hist, mvccpb.Event{Type: evs[i].Type, Kv: evs[i].Kv, PrevKv: evs[i].PrevKv})
+		f.hist = append(f.hist, &mvccpb.Event{Type: evs[i].Type, Kv: evs[i].Kv, PrevKv: evs[i].PrevKv})
 	}
 	n := f.notify
 	f.mu.Unlock()
@@ -87,7 +87,7 @@ func (f *fakeStore) compactTo(rev int64) {
 	for i < len(f.hist) && f.hist[i].Kv.ModRevision < rev {
 		i++
 	}
-	f.hist = append([]mvccpb.Event(nil), f.hist[i:]...)
+	f.hist = append([]*mvccpb.Event(nil), f.hist[i:]...)
 }
 
 func (f *fakeStore) Rev() int64 {
@@ -104,7 +104,7 @@ func (f *fakeStore) CompactRev() int64 {
 
 // Events returns whole revisions only; if the first revision alone exceeds
 // limit it returns nothing with next == fromRev (the hub must cope).
-func (f *fakeStore) Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) ([]mvccpb.Event, int64, error) {
+func (f *fakeStore) Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) ([]*mvccpb.Event, int64, error) {
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -122,20 +122,20 @@ func (f *fakeStore) Events(ctx context.Context, fromRev, toRev int64, key, end [
 	if len(end) == 0 {
 		end = nil
 	}
-	var out []mvccpb.Event
+	var out []*mvccpb.Event
 	i := sort.Search(len(f.hist), func(i int) bool { return f.hist[i].Kv.ModRevision >= fromRev })
 	for i < len(f.hist) && f.hist[i].Kv.ModRevision <= toRev {
 		rev := f.hist[i].Kv.ModRevision
 		j := i
-		var revEvs []mvccpb.Event
+		var revEvs []*mvccpb.Event
 		for j < len(f.hist) && f.hist[j].Kv.ModRevision == rev {
-			e := &f.hist[j]
+			e := f.hist[j]
 			if contains(key, end, fromKey, e.Kv.Key) {
 				prev := e.PrevKv
 				if prev != nil && e.Kv.ModRevision-1 < f.compact {
 					prev = nil
 				}
-				revEvs = append(revEvs, mvccpb.Event{Type: e.Type, Kv: e.Kv, PrevKv: prev})
+				revEvs = append(revEvs, &mvccpb.Event{Type: e.Type, Kv: e.Kv, PrevKv: prev})
 			}
 			j++
 		}

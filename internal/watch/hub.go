@@ -25,7 +25,7 @@ type History interface {
 	// still exists. At most limit events (0: no limit); next is the first
 	// revision not returned (toRev+1 when complete). It fails when fromRev is
 	// below the compaction revision.
-	Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) (evs []mvccpb.Event, next int64, err error)
+	Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) (evs []*mvccpb.Event, next int64, err error)
 }
 
 // Options tune a Hub; zero fields take the defaults.
@@ -41,7 +41,7 @@ type Options struct {
 	MaxPendingEvents int
 	// CatchUpEvents is how many events one catch-up round reads. Default 1000.
 	CatchUpEvents int
-	// CatchUpWatchers is how many watchers one catch-up round serves. Default 512.
+	// CatchUpWatchers is how many watchers one catch-up round serves. Default 4096.
 	CatchUpWatchers int
 	// MaxResponseBytes cuts catch-up responses at revision boundaries once
 	// they hold this many bytes. Default 1 MiB.
@@ -60,7 +60,7 @@ func (o *Options) fill() {
 	def(&o.MaxStreamResponses, 1024)
 	def(&o.MaxPendingEvents, 1<<16)
 	def(&o.CatchUpEvents, 1000)
-	def(&o.CatchUpWatchers, 512)
+	def(&o.CatchUpWatchers, 4096)
 	def(&o.MaxResponseBytes, 1<<20)
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 100 * time.Millisecond
@@ -86,7 +86,7 @@ const InvalidWatchID int64 = -1
 
 type pendingRev struct {
 	rev int64
-	evs []mvccpb.Event
+	evs []*mvccpb.Event
 }
 
 // Stats is a snapshot of the hub's size.
@@ -120,7 +120,7 @@ type Hub struct {
 	mu       sync.Mutex // guards everything below, and watcher/stream state
 	rev      int64
 	synced   *group
-	unsynced map[*watcher]struct{}
+	unsynced *group
 	streams  map[*Stream]struct{}
 	// waiting are streams with a progress request not yet answered because
 	// some of their watchers were not synced.
@@ -148,7 +148,7 @@ func NewHub(h History, lg *zap.Logger, opts Options) *Hub {
 		stopc:    make(chan struct{}),
 		rev:      rev,
 		synced:   newGroup(),
-		unsynced: make(map[*watcher]struct{}),
+		unsynced: newGroup(),
 		streams:  make(map[*Stream]struct{}),
 		waiting:  make(map[*Stream]struct{}),
 	}
@@ -161,7 +161,7 @@ func NewHub(h History, lg *zap.Logger, opts Options) *Hub {
 
 // Notify hands the events of committed revision rev to the watchers. It only
 // queues them and never blocks on watchers; evs must not be modified later.
-func (h *Hub) Notify(rev int64, evs []mvccpb.Event) {
+func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 	h.pendMu.Lock()
 	if rev <= h.notified {
 		h.pendMu.Unlock()
@@ -218,14 +218,14 @@ func (h *Hub) Rev() int64 {
 func (h *Hub) WatcherCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.synced.size() + len(h.unsynced)
+	return h.synced.size() + h.unsynced.size()
 }
 
 // Stats reports the size of the hub.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Synced: h.synced.size(), Unsynced: len(h.unsynced), Streams: len(h.streams), Rev: h.rev}
+	return Stats{Synced: h.synced.size(), Unsynced: h.unsynced.size(), Streams: len(h.streams), Rev: h.rev}
 }
 
 func (h *Hub) kick() {
@@ -257,7 +257,7 @@ func (h *Hub) dispatchLoop() {
 			h.fanOutLocked(batch[i].rev, batch[i].evs)
 		}
 		h.answerWaitingLocked()
-		if len(h.unsynced) > 0 {
+		if h.unsynced.size() > 0 {
 			h.kick()
 		}
 		h.mu.Unlock()
@@ -285,7 +285,7 @@ func (h *Hub) overflowLocked(rev int64) {
 }
 
 // fanOutLocked delivers the events of one revision to the synced watchers.
-func (h *Hub) fanOutLocked(rev int64, evs []mvccpb.Event) {
+func (h *Hub) fanOutLocked(rev int64, evs []*mvccpb.Event) {
 	if rev <= h.rev {
 		return
 	}
@@ -296,7 +296,7 @@ func (h *Hub) fanOutLocked(rev int64, evs []mvccpb.Event) {
 			plain = append(plain, nil)
 		}
 		for i := range evs {
-			ev := &evs[i]
+			ev := evs[i]
 			h.synced.stab(ev.Kv.Key, func(w *watcher) {
 				if rev < w.minRev || w.filtered(ev) {
 					return
@@ -368,13 +368,13 @@ func (h *Hub) toUnsyncedLocked(w *watcher, from int64) {
 	h.synced.delete(w)
 	w.state = stateUnsynced
 	w.minRev = from
-	h.unsynced[w] = struct{}{}
+	h.unsynced.add(w)
 	w.s.unsyncedN.Add(1)
 	h.kick()
 }
 
 func (h *Hub) toSyncedLocked(w *watcher) {
-	delete(h.unsynced, w)
+	h.unsynced.delete(w)
 	w.s.unsyncedN.Add(-1)
 	w.state = stateSynced
 	h.synced.add(w)
@@ -386,7 +386,7 @@ func (h *Hub) removeLocked(w *watcher) {
 	case stateSynced:
 		h.synced.delete(w)
 	case stateUnsynced:
-		delete(h.unsynced, w)
+		h.unsynced.delete(w)
 		w.s.unsyncedN.Add(-1)
 	}
 	w.state = stateDead
@@ -453,7 +453,7 @@ func (h *Hub) catchUpLoop() {
 // have room. It reports whether another round may have work.
 func (h *Hub) catchUpRound(ctx context.Context) (bool, error) {
 	h.mu.Lock()
-	if len(h.unsynced) == 0 {
+	if h.unsynced.size() == 0 {
 		h.mu.Unlock()
 		return false, nil
 	}
@@ -461,13 +461,25 @@ func (h *Hub) catchUpRound(ctx context.Context) (bool, error) {
 	compact := h.hist.CompactRev()
 	var chosen []*watcher
 	minRev := int64(math.MaxInt64)
-	for w := range h.unsynced {
+	room := make(map[*Stream]bool)
+	for w := range h.unsynced.all {
 		switch {
 		case w.minRev < compact:
 			h.cancelCompactedLocked(w, compact)
+			continue
 		case w.minRev > toRev:
 			h.toSyncedLocked(w)
-		case len(chosen) < h.opts.CatchUpWatchers && !w.s.full():
+			continue
+		case len(chosen) >= h.opts.CatchUpWatchers:
+			continue
+		}
+		ok, seen := room[w.s]
+		if !seen {
+			ok = !w.s.full()
+			room[w.s] = ok
+		}
+		if ok {
+			w.chosen = true
 			chosen = append(chosen, w)
 			minRev = min(minRev, w.minRev)
 		}
@@ -496,25 +508,26 @@ func (h *Hub) catchUpRound(ctx context.Context) (bool, error) {
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer func() {
+		for _, w := range chosen {
+			w.chosen = false
+		}
+	}()
 	if err != nil {
 		if minRev < h.hist.CompactRev() {
 			return true, nil // the next round cancels the compacted watchers
 		}
 		return false, fmt.Errorf("read history [%d, %d]: %w", minRev, toRev, err)
 	}
-	g := newGroup()
-	for _, w := range chosen {
-		if w.state == stateUnsynced {
-			g.add(w)
-		}
-	}
+	// Cancelled watchers left the unsynced group, so stabbing it only finds
+	// live ones.
 	var touched []*watcher
 	for i := range evs {
-		ev := &evs[i]
+		ev := evs[i]
 		rev := ev.Kv.ModRevision
 		var plain *mvccpb.Event
-		g.stab(ev.Kv.Key, func(w *watcher) {
-			if rev < w.minRev || w.filtered(ev) {
+		h.unsynced.stab(ev.Kv.Key, func(w *watcher) {
+			if !w.chosen || rev < w.minRev || w.filtered(ev) {
 				return
 			}
 			if len(w.scratch) == 0 {
@@ -527,7 +540,10 @@ func (h *Hub) catchUpRound(ctx context.Context) (bool, error) {
 		h.sendBatchLocked(w, w.scratch, toRev)
 		w.scratch = nil
 	}
-	for w := range g.all {
+	for _, w := range chosen {
+		if w.state != stateUnsynced {
+			continue
+		}
 		w.minRev = max(w.minRev, next)
 		if w.minRev > h.rev {
 			h.toSyncedLocked(w)
@@ -562,7 +578,7 @@ func (h *Hub) sendBatchLocked(w *watcher, evs []*mvccpb.Event, rev int64) {
 
 // readHistory reads [from, to] and returns only whole revisions, with next
 // the first revision not covered.
-func (h *Hub) readHistory(ctx context.Context, from, to int64, key, end []byte) ([]mvccpb.Event, int64, error) {
+func (h *Hub) readHistory(ctx context.Context, from, to int64, key, end []byte) ([]*mvccpb.Event, int64, error) {
 	evs, next, err := h.hist.Events(ctx, from, to, key, end, h.opts.CatchUpEvents)
 	if err != nil {
 		return nil, 0, err

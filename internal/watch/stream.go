@@ -70,6 +70,8 @@ type watcher struct {
 	minRev        int64
 	sentSinceTick bool
 	scratch       []*mvccpb.Event
+	// chosen marks the watchers served by the running catch-up round.
+	chosen bool
 }
 
 func (w *watcher) single() bool { return len(w.end) == 0 && !w.fromKey }
@@ -316,7 +318,7 @@ func (s *Stream) Watch(ctx context.Context, req WatchRequest) (int64, error) {
 	default:
 		w.minRev = req.StartRev
 		w.state = stateUnsynced
-		h.unsynced[w] = struct{}{}
+		h.unsynced.add(w)
 		s.unsyncedN.Add(1)
 		h.kick()
 	}
