@@ -110,6 +110,9 @@ func (s *Server) startBackground() {
 		CurrentRevision:  func() float64 { return float64(s.store.Rev()) },
 		CompactRevision:  func() float64 { return float64(s.store.CompactRev()) },
 		KeysTotal:        func() float64 { return float64(s.store.KeyCount()) },
+		WatchStreams:     func() float64 { return float64(s.hub.Stats().Streams) },
+		Watchers:         func() float64 { return float64(s.hub.WatcherCount()) },
+		SlowWatchers:     func() float64 { return float64(s.hub.Stats().Unsynced) },
 		MemoryUsage:      func() float64 { return float64(r.limiter.Stats().MemoryUsageBytes) },
 		MemoryLimit:      func() float64 { return float64(s.cfg.Limits.MemoryLimitBytes) },
 	})

@@ -48,6 +48,7 @@ import (
 	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/txn"
 	"github.com/metastore/metastore/internal/version"
+	"github.com/metastore/metastore/internal/watch"
 )
 
 // grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
@@ -67,6 +68,7 @@ type Server struct {
 	exec    *txn.Executor
 	lessor  *lease.Lessor
 	alarms  *alarm.Store
+	hub     *watch.Hub
 	self    *clientv3.Client // for the lock and election services
 	gateway *gateway.Gateway
 
@@ -207,6 +209,10 @@ func (s *Server) openStorage() error {
 		return fmt.Errorf("server: open leases: %w", err)
 	}
 	s.exec = txn.New(s.store, s.lessor, s.lg.Named("txn"), txn.WithMaxRequestBytes(int(s.cfg.GRPC.MaxRequestBytes)))
+	// Apply publishes committed events to the hub and returns at once;
+	// watchers that fall behind catch up from the store's history.
+	s.hub = watch.NewHub(s.store, s.lg.Named("watch"), watch.Options{})
+	s.store.OnCommit(s.hub.Notify)
 	return nil
 }
 
@@ -462,6 +468,11 @@ func (s *Server) grpcServer() *grpc.Server {
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
+	pb.RegisterWatchServer(srv, rpc.NewWatchServer(s.hub, func() *pb.ResponseHeader { return rpc.NewHeader(hdr) }, rpc.WatchServerOptions{
+		MaxRequestBytes:        uint(s.cfg.GRPC.MaxRequestBytes),
+		ProgressNotifyInterval: s.cfg.Ops.WatchProgressNotifyInterval,
+		Logger:                 s.lg.Named("watch"),
+	}))
 	v3lockpb.RegisterLockServer(srv, rpc.NewLockServer(s.self))
 	v3electionpb.RegisterElectionServer(srv, rpc.NewElectionServer(s.self))
 	return srv
@@ -658,6 +669,9 @@ func (s *Server) registerShutdown() {
 	sd.RegisterHook(lifecycle.PhaseClose, "storage", func(context.Context) error {
 		if s.rel.supervisor != nil {
 			s.rel.supervisor.Stop()
+		}
+		if s.hub != nil {
+			s.hub.Close() // its catch-up reads the store
 		}
 		if s.store != nil {
 			s.store.Close() // background compaction must stop before the engine closes

@@ -29,6 +29,9 @@ func main() {
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runSnapshot(args[1:], stdout, stderr)
+	}
 	cfg, err := config.Parse(args, environ)
 	switch {
 	case errors.Is(err, config.ErrHelp):

@@ -2,6 +2,13 @@ package rpc
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+
+	"github.com/metastore/metastore/internal/version"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -29,6 +36,38 @@ type MaintenanceBackend interface {
 	HashKV(ctx context.Context, rev int64) (hash uint32, compactRev, hashRev int64, err error)
 	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
 	MoveLeader(ctx context.Context, target uint64) error
+	// Snapshot returns a consistent copy of the member's state as a byte
+	// stream of exactly size bytes.
+	Snapshot(ctx context.Context) (r io.ReadCloser, size int64, err error)
+}
+
+// snapshotChunk is etcd's send buffer size.
+const snapshotChunk = 32 * 1024
+
+// Snapshot streams the member's state as etcd does: chunks with the bytes
+// still to come, then the SHA-256 of everything sent, which etcdctl checks
+// for before it keeps the file.
+func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
+	r, total, err := s.b.Snapshot(srv.Context())
+	if err != nil {
+		return toGRPCError(err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	var sent int64
+	for sent < total {
+		buf := make([]byte, min(snapshotChunk, total-sent)) // Send may keep buf: a new one each time
+		n, err := io.ReadFull(r, buf)
+		if err != nil {
+			return toGRPCError(fmt.Errorf("rpc: read snapshot: %w", err))
+		}
+		sent += int64(n)
+		h.Write(buf[:n])
+		if err := srv.Send(&pb.SnapshotResponse{RemainingBytes: uint64(total - sent), Blob: buf[:n], Version: version.StorageVersion}); err != nil {
+			return err
+		}
+	}
+	return srv.Send(&pb.SnapshotResponse{Blob: h.Sum(nil), Version: version.StorageVersion})
 }
 
 type maintenanceServer struct {

@@ -186,6 +186,25 @@ func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 	}
 }
 
+// Resync makes every synced watcher catch up from history from its next
+// revision to the store's current revision. Call it after the store's state
+// was replaced (a Raft snapshot was installed), when the revisions in between
+// were never passed to Notify.
+func (h *Hub) Resync() {
+	rev := h.hist.Rev()
+	h.pendMu.Lock()
+	clear(h.pending)
+	h.pending = h.pending[:0]
+	h.pendingN = 0
+	h.overflowTo = max(h.overflowTo, rev, h.notified)
+	h.notified = max(h.notified, rev)
+	h.pendMu.Unlock()
+	select {
+	case h.notifyc <- struct{}{}:
+	default:
+	}
+}
+
 // Close stops the hub and closes every stream.
 func (h *Hub) Close() {
 	h.mu.Lock()
@@ -257,9 +276,6 @@ func (h *Hub) dispatchLoop() {
 			h.fanOutLocked(batch[i].rev, batch[i].evs)
 		}
 		h.answerWaitingLocked()
-		if h.unsynced.size() > 0 {
-			h.kick()
-		}
 		h.mu.Unlock()
 
 		clear(batch)

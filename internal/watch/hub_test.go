@@ -519,3 +519,22 @@ func TestGroupStab(t *testing.T) {
 		t.Fatal("group not empty")
 	}
 }
+
+func TestResync(t *testing.T) {
+	f, h := newTestHub(t, Options{})
+	s := h.NewStream()
+	id := mustWatch(t, s, WatchRequest{Key: []byte("k")})
+	// Revisions the hub never hears of (a snapshot was installed).
+	f.mu.Lock()
+	f.notify = nil
+	f.mu.Unlock()
+	f.put("k", "1")
+	f.put("k", "2")
+	f.mu.Lock()
+	f.notify = h.Notify
+	f.mu.Unlock()
+	h.Resync()
+	f.put("k", "3")
+	evs, _ := collect(t, s, id, 3)
+	checkContiguous(t, evs, 2)
+}

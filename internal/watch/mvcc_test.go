@@ -1,0 +1,139 @@
+package watch
+
+import (
+	"fmt"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/storage/memory"
+)
+
+// realStore drives the real MVCC store on the memory engine.
+type realStore struct {
+	t testing.TB
+	s *mvcc.Store
+	e *memory.Engine
+}
+
+func newRealHub(t *testing.T, opts Options) (*realStore, *Hub) {
+	eng := memory.New()
+	s, err := mvcc.Open(eng, zaptest.NewLogger(t), mvcc.WithCompactionSleepInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(s, zaptest.NewLogger(t), opts)
+	s.OnCommit(h.Notify)
+	t.Cleanup(func() {
+		h.Close()
+		_ = s.Close()
+		_ = eng.Close()
+	})
+	return &realStore{t: t, s: s, e: eng}, h
+}
+
+func (r *realStore) write(fn func(w *mvcc.Writer)) {
+	b := r.e.NewBatch()
+	defer b.Close()
+	w := r.s.NewWriter(b)
+	fn(w)
+	if err := w.Err(); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := b.Commit(false); err != nil {
+		r.t.Fatal(err)
+	}
+	w.Commit()
+}
+
+func (r *realStore) put(k, v string) {
+	r.write(func(w *mvcc.Writer) {
+		tw := w.Begin()
+		tw.Put([]byte(k), []byte(v), 0)
+		tw.End()
+	})
+}
+
+func (r *realStore) compact(rev int64) <-chan struct{} {
+	var done <-chan struct{}
+	r.write(func(w *mvcc.Writer) {
+		var err error
+		if done, err = w.Compact(rev); err != nil {
+			r.t.Fatal(err)
+		}
+	})
+	return done
+}
+
+// With the real store: a stalled watcher catches up from history with
+// prev_kv, across batches, while another watcher stays live; then a
+// compaction past a stalled watcher's position cancels it with the
+// compact revision and never skips events.
+func TestRealStoreCatchUp(t *testing.T) {
+	st, h := newRealHub(t, Options{MaxStreamResponses: 8, CatchUpEvents: 50})
+	stalled := h.NewStream()
+	sid := mustWatch(t, stalled, WatchRequest{Key: []byte("k"), End: []byte("l"), PrevKV: true})
+	live := h.NewStream()
+	lid := mustWatch(t, live, WatchRequest{Key: []byte("k"), End: []byte("l")})
+	const n = 1000
+	got := make(chan int, 1)
+	go func() {
+		evs, _ := collect(t, live, lid, n)
+		got <- len(evs)
+	}()
+	for i := 0; i < n; i++ {
+		st.put(fmt.Sprintf("k%d", i%10), fmt.Sprint(i))
+	}
+	<-got
+	evs, _ := collect(t, stalled, sid, n)
+	checkContiguous(t, evs, 2)
+	for i, e := range evs {
+		if (i >= 10) != (e.PrevKv != nil) {
+			t.Fatalf("event %d: prev_kv %v", i, e.PrevKv)
+		}
+		if i >= 10 && string(e.PrevKv.Value) != fmt.Sprint(i-10) {
+			t.Fatalf("event %d: prev_kv %s", i, e.PrevKv.Value)
+		}
+	}
+
+	// Replay from the past through live.
+	replay := h.NewStream()
+	rid := mustWatch(t, replay, WatchRequest{Key: []byte("k"), End: []byte("l"), StartRev: 500})
+	st.put("k0", "x")
+	evs, _ = collect(t, replay, rid, n+3-500) // revisions 500..1002
+	checkContiguous(t, evs, 500)
+
+	// Compaction while behind.
+	behind := h.NewStream()
+	bid := mustWatch(t, behind, WatchRequest{Key: []byte("k"), End: []byte("l")})
+	first := st.s.Rev() + 1
+	for i := 0; i < 200; i++ {
+		st.put("k1", "y")
+	}
+	<-st.compact(st.s.Rev() - 5)
+	var seen []int64
+	for {
+		r := recv(t, behind)
+		if r.WatchID != bid {
+			t.Fatalf("unexpected %+v", r)
+		}
+		if r.Canceled {
+			if r.CompactRevision != st.s.CompactRev() {
+				t.Fatalf("cancel: %+v", r)
+			}
+			break
+		}
+		for _, e := range r.Events {
+			seen = append(seen, e.Kv.ModRevision)
+		}
+	}
+	for i, rev := range seen {
+		if rev != first+int64(i) {
+			t.Fatalf("gap before cancel at %d: %v", i, seen)
+		}
+	}
+	if r := recv(t, live); r.WatchID != lid {
+		t.Fatalf("live: %+v", r)
+	}
+}
