@@ -14,6 +14,7 @@ NOTLS=(
 	TestLeaseGrantTimeToLive TestLeaseGrantAndList TestLeaseGrantTimeToLiveExpired
 	TestLeaseGrantKeepAliveOnce TestLeaseGrantRevoke
 	TestStatus TestMemberList TestWaitLeader
+	TestWatch TestVerifyHashKVAfterCompactAndDefrag
 	TestAlarm TestAlarmlistOnMemberRestart
 )
 # Tests that always run a three-member cluster without TLS (their subtests
