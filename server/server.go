@@ -625,7 +625,9 @@ func (s *Server) registerShutdown() {
 	sd.RegisterHook(lifecycle.PhaseDrain, "http", func(ctx context.Context) error {
 		var errs []error
 		for _, hs := range s.httpSrvs {
-			if err := hs.Shutdown(ctx); err != nil {
+			// The listeners were closed in the first phase; Shutdown closing
+			// them again is not a failure.
+			if err := hs.Shutdown(ctx); err != nil && !isClosedErr(err) {
 				errs = append(errs, err)
 			}
 		}
