@@ -293,7 +293,11 @@ run_bench() {
 	shift 4
 	local out="$OUT/r$round-$server-$name.txt"
 	if ! grep -q "^$name:" "$COMMANDS"; then
-		printf '%s: benchmark --endpoints=%s --precise %s\n' "$name" "$ENDPOINT" "$*" >>"$COMMANDS"
+		{ # %q: the scan bounds are raw bytes, not text
+			printf '%s: benchmark --endpoints=%s --precise' "$name" "$ENDPOINT"
+			printf ' %q' "$@"
+			echo
+		} >>"$COMMANDS"
 	fi
 	load="$(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\t%s\t%s\t%s\n' "$round" "$server" "$name" "$load" >>"$LOADS"

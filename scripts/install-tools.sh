@@ -4,11 +4,15 @@
 #   etcd-ref                    real etcd v3.7.3 server (reference for benchmarks/tests)
 #   benchmark                   etcd's load generator (tools/benchmark v3.6.8)
 #   etcd-e2e-common.test        etcd's compiled e2e "common" client test suite
-# Versions are pinned by tools/go.mod+go.sum and tools/benchmark/go.mod+go.sum.
+#   grpc_health_probe           the standard gRPC health client (tools/healthprobe)
+#   promtool                    Prometheus' rule checker (tools/promtool)
+# Versions are pinned by tools/go.mod+go.sum and tools/*/go.mod+go.sum (one module each
+# for benchmark, healthprobe and promtool, so their dependencies never move each other).
 # Idempotent: a binary is rebuilt only when its stamp (hash of the pinning
 # files and the Go version) changed or the binary is missing.
-# Usage: scripts/install-tools.sh [--force] [test|bench|all]
-#   test   etcdctl, etcdutl and etcd's e2e suite (what scripts/test.sh needs)
+# Usage: scripts/install-tools.sh [--force] [test|bench|deploy|all]
+#   test   etcdctl, etcdutl, etcd's e2e suite and grpc_health_probe (what scripts/test.sh needs)
+#   deploy promtool (what scripts/check-deploy.sh needs)
 #   bench  etcdctl, etcd-ref and benchmark (what bench/compare.sh needs)
 #   all    everything (default)
 set -euo pipefail
@@ -21,7 +25,7 @@ WHAT=all
 for arg in "$@"; do
 	case "$arg" in
 	--force) FORCE=1 ;;
-	test | bench | all) WHAT="$arg" ;;
+	test | bench | deploy | all) WHAT="$arg" ;;
 	*)
 		echo "install-tools: unknown argument $arg" >&2
 		exit 2
@@ -67,6 +71,10 @@ build etcdctl "$TOOLS" bin go.etcd.io/etcd/etcdctl/v3
 if want test; then
 	build etcdutl "$TOOLS" bin go.etcd.io/etcd/etcdutl/v3
 	build etcd-e2e-common.test "$TOOLS" test go.etcd.io/etcd/tests/v3/common
+	build grpc_health_probe "$TOOLS/healthprobe" bin github.com/grpc-ecosystem/grpc-health-probe
+fi
+if want deploy; then
+	build promtool "$TOOLS/promtool" bin github.com/prometheus/prometheus/cmd/promtool
 fi
 if want bench; then
 	build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3

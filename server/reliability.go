@@ -34,6 +34,9 @@ type reliability struct {
 	grpcMet    *middleware.GRPCMetrics
 	shutdown   *lifecycle.Shutdown
 	conns      *connCounters
+	// authUnary and authStream fill the chain's auth slot (server/auth.go).
+	authUnary  grpc.UnaryServerInterceptor
+	authStream grpc.StreamServerInterceptor
 }
 
 func (s *Server) setupReliability() error {
@@ -92,6 +95,8 @@ func (r *reliability) serverOptions() []grpc.ServerOption {
 		Recover:      r.recoverer,
 		RateLimit:    r.rate,
 		Limits:       r.limiter,
+		AuthUnary:    r.authUnary,
+		AuthStream:   r.authStream,
 		Metrics:      r.grpcMet,
 		MetricsOuter: true,
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,11 +26,13 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/gateway"
@@ -45,6 +48,7 @@ import (
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/txn"
 	"github.com/metastore/metastore/internal/version"
@@ -68,11 +72,14 @@ type Server struct {
 	exec    *txn.Executor
 	lessor  *lease.Lessor
 	alarms  *alarm.Store
+	auth    *auth.Store
 	hub     *watch.Hub
 	self    *clientv3.Client // for the lock and election services
 	gateway *gateway.Gateway
 
 	transport *transport.Transport
+	clientTLS *tlsutil.Pair // nil: no client TLS configured
+	peerTLS   *tlsutil.Pair
 	peerSrvs  []*http.Server
 	applier   *apply.Applier
 	node      *raftnode.Node
@@ -142,6 +149,9 @@ func (s *Server) start() error {
 	if err := s.setupReliability(); err != nil {
 		return err
 	}
+	if err := s.setupTLS(); err != nil {
+		return err
+	}
 	if err := s.openStorage(); err != nil {
 		return err
 	}
@@ -199,6 +209,9 @@ func (s *Server) openStorage() error {
 	}
 	if s.alarms, err = alarm.Load(s.eng); err != nil {
 		return fmt.Errorf("server: load alarms: %w", err)
+	}
+	if err := s.openAuth(); err != nil {
+		return err
 	}
 	if s.lessor, err = lease.New(lease.Config{
 		Engine:               s.eng,
@@ -277,7 +290,12 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return err
 	}
+	var peerClientTLS *tls.Config
+	if s.peerTLS != nil {
+		peerClientTLS = s.peerTLS.Client
+	}
 	s.transport = transport.New(transport.Config{
+		TLS:       peerClientTLS,
 		LocalID:   s.memberID,
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
@@ -320,6 +338,7 @@ func (s *Server) startRaft() error {
 		Executor:       s.exec,
 		Lessor:         s.lessor,
 		Alarms:         s.alarms,
+		Auth:           s.auth,
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
@@ -373,6 +392,7 @@ func (s *Server) startRaft() error {
 		Executor:        s.exec,
 		Lessor:          s.lessor,
 		Alarms:          s.alarms,
+		Auth:            s.auth,
 		QuotaBytes:      s.cfg.Quota.EffectiveBackendBytes(),
 		RequestTimeout:  s.requestTimeout(),
 		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
@@ -428,12 +448,9 @@ func (s *Server) publishAttributes(ctx context.Context) error {
 // startPeerListeners serves the raft transport on --listen-peer-urls.
 func (s *Server) startPeerListeners() error {
 	for _, u := range s.cfg.Member.ListenPeerURLs {
-		if u.Scheme != "http" {
-			return fmt.Errorf("server: --listen-peer-urls %s: only http peer URLs are supported yet", u.String())
-		}
-		l, err := net.Listen("tcp", u.Host)
+		l, err := s.listen(u, "--listen-peer-urls", s.peerTLS)
 		if err != nil {
-			return fmt.Errorf("server: listen on --listen-peer-urls %s: %w", u.String(), err)
+			return err
 		}
 		hs := &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		s.peerSrvs = append(s.peerSrvs, hs)
@@ -456,6 +473,7 @@ func (s *Server) grpcServer() *grpc.Server {
 		opts = append(opts, grpc.MaxConcurrentStreams(math.MaxUint32))
 	}
 	opts = append(opts, grpc.ConnectionTimeout(s.cfg.Limits.ConnectionTimeout))
+	s.authInterceptors()
 	opts = append(opts, s.rel.serverOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
@@ -468,9 +486,11 @@ func (s *Server) grpcServer() *grpc.Server {
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
+	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))
 	pb.RegisterWatchServer(srv, rpc.NewWatchServer(s.hub, func() *pb.ResponseHeader { return rpc.NewHeader(hdr) }, rpc.WatchServerOptions{
 		MaxRequestBytes:        uint(s.cfg.GRPC.MaxRequestBytes),
 		ProgressNotifyInterval: s.cfg.Ops.WatchProgressNotifyInterval,
+		CheckPermission:        rpc.WatchPermission(s.auth),
 		Logger:                 s.lg.Named("watch"),
 	}))
 	v3lockpb.RegisterLockServer(srv, rpc.NewLockServer(s.self))
@@ -481,10 +501,13 @@ func (s *Server) grpcServer() *grpc.Server {
 func (s *Server) startListeners() error {
 	// The lock and election services run etcd's concurrency recipes over a
 	// client of this member, as etcd's do; it dials lazily, once serving.
+	selfTLS := s.selfTLS()
 	self, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{selfEndpoint(s.cfg.Member.ListenClientURLs)},
 		DialTimeout: 5 * time.Second,
+		TLS:         selfTLS,
 		Logger:      s.lg.Named("self-client"),
+		DialOptions: forwardToken(),
 	})
 	if err != nil {
 		return fmt.Errorf("server: self client: %w", err)
@@ -493,7 +516,7 @@ func (s *Server) startListeners() error {
 	s.grpcSrv = s.grpcServer()
 	var gwHandler http.Handler
 	if s.cfg.GRPC.EnableGateway {
-		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs))
+		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
@@ -509,15 +532,23 @@ func (s *Server) startListeners() error {
 		Pprof:    s.cfg.Ops.EnablePprof,
 	})
 	for _, u := range s.cfg.Member.ListenClientURLs {
-		if u.Scheme == "https" || u.Scheme == "unixs" {
-			return fmt.Errorf("server: --listen-client-urls %s: TLS is not supported yet", u.String())
-		}
-		l, err := net.Listen("tcp", u.Host)
+		l, err := s.listen(u, "--listen-client-urls", s.clientTLS)
 		if err != nil {
-			return fmt.Errorf("server: listen on %s: %w", u.String(), err)
+			return err
 		}
-		s.listeners = append(s.listeners, l)
-		m := cmux.New(s.rel.conns.wrap(l, s.lg))
+		if u.Scheme == "https" {
+			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
+			// serves both and hands gRPC calls to the gRPC server, as
+			// etcd's secure listeners do.
+			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, httpHandler), ReadHeaderTimeout: 10 * time.Second}
+			if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: s.maxStreams()}); err != nil {
+				return fmt.Errorf("server: http2 on %s: %w", u.String(), err)
+			}
+			s.httpSrvs = append(s.httpSrvs, hs)
+			go func() { _ = hs.Serve(l) }()
+			continue
+		}
+		m := cmux.New(l)
 		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 		httpL := m.Match(cmux.Any())
 		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
@@ -532,26 +563,43 @@ func (s *Server) startListeners() error {
 		}()
 	}
 	for _, u := range s.cfg.Ops.ListenMetricsURLs {
-		l, err := net.Listen("tcp", u.Host)
+		l, err := s.listen(u, "--listen-metrics-urls", s.clientTLS)
 		if err != nil {
-			return fmt.Errorf("server: listen on --listen-metrics-urls %s: %w", u.String(), err)
+			return err
 		}
-		s.listeners = append(s.listeners, l)
 		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}
 	for _, u := range s.cfg.Member.ListenClientHTTPURLs {
-		l, err := net.Listen("tcp", u.Host)
+		l, err := s.listen(u, "--listen-client-http-urls", s.clientTLS)
 		if err != nil {
-			return fmt.Errorf("server: listen on %s: %w", u.String(), err)
+			return err
 		}
-		s.listeners = append(s.listeners, l)
 		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}
 	return nil
+}
+
+// grpcOrHTTP routes HTTP/2 gRPC calls to the gRPC server and everything
+// else to the HTTP endpoints.
+func grpcOrHTTP(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) maxStreams() uint32 {
+	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
+		return n
+	}
+	return math.MaxUint32
 }
 
 // selfEndpoint is the address this member's own client dials: the first

@@ -6,6 +6,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/version"
@@ -120,6 +121,7 @@ func (s *Server) IsLearner() bool {
 
 // Read implements httpapi.Probe: the one-key read etcd's health check does.
 func (s *Server) Read(ctx context.Context, serializable bool) error {
-	_, err := s.backend.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Limit: 1, Serializable: serializable})
+	// Like etcd's, the health read runs as root when auth is enabled.
+	_, err := s.backend.Range(auth.WithRoot(ctx), &pb.RangeRequest{Key: []byte("health"), Limit: 1, Serializable: serializable})
 	return err
 }

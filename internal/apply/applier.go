@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/alarm"
+	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -47,6 +48,7 @@ type Config struct {
 	Executor *txn.Executor
 	Lessor   *lease.Lessor // nil: no leases
 	Alarms   *alarm.Store  // nil: no alarms
+	Auth     *auth.Store   // nil: no auth
 	RaftLog  *raftlog.Storage
 	Members  *membership.Store
 	Conf     ConfChanger
@@ -287,6 +289,9 @@ func (a *Applier) gate(r *pb.InternalRaftRequest) error {
 func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRaftRequest) (Result, func(), error) {
 	if err := a.gate(r); err != nil {
 		return Result{Err: err}, nil, nil
+	}
+	if res, after, handled, err := a.applyAuth(b, r); handled {
+		return res, after, err
 	}
 	if r.ClusterMemberAttrSet != nil {
 		return a.applyMemberAttrs(b, r.ClusterMemberAttrSet)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -36,6 +37,7 @@ type Config struct {
 	Executor *txn.Executor
 	Lessor   *lease.Lessor // nil: no leases
 	Alarms   *alarm.Store  // nil: no alarms
+	Auth     *auth.Store   // nil: no auth
 	// QuotaBytes bounds the MVCC data's logical size (--quota-backend-bytes);
 	// 0 or less: no quota.
 	QuotaBytes int64
@@ -75,6 +77,9 @@ func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
 	id := b.ids.Next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := b.authHeader(ctx, r); err != nil {
+		return apply.Result{}, err
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return apply.Result{}, fmt.Errorf("backend: encode proposal: %w", err)
@@ -147,6 +152,9 @@ func (b *Backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespo
 	if err := b.readGate(); err != nil {
 		return nil, err
 	}
+	if err := b.checkRange(ctx, r); err != nil {
+		return nil, err
+	}
 	if !r.GetSerializable() {
 		if err := b.LinearizableBarrier(ctx); err != nil {
 			return nil, err
@@ -158,6 +166,9 @@ func (b *Backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespo
 // RangeStream serves etcd 3.7's streaming range.
 func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
 	if err := b.readGate(); err != nil {
+		return err
+	}
+	if err := b.checkRange(ctx, r); err != nil {
 		return err
 	}
 	if !r.GetSerializable() {
@@ -197,6 +208,9 @@ func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*p
 func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if txn.IsTxnReadOnly(r) {
 		if err := b.readGate(); err != nil {
+			return nil, err
+		}
+		if err := b.checkTxnRead(ctx, r); err != nil {
 			return nil, err
 		}
 		if !txn.IsTxnSerializable(r) {

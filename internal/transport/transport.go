@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -65,6 +66,10 @@ type Config struct {
 	// MaxFrameSize is the largest message accepted (default 128 MiB).
 	MaxFrameSize int
 	Metrics      Metrics
+	// TLS, if set, is used to dial https peer URLs (--peer-cert-file and
+	// friends); without it only http peer URLs are accepted. Streams are
+	// HTTP/1.1, so the config should offer "http/1.1" in NextProtos.
+	TLS *tls.Config
 }
 
 // Stats are cumulative counters, mainly for tests and debugging.
@@ -166,6 +171,7 @@ func New(cfg Config) *Transport {
 			}
 			return &deadlineConn{Conn: c, timeout: cfg.WriteTimeout}, nil
 		},
+		TLSClientConfig:     cfg.TLS,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
@@ -206,13 +212,13 @@ func (t *Transport) reportSnapshot(id uint64, st raft.SnapshotStatus) {
 	}
 }
 
-// ValidatePeerURLs checks that urls can be used to reach a peer.
+// ValidatePeerURLs checks that urls can be used to reach a peer without TLS.
 func ValidatePeerURLs(urls []string) error {
-	_, err := normalizeURLs(urls)
+	_, err := normalizeURLs(urls, false)
 	return err
 }
 
-func normalizeURLs(urls []string) ([]string, error) {
+func normalizeURLs(urls []string, tlsOK bool) ([]string, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("transport: no peer URL")
 	}
@@ -224,10 +230,12 @@ func normalizeURLs(urls []string) ([]string, error) {
 		}
 		switch u.Scheme {
 		case "http":
-		case "https", "unixs":
-			return nil, fmt.Errorf("transport: peer URL %q: TLS between peers is not supported yet; use http://", s)
+		case "https":
+			if !tlsOK {
+				return nil, fmt.Errorf("transport: peer URL %q: https needs peer TLS settings (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file or --peer-auto-tls)", s)
+			}
 		default:
-			return nil, fmt.Errorf("transport: peer URL %q: scheme must be http", s)
+			return nil, fmt.Errorf("transport: peer URL %q: scheme must be http or https", s)
 		}
 		if u.Host == "" {
 			return nil, fmt.Errorf("transport: peer URL %q: no host", s)
@@ -235,7 +243,7 @@ func normalizeURLs(urls []string) ([]string, error) {
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 			return nil, fmt.Errorf("transport: peer URL %q: must be scheme://host:port only", s)
 		}
-		out = append(out, "http://"+u.Host)
+		out = append(out, u.Scheme+"://"+u.Host)
 	}
 	return out, nil
 }
@@ -246,7 +254,7 @@ func (t *Transport) AddPeer(id uint64, urls []string) error {
 	if id == t.cfg.LocalID || id == 0 {
 		return fmt.Errorf("transport: cannot add member %s as a peer of %s", idString(id), idString(t.cfg.LocalID))
 	}
-	norm, err := normalizeURLs(urls)
+	norm, err := normalizeURLs(urls, t.cfg.TLS != nil)
 	if err != nil {
 		return err
 	}
@@ -268,7 +276,7 @@ func (t *Transport) AddPeer(id uint64, urls []string) error {
 
 // UpdatePeer changes the URLs of a known peer; its streams reconnect.
 func (t *Transport) UpdatePeer(id uint64, urls []string) error {
-	norm, err := normalizeURLs(urls)
+	norm, err := normalizeURLs(urls, t.cfg.TLS != nil)
 	if err != nil {
 		return err
 	}
