@@ -124,7 +124,7 @@ var implemented = map[string]bool{
 	"log-rotation-config-json": false,
 
 	// Metrics / ops
-	"metrics":                           false,
+	"metrics":                           true,
 	"listen-metrics-urls":               true,
 	"enable-pprof":                      true,
 	"watch-progress-notify-interval":    true,
