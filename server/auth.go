@@ -51,7 +51,7 @@ func (s *Server) authInterceptors() {
 			return out
 		}
 	}
-	cfg := rpc.AuthConfig{Store: s.auth, Leases: leases}
+	cfg := rpc.AuthConfig{Store: s.auth, Leases: leases, ClientCertAuth: s.cfg.ClientTLS.ClientCertAuth}
 	if s.lessor != nil {
 		cfg.LeaseKeys = s.lessor.Keys
 	}

@@ -323,9 +323,6 @@ func (s *Server) startRaft() error {
 			}
 		}
 	}
-	if err := s.startPeerListeners(); err != nil {
-		return err
-	}
 	wait := apply.NewWait()
 	hb := s.cfg.Raft.HeartbeatInterval
 	s.ticker = time.NewTicker(hb)
@@ -391,6 +388,7 @@ func (s *Server) startRaft() error {
 		Store:           s.store,
 		Executor:        s.exec,
 		Lessor:          s.lessor,
+		Peers:           s.transport,
 		Alarms:          s.alarms,
 		Auth:            s.auth,
 		QuotaBytes:      s.cfg.Quota.EffectiveBackendBytes(),
@@ -400,6 +398,14 @@ func (s *Server) startRaft() error {
 		ProposalFailed:  s.rel.metrics.ProposalsFailed.Inc,
 		Pending:         func(d int) { s.rel.metrics.ProposalsPending.Add(float64(d)) },
 	})
+	for path, h := range s.backend.LeaseHandlers() {
+		s.transport.HandleFunc(path, h)
+	}
+	// Peers are served once every handler is in place, so a forwarded call
+	// never meets a half-started member.
+	if err := s.startPeerListeners(); err != nil {
+		return err
+	}
 	return nil
 }
 

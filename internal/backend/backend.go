@@ -36,8 +36,10 @@ type Config struct {
 	Store    *mvcc.Store
 	Executor *txn.Executor
 	Lessor   *lease.Lessor // nil: no leases
-	Alarms   *alarm.Store  // nil: no alarms
-	Auth     *auth.Store   // nil: no auth
+	// Peers reaches other members, for lease calls only the leader answers.
+	Peers  PeerCaller
+	Alarms *alarm.Store // nil: no alarms
+	Auth   *auth.Store  // nil: no auth
 	// QuotaBytes bounds the MVCC data's logical size (--quota-backend-bytes);
 	// 0 or less: no quota.
 	QuotaBytes int64

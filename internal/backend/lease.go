@@ -50,7 +50,6 @@ func (b *Backend) primaryLessor(ctx context.Context) (*lease.Lessor, error) {
 		return nil, lease.ErrLeaseNotFound
 	}
 	if !b.cfg.Node.IsLeader() {
-		// TODO: forward to the leader, as etcd does over the peer URLs.
 		return nil, lease.ErrNotPrimary
 	}
 	if le.IsPrimary() {
@@ -80,8 +79,15 @@ func (b *Backend) known(ctx context.Context, le *lease.Lessor, id int64) (lease.
 
 // LeaseRenew refreshes lease id on the leader and returns its TTL. Unknown
 // or expired leases give lease.ErrLeaseNotFound (the rpc layer answers TTL
-// 0); a follower answers lease.ErrNotPrimary.
+// 0); a follower forwards the call to the leader.
 func (b *Backend) LeaseRenew(ctx context.Context, id int64) (int64, error) {
+	if b.cfg.Lessor != nil && !b.cfg.Node.IsLeader() {
+		var resp pb.LeaseKeepAliveResponse
+		if err := b.forward(ctx, PathLeaseRenew, &pb.LeaseKeepAliveRequest{ID: id}, &resp); err != nil {
+			return -1, err
+		}
+		return resp.TTL, nil
+	}
 	le, err := b.primaryLessor(ctx)
 	if err != nil {
 		return -1, err
@@ -112,6 +118,13 @@ func (b *Backend) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 // r.Keys, its keys. An unknown lease gives lease.ErrLeaseNotFound (the rpc
 // layer answers TTL -1).
 func (b *Backend) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if b.cfg.Lessor != nil && !b.cfg.Node.IsLeader() {
+		var resp pb.LeaseTimeToLiveResponse
+		if err := b.forward(ctx, PathLeaseTimeToLive, r, &resp); err != nil {
+			return nil, err
+		}
+		return &resp, nil
+	}
 	le, err := b.primaryLessor(ctx)
 	if err != nil {
 		return nil, err
