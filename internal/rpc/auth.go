@@ -7,7 +7,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/metastore/metastore/internal/auth"
 )
@@ -147,6 +149,9 @@ type AuthConfig struct {
 	// attached to the leases; nil skips those checks.
 	LeaseKeys auth.LeaseKeys
 	Leases    func() []int64
+	// ClientCertAuth (--client-cert-auth) makes a verified client
+	// certificate's common name the user of a request without a token.
+	ClientCertAuth bool
 }
 
 // adminMethods need the root role, as etcd's authMaintenanceServer,
@@ -168,7 +173,7 @@ var adminMethods = map[string]bool{
 
 // withAuthInfo resolves the request's token (metadata "token", or the
 // gateway's "authorization") into the context.
-func withAuthInfo(ctx context.Context, as *auth.Store) context.Context {
+func withAuthInfo(ctx context.Context, as *auth.Store, certAuth bool) context.Context {
 	if !as.IsAuthEnabled() {
 		return ctx
 	}
@@ -181,10 +186,37 @@ func withAuthInfo(ctx context.Context, as *auth.Store) context.Context {
 		ts = md.Get(rpctypes.TokenFieldNameSwagger)
 	}
 	if len(ts) == 0 {
+		if certAuth {
+			return withCertUser(ctx, as, md)
+		}
 		return ctx
 	}
 	ai, err := as.AuthInfoFromToken(strings.TrimPrefix(ts[0], "Bearer "))
 	return auth.NewContext(ctx, ai, err)
+}
+
+// withCertUser is etcd's AuthInfoFromTLS: the common name of the verified
+// client certificate, except for requests relayed by the gateway (whose
+// certificate is the server's own).
+func withCertUser(ctx context.Context, as *auth.Store, md metadata.MD) context.Context {
+	if len(md.Get("grpcgateway-accept")) > 0 {
+		return ctx
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p == nil {
+		return ctx
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return ctx
+	}
+	for _, chain := range ti.State.VerifiedChains {
+		if len(chain) == 0 {
+			continue
+		}
+		return auth.NewContext(ctx, &auth.AuthInfo{Username: chain[0].Subject.CommonName, Revision: as.Revision()}, nil)
+	}
+	return ctx
 }
 
 func checkAdmin(ctx context.Context, as *auth.Store) error {
@@ -267,14 +299,14 @@ func (c AuthConfig) checkUnary(ctx context.Context, method string, req any) erro
 // backend.
 func AuthInterceptors(c AuthConfig) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		ctx = withAuthInfo(ctx, c.Store)
+		ctx = withAuthInfo(ctx, c.Store, c.ClientCertAuth)
 		if err := c.checkUnary(ctx, info.FullMethod, req); err != nil {
 			return nil, toGRPCError(err)
 		}
 		return h(ctx, req)
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		ctx := withAuthInfo(ss.Context(), c.Store)
+		ctx := withAuthInfo(ss.Context(), c.Store, c.ClientCertAuth)
 		if adminMethods[info.FullMethod] {
 			if err := checkAdmin(ctx, c.Store); err != nil {
 				return toGRPCError(err)

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +101,19 @@ func TestAuthEndToEnd(t *testing.T) {
 		t.Fatalf("/health with auth enabled: %d %s %v", code, body, err)
 	}
 
+	// The JSON gateway: a token from /v3/auth/authenticate in the
+	// Authorization header.
+	var ar struct{ Token string }
+	gatewayPost(t, m, "/v3/auth/authenticate", `{"name":"alice","password":"alicepw"}`, "", &ar)
+	if ar.Token == "" {
+		t.Fatal("gateway authenticate: empty token")
+	}
+	var rr struct{ Count string }
+	gatewayPost(t, m, "/v3/kv/range", `{"key":"cHViL2E="}`, ar.Token, &rr) // "pub/a"
+	if rr.Count != "1" {
+		t.Fatalf("gateway range with token: count %q", rr.Count)
+	}
+
 	// etcdctl, with --user.
 	out := m.MustEtcdctl("--user", "root:rootpw", "user", "list")
 	if !strings.Contains(out, "alice") || !strings.Contains(out, "root") {
@@ -124,4 +140,22 @@ func TestAuthEndToEnd(t *testing.T) {
 	if out := m.MustEtcdctl("get", "secret", "--print-value-only"); strings.TrimSpace(out) != "2" {
 		t.Fatalf("get after disable: %q", out)
 	}
+}
+
+func gatewayPost(t *testing.T, m *framework.Member, path, body, token string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, m.ClientURL+path, strings.NewReader(body))
+	check(t, "request", err)
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	check(t, "POST "+path, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	check(t, "read "+path, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+	check(t, "decode "+path, json.Unmarshal(b, out))
 }
