@@ -21,7 +21,10 @@ import "encoding/binary"
 //	m/mvcc_key_count                      8 BE live key count, written with every write batch (mvcc)
 //	l/<lease id:8 BE>                     lease records (lease)
 //	L/<lease id:8 BE><user key>           keys attached to a lease (lease)
-//	a/...                                 auth users, roles and state (auth)
+//	a/enabled                             auth on or off, 1 byte (auth)
+//	a/revision                            8 BE auth store revision (auth)
+//	a/u/<name>                            authpb.User, bcrypt hash in Password (auth)
+//	a/r/<name>                            authpb.Role, permissions sorted by key (auth)
 //	c/...                                 cluster members (membership)
 //	A/<member id:8 BE><alarm type:4 BE>   active alarms (alarm)
 var (
