@@ -6,10 +6,11 @@
 #   3. unit, deterministic and benchmark-smoke tests of every package
 #      (race detector on the concurrent packages);
 #   4. short fuzzing of the key encoding and request validation;
-#   5. end-to-end tests of the real binary with clientv3 and etcdctl
+#   5. deployment files (alert rules with promtool, manifests, dashboard);
+#   6. end-to-end tests of the real binary with clientv3 and etcdctl
 #      (including kill -9 durability);
-#   6. etcd's own client test suite (single-member cases) against our binary.
-# Set METASTORE_SKIP_ETCD_SUITE=1 to skip step 6 locally.
+#   7. etcd's own client test suite (the passing cases, docs/compatibility.md).
+# Set METASTORE_SKIP_ETCD_SUITE=1 to skip step 7 locally.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -59,6 +60,9 @@ for target in $(grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1
 		fuzz "$fn" "$target"
 	done
 done
+
+step "deployment files (promtool rules and tests, manifests, dashboard)"
+scripts/check-deploy.sh
 
 step "end-to-end tests (real binary, clientv3, etcdctl)"
 go test -count=1 -timeout 15m ./tests/...

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -17,6 +18,7 @@ import (
 	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/middleware"
 	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/version"
 )
@@ -121,6 +123,11 @@ func (s *Server) startBackground() {
 		MemoryUsage:      func() float64 { return float64(r.limiter.Stats().MemoryUsageBytes) },
 		MemoryLimit:      func() float64 { return float64(s.cfg.Limits.MemoryLimitBytes) },
 	})
+	// Show the common validation failures at 0 from the start, so an alert
+	// on their rate has a series to work with.
+	for _, e := range []error{rpctypes.ErrGRPCEmptyKey, rpctypes.ErrGRPCTooManyOps, rpctypes.ErrGRPCDuplicateKey, rpctypes.ErrGRPCRequestTooLarge} {
+		m.ValidationErrors.WithLabelValues(rpc.ValidationReason(e))
+	}
 	r.health.Register(lifecycle.CheckerFunc("storage", func(context.Context) error {
 		if _, err := s.eng.Get(storage.KeyAppliedIndex); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("storage read failed: %w", err)
@@ -151,8 +158,10 @@ func registerHealth(srv *grpc.Server, h *lifecycle.Health) {
 	healthpb.RegisterHealthServer(srv, h.Server())
 }
 
-// connCounters sums the connection counts of every client listener, so the
-// seed's resource stats and the metrics see one figure.
+// connCounters reports connections for the seed's resource stats and the
+// metrics. --max-connections applies to each client listener, so the
+// figure is that of the fullest listener: current >= limit means some
+// listener refuses connections.
 type connCounters struct {
 	max       int64
 	mu        sync.Mutex
@@ -177,7 +186,7 @@ func (c *connCounters) Count() int64 {
 	defer c.mu.Unlock()
 	var n int64
 	for _, l := range c.listeners {
-		n += l.Count()
+		n = max(n, l.Count())
 	}
 	return n
 }

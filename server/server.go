@@ -454,7 +454,7 @@ func (s *Server) publishAttributes(ctx context.Context) error {
 // startPeerListeners serves the raft transport on --listen-peer-urls.
 func (s *Server) startPeerListeners() error {
 	for _, u := range s.cfg.Member.ListenPeerURLs {
-		l, err := s.listen(u, "--listen-peer-urls", s.peerTLS)
+		l, err := s.listen(u, "--listen-peer-urls", s.peerTLS, false)
 		if err != nil {
 			return err
 		}
@@ -488,7 +488,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	srv := grpc.NewServer(opts...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
-	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps))
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
@@ -538,7 +538,7 @@ func (s *Server) startListeners() error {
 		Pprof:    s.cfg.Ops.EnablePprof,
 	})
 	for _, u := range s.cfg.Member.ListenClientURLs {
-		l, err := s.listen(u, "--listen-client-urls", s.clientTLS)
+		l, err := s.listen(u, "--listen-client-urls", s.clientTLS, true)
 		if err != nil {
 			return err
 		}
@@ -569,7 +569,7 @@ func (s *Server) startListeners() error {
 		}()
 	}
 	for _, u := range s.cfg.Ops.ListenMetricsURLs {
-		l, err := s.listen(u, "--listen-metrics-urls", s.clientTLS)
+		l, err := s.listen(u, "--listen-metrics-urls", s.clientTLS, false)
 		if err != nil {
 			return err
 		}
@@ -578,7 +578,7 @@ func (s *Server) startListeners() error {
 		go func() { _ = hs.Serve(l) }()
 	}
 	for _, u := range s.cfg.Member.ListenClientHTTPURLs {
-		l, err := s.listen(u, "--listen-client-http-urls", s.clientTLS)
+		l, err := s.listen(u, "--listen-client-http-urls", s.clientTLS, true)
 		if err != nil {
 			return err
 		}
@@ -668,12 +668,26 @@ func (s *Server) registerShutdown() {
 		}
 		done := make(chan struct{})
 		go func() { s.grpcSrv.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			s.grpcSrv.Stop()
-			return fmt.Errorf("in-flight gRPC requests cut off: %w", ctx.Err())
+		// Unary requests finish by themselves; streams (watches, lease
+		// keep-alives) never do. Once no unary request is in flight, the
+		// streams are closed, as etcd closes them, and their clients
+		// reconnect to another member.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				s.grpcSrv.Stop()
+				return fmt.Errorf("in-flight gRPC requests cut off: %w", ctx.Err())
+			case <-tick.C:
+				if s.rel.limiter.Stats().CurrentRequests == 0 {
+					s.grpcSrv.Stop()
+					<-done
+					return nil
+				}
+			}
 		}
 	})
 	sd.RegisterHook(lifecycle.PhaseDrain, "http", func(ctx context.Context) error {

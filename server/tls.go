@@ -47,9 +47,11 @@ func (s *Server) setupTLS() error {
 	return nil
 }
 
-// listen opens a listener for u, counted against --max-connections, with
-// TLS when u is https.
-func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair) (net.Listener, error) {
+// listen opens a listener for u, with TLS when u is https. Client
+// listeners (client=true) are counted against --max-connections; peer and
+// metrics listeners are not, so a flood of clients can never cut the
+// cluster's own traffic or the monitoring that would show the flood.
+func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (net.Listener, error) {
 	switch u.Scheme {
 	case "http":
 	case "https":
@@ -64,7 +66,9 @@ func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair) (net.Listener, 
 		return nil, fmt.Errorf("server: listen on %s %s: %w", flag, u.String(), err)
 	}
 	s.listeners = append(s.listeners, l)
-	l = s.rel.conns.wrap(l, s.lg)
+	if client {
+		l = s.rel.conns.wrap(l, s.lg)
+	}
 	if u.Scheme == "https" {
 		l = tls.NewListener(l, p.Server)
 	}

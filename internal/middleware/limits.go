@@ -129,12 +129,18 @@ func NewLimiter(cfg LimitsConfig) (*Limiter, error) {
 // (runtime/metrics /gc/heap/live:bytes). Unlike total heap it excludes
 // garbage not yet collected, so a collection cycle cannot flap the watermark.
 func HeapLiveBytes() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > 0 {
+		return s[0].Value.Uint64()
 	}
-	return s[0].Value.Uint64()
+	// Live bytes are known only after the first GC; until then the heap
+	// objects (live and not yet collected) are an upper bound, so the
+	// watermark is never blind at start.
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		return s[1].Value.Uint64()
+	}
+	return 0
 }
 
 // SampleMemory takes one sample now and updates the watermark state.

@@ -2,6 +2,12 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/backend"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -24,16 +30,37 @@ type kvServer struct {
 	b         KVBackend
 	hdr       HeaderSource
 	maxTxnOps int
+	onInvalid func(reason string)
 }
 
-// NewKVServer returns etcd's KV service.
-func NewKVServer(b KVBackend, hdr HeaderSource, maxTxnOps int) pb.KVServer {
-	return &kvServer{b: b, hdr: hdr, maxTxnOps: maxTxnOps}
+// NewKVServer returns etcd's KV service. onInvalid, if set, is told of
+// every request refused by validation (metastore_validation_errors_total).
+func NewKVServer(b KVBackend, hdr HeaderSource, maxTxnOps int, onInvalid func(reason string)) pb.KVServer {
+	return &kvServer{b: b, hdr: hdr, maxTxnOps: maxTxnOps, onInvalid: onInvalid}
+}
+
+// invalid counts a validation error and returns it.
+func (s *kvServer) invalid(err error) error {
+	if s.onInvalid != nil {
+		s.onInvalid(ValidationReason(err))
+	}
+	return err
+}
+
+// ValidationReason turns one of etcd's validation errors into a short
+// metric label ("key is not provided" → "key_is_not_provided").
+func ValidationReason(err error) string {
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = st.Message()
+	}
+	msg = strings.TrimPrefix(msg, "etcdserver: ")
+	return strings.ReplaceAll(msg, " ", "_")
 }
 
 func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err := txn.CheckRangeRequest(r); err != nil {
-		return nil, err
+		return nil, s.invalid(err)
 	}
 	resp, err := s.b.Range(ctx, r)
 	if err != nil {
@@ -45,7 +72,7 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 
 func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingServer[pb.RangeStreamResponse]) error {
 	if err := txn.CheckRangeRequest(r); err != nil {
-		return err
+		return s.invalid(err)
 	}
 	err := s.b.RangeStream(stream.Context(), r, func(resp *pb.RangeResponse) error {
 		if resp.Header != nil {
@@ -58,9 +85,12 @@ func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingSe
 
 func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := txn.CheckPutRequest(r); err != nil {
-		return nil, err
+		return nil, s.invalid(err)
 	}
 	resp, err := s.b.Put(ctx, r)
+	if errors.Is(err, backend.ErrRequestTooLarge) {
+		return nil, s.invalid(toGRPCError(err))
+	}
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
@@ -70,7 +100,7 @@ func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 
 func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	if err := txn.CheckDeleteRequest(r); err != nil {
-		return nil, err
+		return nil, s.invalid(err)
 	}
 	resp, err := s.b.DeleteRange(ctx, r)
 	if err != nil {
@@ -82,7 +112,7 @@ func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 
 func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := txn.CheckTxnRequest(r, s.maxTxnOps); err != nil {
-		return nil, err
+		return nil, s.invalid(err)
 	}
 	resp, err := s.b.Txn(ctx, r)
 	if err != nil {

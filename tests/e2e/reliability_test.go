@@ -69,6 +69,18 @@ func relStart(t *testing.T, opts framework.Options) (*framework.Member, string) 
 	return framework.Start(t, opts), metricsURL
 }
 
+// relKnownBug marks a reported server bug that the test observed: the test
+// is skipped with the finding, or fails when METASTORE_E2E_STRICT is set
+// (to check a fix, or to hold the line once it is fixed).
+func relKnownBug(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := "KNOWN BUG (reported): " + fmt.Sprintf(format, args...)
+	if os.Getenv("METASTORE_E2E_STRICT") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
 func relCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -346,6 +358,49 @@ func TestReliabilityGracefulShutdown(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged puts lost", lost, len(allAcked))
+	}
+}
+
+// TestReliabilityShutdownWithStreams SIGTERMs a member while a client
+// holds a watch and a lease keep-alive stream open, as every Kubernetes API
+// server does: the streams are long-lived, so the drain phase must end them
+// rather than wait for them, and the member must exit 0 well within
+// --shutdown-timeout.
+func TestReliabilityShutdownWithStreams(t *testing.T) {
+	relMetastoreOnly(t)
+	const shutdownTimeout = 3 * time.Second
+	m := framework.Start(t, framework.Options{ExtraArgs: []string{"--shutdown-timeout", shutdownTimeout.String()}})
+	ctx := relCtx(t, 60*time.Second)
+	c := m.Client()
+	wch := c.Watch(ctx, "streams/", clientv3.WithPrefix())
+	mustPut(t, c, ctx, "streams/a", "1")
+	select {
+	case wr := <-wch:
+		if err := wr.Err(); err != nil || len(wr.Events) != 1 {
+			t.Fatalf("watch: %v %v", err, wr.Events)
+		}
+	case <-ctx.Done():
+		t.Fatal("no watch event")
+	}
+	lease, err := c.Grant(ctx, 60)
+	check(t, "grant", err)
+	ka, err := c.KeepAlive(ctx, lease.ID)
+	check(t, "keep-alive", err)
+	if _, ok := <-ka; !ok {
+		t.Fatal("keep-alive channel closed at once")
+	}
+
+	begin := time.Now()
+	m.Stop()
+	took := time.Since(begin)
+	exitErr := m.ExitError()
+	_, problems := relShutdownEvents(t, m.Logs())
+	if exitErr != nil || took >= shutdownTimeout {
+		relKnownBug(t, "with a watch and a keep-alive stream open, SIGTERM took %v (--shutdown-timeout %v) and exited with %v: %v",
+			took.Round(time.Millisecond), shutdownTimeout, exitErr, problems)
+	}
+	if len(problems) > 0 {
+		t.Errorf("shutdown reported errors: %v", problems)
 	}
 }
 
@@ -730,7 +785,12 @@ func relTestMemoryWatermark(t *testing.T) {
 func relWaitHeapSample(t *testing.T, c *clientv3.Client, ctx context.Context, metricsURL string) {
 	t.Helper()
 	if u := relScrape(t, metricsURL).sum("metastore_memory_usage_bytes"); u == 0 {
-		t.Log("KNOWN BUG (reported): metastore_memory_usage_bytes is 0 until the server's first GC, so the watermark admits every write until then")
+		msg := "KNOWN BUG (reported): metastore_memory_usage_bytes is 0 until the server's first GC, so the watermark admits every write until then"
+		if os.Getenv("METASTORE_E2E_STRICT") != "" {
+			t.Error(msg)
+		} else {
+			t.Log(msg)
+		}
 	}
 	err := framework.WaitFor(20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		for range 8 {
@@ -1175,7 +1235,10 @@ func TestReliabilityCorruptionDetected(t *testing.T) {
 		t.FailNow()
 	}
 	keys, rev := written.Load(), lastRev.Load()
-	m.Stop()
+	// A crash, not a clean stop: a clean stop flushes everything into
+	// checksummed tables and leaves an empty WAL, so only after a crash
+	// does the WAL hold acknowledged writes for corruption to hit.
+	m.Kill9()
 	if size := relSize(t, relNewest(t, pebbleDir, ".log")); size < minWAL {
 		t.Fatalf("newest WAL has %d bytes after %d puts; the test needs %d", size, keys, minWAL)
 	}
@@ -1202,7 +1265,7 @@ func TestReliabilityCorruptionDetected(t *testing.T) {
 		case o.rev == rev && o.keys == keys:
 			t.Logf("the corruption hit no live record: all %d keys served at revision %d", keys, rev)
 		default:
-			t.Skipf("KNOWN BUG (reported): a corrupted record in the last block of the newest WAL is silently dropped: "+
+			relKnownBug(t, "a corrupted record in the last block of the newest WAL is silently dropped: "+
 				"the member served revision %d with %d keys after %d puts were acknowledged up to revision %d", o.rev, o.keys, keys, rev)
 		}
 	})
