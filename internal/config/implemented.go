@@ -51,7 +51,7 @@ var implemented = map[string]bool{
 	"initial-election-tick-advance": false,
 	"pre-vote":                      true,
 	"snapshot-count":                true,
-	"snapshot-catchup-entries":      false,
+	"snapshot-catchup-entries":      true,
 	"raft-read-timeout":             false,
 	"raft-write-timeout":            false,
 
@@ -70,8 +70,8 @@ var implemented = map[string]bool{
 	"quota-backend-bytes":       true,
 	"auto-compaction-mode":      true,
 	"auto-compaction-retention": true,
-	"compaction-batch-limit":    false,
-	"compaction-sleep-interval": false,
+	"compaction-batch-limit":    true,
+	"compaction-sleep-interval": true,
 
 	// gRPC
 	"max-request-bytes":       true,
