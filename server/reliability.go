@@ -151,6 +151,7 @@ func (s *Server) startBackground() {
 	r.supervisor.Go("memory-sampler", r.limiter.Run)
 	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
 	s.startAutoCompaction()
+	s.startCorruptionCheck()
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 

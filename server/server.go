@@ -401,6 +401,7 @@ func (s *Server) startRaft() error {
 	for path, h := range s.backend.LeaseHandlers() {
 		s.transport.HandleFunc(path, h)
 	}
+	s.transport.HandleFunc(pathHashKV, s.serveHashKV)
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	if err := s.startPeerListeners(); err != nil {

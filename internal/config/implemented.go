@@ -128,7 +128,7 @@ var implemented = map[string]bool{
 	"listen-metrics-urls":               true,
 	"enable-pprof":                      true,
 	"watch-progress-notify-interval":    true,
-	"corrupt-check-time":                false,
+	"corrupt-check-time":                true,
 	"compact-hash-check-time":           false,
 	"warning-apply-duration":            false,
 	"warning-unary-request-duration":    false,
