@@ -180,7 +180,7 @@ trap 'log "terminated"; exit 143' TERM
 command -v ss >/dev/null || die "needs ss (iproute2) to wait for free ports"
 
 log "building reference tools (scripts/install-tools.sh)"
-"$ROOT/scripts/install-tools.sh" >&2
+"$ROOT/scripts/install-tools.sh" bench >&2
 ETCD_BIN="$TOOLS_BIN/etcd-ref"
 ETCDCTL="$TOOLS_BIN/etcdctl"
 BENCHMARK="$TOOLS_BIN/benchmark"

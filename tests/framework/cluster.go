@@ -2,7 +2,6 @@ package framework
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,37 +23,13 @@ func StartCluster(t testing.TB, n int, opts Options) []*Member {
 	members := make([]*Member, n)
 	var initial []string
 	for i := range members {
-		cp, err := FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pp, err := FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("m%d", i)
 		mopts := opts
-		mopts.Name = name
-		members[i] = &Member{
-			t: t, opts: mopts, bin: bin, Name: name,
-			DataDir:   filepath.Join(dir, name+".data"),
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
-			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
-			LogPath:   filepath.Join(dir, name+".log"),
-		}
-		initial = append(initial, name+"="+members[i].PeerURL)
+		mopts.Name = fmt.Sprintf("m%d", i)
+		members[i] = newMember(t, mopts, bin, dir)
+		initial = append(initial, members[i].Name+"="+members[i].PeerURL)
 	}
 	for _, m := range members {
-		m.args = append([]string{
-			"--name", m.Name,
-			"--data-dir", m.DataDir,
-			"--listen-client-urls", m.ClientURL,
-			"--advertise-client-urls", m.ClientURL,
-			"--listen-peer-urls", m.PeerURL,
-			"--initial-advertise-peer-urls", m.PeerURL,
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
-		}, opts.ExtraArgs...)
+		m.setArgs(strings.Join(initial, ","))
 		t.Cleanup(m.cleanup)
 		if err := m.spawn(); err != nil {
 			t.Fatalf("start %s: %v", m.Name, err)

@@ -73,6 +73,19 @@ func Start(t testing.TB, opts Options) *Member {
 	if bin == "" {
 		bin = ServerBinary(t)
 	}
+	m := newMember(t, opts, bin, t.TempDir()) // TempDir registered before our cleanup, so removed after the kill
+	m.setArgs(m.Name + "=" + m.PeerURL)
+	t.Cleanup(m.cleanup)
+	if err := m.start(); err != nil {
+		t.Fatalf("start %s: %v", m.Name, err)
+	}
+	return m
+}
+
+// newMember prepares (but does not start) a member with free ports and its
+// data dir and log under dir.
+func newMember(t testing.TB, opts Options, bin, dir string) *Member {
+	t.Helper()
 	clientPort, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +94,7 @@ func Start(t testing.TB, opts Options) *Member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir() // registered before our cleanup, so removed after the kill
-	m := &Member{
+	return &Member{
 		t:         t,
 		opts:      opts,
 		bin:       bin,
@@ -92,6 +104,10 @@ func Start(t testing.TB, opts Options) *Member {
 		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
 		LogPath:   filepath.Join(dir, opts.Name+".log"),
 	}
+}
+
+// setArgs sets the etcd-style command line for joining initialCluster.
+func (m *Member) setArgs(initialCluster string) {
 	m.args = append([]string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
@@ -99,14 +115,9 @@ func Start(t testing.TB, opts Options) *Member {
 		"--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
-		"--initial-cluster", m.Name + "=" + m.PeerURL,
+		"--initial-cluster", initialCluster,
 		"--initial-cluster-state", "new",
-	}, opts.ExtraArgs...)
-	t.Cleanup(m.cleanup)
-	if err := m.start(); err != nil {
-		t.Fatalf("start %s: %v", m.Name, err)
-	}
-	return m
+	}, m.opts.ExtraArgs...)
 }
 
 // Args returns the command line flags the member is started with.
