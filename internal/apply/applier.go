@@ -33,7 +33,7 @@ type ConfChanger interface {
 
 // Hooks observe the applier; nil fields are skipped.
 type Hooks struct {
-	Applied   func(n int)
+	Applied func(n int)
 	// CommitSeconds observes how long each apply batch took to commit.
 	CommitSeconds func(seconds float64)
 	// Put, Delete, Txn count MVCC operations for etcd's metrics.
