@@ -57,16 +57,24 @@ func (s *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest)
 	}, nil
 }
 
-// Proclaim sets a new value while the caller still leads.
-func (s *electionServer) Proclaim(ctx context.Context, req *epb.ProclaimRequest) (*epb.ProclaimResponse, error) {
-	if req.Leader == nil {
+// resume rebuilds the election a LeaderKey names, on its lease's session.
+func (s *electionServer) resume(ctx context.Context, l *epb.LeaderKey) (*concurrency.Election, error) {
+	if l == nil {
 		return nil, ErrMissingLeaderKey
 	}
-	sess, err := s.session(ctx, req.Leader.Lease)
+	sess, err := s.session(ctx, l.Lease)
 	if err != nil {
 		return nil, err
 	}
-	e := concurrency.ResumeElection(sess, string(req.Leader.Name), string(req.Leader.Key), req.Leader.Rev)
+	return concurrency.ResumeElection(sess, string(l.Name), string(l.Key), l.Rev), nil
+}
+
+// Proclaim sets a new value while the caller still leads.
+func (s *electionServer) Proclaim(ctx context.Context, req *epb.ProclaimRequest) (*epb.ProclaimResponse, error) {
+	e, err := s.resume(ctx, req.Leader)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.Proclaim(ctx, string(req.Value)); err != nil {
 		return nil, err
 	}
@@ -113,14 +121,10 @@ func (s *electionServer) Leader(ctx context.Context, req *epb.LeaderRequest) (*e
 
 // Resign gives up leadership.
 func (s *electionServer) Resign(ctx context.Context, req *epb.ResignRequest) (*epb.ResignResponse, error) {
-	if req.Leader == nil {
-		return nil, ErrMissingLeaderKey
-	}
-	sess, err := s.session(ctx, req.Leader.Lease)
+	e, err := s.resume(ctx, req.Leader)
 	if err != nil {
 		return nil, err
 	}
-	e := concurrency.ResumeElection(sess, string(req.Leader.Name), string(req.Leader.Key), req.Leader.Rev)
 	if err := e.Resign(ctx); err != nil {
 		return nil, err
 	}

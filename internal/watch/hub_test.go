@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -338,6 +339,11 @@ func TestProgressWaitsForUnsynced(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		f.put("k", "v")
 	}
+	// The dispatcher must have handled the puts: otherwise the watcher,
+	// finding no history to read below the dispatched revision, joins the
+	// synced group at once and gets the events live, which is correct but
+	// not what this test holds back with the gate.
+	waitDispatched(t, h, 6)
 	s := h.NewStream()
 	ctx := context.Background()
 	id := mustWatch(t, s, WatchRequest{Key: []byte("k"), StartRev: 2})
@@ -537,4 +543,17 @@ func TestResync(t *testing.T) {
 	f.put("k", "3")
 	evs, _ := collect(t, s, id, 3)
 	checkContiguous(t, evs, 2)
+}
+
+// waitDispatched waits, bounded, until the hub's dispatcher has handled
+// every revision up to rev.
+func waitDispatched(t *testing.T, h *Hub, rev int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Rev() < rev {
+		if time.Now().After(deadline) {
+			t.Fatalf("dispatcher stuck at revision %d, want %d", h.Rev(), rev)
+		}
+		runtime.Gosched()
+	}
 }
