@@ -108,6 +108,9 @@ type Hub struct {
 	pendingN   int
 	overflowTo int64
 	notified   int64
+	// overflows counts the times Notify dropped queued events because the
+	// dispatcher fell behind; it only grows.
+	overflows int64
 
 	notifyc chan struct{}
 	kickc   chan struct{}
@@ -171,6 +174,9 @@ func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 	if h.overflowTo > 0 || h.pendingN+len(evs) > h.opts.MaxPendingEvents {
 		// The dispatcher is far behind: forget the events, the store has
 		// them; synced watchers will read them back from history.
+		if h.overflowTo == 0 {
+			h.overflows++
+		}
 		clear(h.pending)
 		h.pending = h.pending[:0]
 		h.pendingN = 0
@@ -203,6 +209,14 @@ func (h *Hub) Resync() {
 	case h.notifyc <- struct{}{}:
 	default:
 	}
+}
+
+// Overflows is how many times the dispatcher fell so far behind that queued
+// events were dropped and synced watchers had to catch up from history.
+func (h *Hub) Overflows() int64 {
+	h.pendMu.Lock()
+	defer h.pendMu.Unlock()
+	return h.overflows
 }
 
 // Close stops the hub and closes every stream.
