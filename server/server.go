@@ -543,7 +543,7 @@ func (s *Server) startListeners() error {
 		if err != nil {
 			return err
 		}
-		if u.Scheme == "https" {
+		if isTLSScheme(u.Scheme) {
 			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
 			// serves both and hands gRPC calls to the gRPC server, as
 			// etcd's secure listeners do.
@@ -615,14 +615,30 @@ func selfEndpoint(us []url.URL) string {
 	if len(us) == 0 {
 		return "127.0.0.1:2379"
 	}
-	host, port, err := net.SplitHostPort(us[0].Host)
+	u := selfURL(us)
+	if isUnixScheme(u.Scheme) {
+		return "unix://" + unixSocketPath(u)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil {
-		return us[0].Host
+		return u.Host
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// selfURL is the client URL this member's own client dials: the first TCP
+// one, since a relative unix socket path depends on the working directory,
+// or the first URL when all are unix sockets.
+func selfURL(us []url.URL) url.URL {
+	for _, u := range us {
+		if !isUnixScheme(u.Scheme) {
+			return u
+		}
+	}
+	return us[0]
 }
 
 func isClosedErr(err error) bool {

@@ -2,9 +2,12 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/tlsutil"
@@ -47,21 +50,28 @@ func (s *Server) setupTLS() error {
 	return nil
 }
 
-// listen opens a listener for u, with TLS when u is https. Client
+// listen opens a listener for u, with TLS when u is https or unixs. Client
 // listeners (client=true) are counted against --max-connections; peer and
 // metrics listeners are not, so a flood of clients can never cut the
 // cluster's own traffic or the monitoring that would show the flood.
 func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (net.Listener, error) {
+	network, addr := "tcp", u.Host
 	switch u.Scheme {
-	case "http":
-	case "https":
+	case "http", "unix":
+	case "https", "unixs":
 		if p == nil {
-			return nil, fmt.Errorf("server: %s %s: https needs a certificate (--cert-file/--key-file or --auto-tls, with the --peer- prefix for peers)", flag, u.String())
+			return nil, fmt.Errorf("server: %s %s: %s needs a certificate (--cert-file/--key-file or --auto-tls, with the --peer- prefix for peers)", flag, u.String(), u.Scheme)
 		}
 	default:
-		return nil, fmt.Errorf("server: %s %s: scheme must be http or https", flag, u.String())
+		return nil, fmt.Errorf("server: %s %s: scheme must be http, https, unix or unixs", flag, u.String())
 	}
-	l, err := net.Listen("tcp", u.Host)
+	if isUnixScheme(u.Scheme) {
+		network, addr = "unix", unixSocketPath(u)
+		if err := removeStaleSocket(addr); err != nil {
+			return nil, fmt.Errorf("server: listen on %s %s: %w", flag, u.String(), err)
+		}
+	}
+	l, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s %s: %w", flag, u.String(), err)
 	}
@@ -69,10 +79,41 @@ func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (n
 	if client {
 		l = s.rel.conns.wrap(l, s.lg)
 	}
-	if u.Scheme == "https" {
+	if isTLSScheme(u.Scheme) {
 		l = tls.NewListener(l, p.Server)
 	}
 	return l, nil
+}
+
+func isTLSScheme(scheme string) bool  { return scheme == "https" || scheme == "unixs" }
+func isUnixScheme(scheme string) bool { return scheme == "unix" || scheme == "unixs" }
+
+// unixSocketPath is the socket file of a unix:// or unixs:// URL. As in etcd,
+// "unix://localhost:2379" names the file "localhost:2379" in the working
+// directory, and "unix:///run/etcd.sock" an absolute path.
+func unixSocketPath(u url.URL) string {
+	if u.Host == "" && u.Opaque != "" {
+		return u.Opaque
+	}
+	return u.Host + u.Path
+}
+
+// removeStaleSocket deletes a socket file left by a process that died
+// without closing its listener, which would otherwise make every restart
+// fail with "address already in use". Anything that is not a socket is
+// left alone: the listen then fails with a clear error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	return os.Remove(path)
 }
 
 // selfTLS is the client TLS config for this member's own connections to its
@@ -80,7 +121,7 @@ func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (n
 // client URL is plain http.
 func (s *Server) selfTLS() *tls.Config {
 	urls := s.cfg.Member.ListenClientURLs
-	if len(urls) == 0 || urls[0].Scheme != "https" || s.clientTLS == nil {
+	if len(urls) == 0 || !isTLSScheme(selfURL(urls).Scheme) || s.clientTLS == nil {
 		return nil
 	}
 	return s.clientTLS.Client

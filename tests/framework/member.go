@@ -36,6 +36,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// Binary overrides the server binary (default ServerBinary).
 	Binary string
+	// ExtraListenClientURLs are served besides ClientURL (unix:// sockets,
+	// say); ClientURL stays the one the framework's clients use.
+	ExtraListenClientURLs []string
 }
 
 // Member is one server process and its data dir, which survives restarts.
@@ -111,7 +114,7 @@ func (m *Member) setArgs(initialCluster string) {
 	m.args = append([]string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
-		"--listen-client-urls", m.ClientURL,
+		"--listen-client-urls", strings.Join(append([]string{m.ClientURL}, m.opts.ExtraListenClientURLs...), ","),
 		"--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
