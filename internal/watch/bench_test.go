@@ -97,3 +97,51 @@ func BenchmarkNotify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEventLatency is etcd's watch-latency shape (10 streams x 10
+// watchers on one key, one put at a time): ns/op is the time from a commit
+// to the last stream receiving its event. (Fanning out on Notify's caller
+// instead of the dispatcher goroutine was tried: 90 µs against 45 µs here,
+// since the dispatcher overlaps the fan-out with the readers' wake-ups.)
+func BenchmarkEventLatency(b *testing.B) {
+	f := newFakeStore()
+	h := NewHub(f, nil, Options{})
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const streams, perStream = 10, 10
+	got := make(chan int, streams)
+	var wg sync.WaitGroup
+	for range streams {
+		s := h.NewStream()
+		for range perStream {
+			if _, err := s.Watch(ctx, WatchRequest{Key: []byte("k")}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, err := s.Next(ctx)
+				if err != nil {
+					return
+				}
+				got <- len(r.Events)
+			}
+		}()
+	}
+	f.mu.Lock()
+	f.notify = h.Notify
+	f.mu.Unlock()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.put("k", "v")
+		for n := 0; n < streams*perStream; {
+			n += <-got
+		}
+	}
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+}
