@@ -9,7 +9,7 @@ var implemented = map[string]bool{
 	// Member / identity
 	"name":                    true,
 	"data-dir":                true,
-	"wal-dir":                 false,
+	"wal-dir":                 true,
 	"listen-client-urls":      true,
 	"listen-client-http-urls": true,
 	"advertise-client-urls":   true,

@@ -361,6 +361,16 @@ func (m *Member) StartAgain() {
 	}
 }
 
+// StartAgainWith starts a stopped or killed member with extra replacing the
+// ExtraArgs it was started with (same ports and data dir).
+func (m *Member) StartAgainWith(extra ...string) {
+	m.t.Helper()
+	base := m.args[:len(m.args)-len(m.opts.ExtraArgs)]
+	m.opts.ExtraArgs = extra
+	m.args = append(append([]string(nil), base...), extra...)
+	m.StartAgain()
+}
+
 func (m *Member) cleanup() {
 	m.mu.Lock()
 	clients := m.clients
