@@ -28,6 +28,21 @@ type Settings struct {
 	MinVersion, MaxVersion        string
 	// NextProtos are the ALPN protocols offered (gRPC needs "h2").
 	NextProtos []string
+
+	// CRLFile (--client-crl-file, --peer-crl-file) lists revoked
+	// certificates; connections presenting one are refused by the listener.
+	CRLFile string
+	// AllowedCNs (--peer-cert-allowed-cn) and AllowedHostnames
+	// (--peer-cert-allowed-hostname, --client-cert-allowed-hostname) restrict
+	// which verified certificates the other side may present. As in etcd
+	// they are mutually exclusive and apply to both configs of the Pair: the
+	// listener checks client certificates, and connections this member dials
+	// check the server's certificate.
+	AllowedCNs       []string
+	AllowedHostnames []string
+	// Reject, if set, is told about each connection the listener refuses
+	// because of CRLFile, AllowedCNs or AllowedHostnames.
+	Reject func(Rejection)
 }
 
 // Enabled reports whether any TLS is configured.
@@ -42,6 +57,9 @@ type Pair struct {
 
 // Build returns the server and client configs for s.
 func Build(s Settings) (*Pair, error) {
+	if len(s.AllowedCNs) > 0 && len(s.AllowedHostnames) > 0 {
+		return nil, fmt.Errorf("tls: allowed CNs and allowed hostnames are mutually exclusive (cns=%q, hostnames=%q)", s.AllowedCNs, s.AllowedHostnames)
+	}
 	var cert tls.Certificate
 	var err error
 	switch {
@@ -120,6 +138,16 @@ func Build(s Settings) (*Pair, error) {
 		// like etcd, encrypt without verifying.
 		cli.InsecureSkipVerify = true
 	}
+	identity := identityCheck(s.AllowedCNs, s.AllowedHostnames)
+	var crl *crlChecker
+	if s.CRLFile != "" {
+		crl = newCRLChecker(s.CRLFile)
+	}
+	addServerChecks(srv, crl, identity, s.Reject)
+	// etcd builds both configs from one base that carries the identity
+	// check, so a member also refuses to talk to a server whose certificate
+	// fails it. The CRL is checked by the listener only.
+	cli.VerifyPeerCertificate = identity
 	return &Pair{Server: srv, Client: cli}, nil
 }
 

@@ -1,0 +1,208 @@
+package tlsutil
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+)
+
+// ErrIdentityRejected is etcd's error, word for word, for a verified
+// certificate whose CN or hostname is not among the allowed ones.
+var ErrIdentityRejected = errors.New("client certificate authentication failed")
+
+// Rejection describes a connection the listener side refused because of the
+// CRL or the allowed CN/hostname checks.
+type Rejection struct {
+	Remote     net.Addr
+	ServerName string            // SNI the client sent
+	Cert       *x509.Certificate // the presented leaf, nil if none
+	Err        error
+}
+
+// identityCheck returns etcd's --peer-cert-allowed-cn /
+// --*-cert-allowed-hostname check, or nil when neither list is set. It passes
+// when the leaf of some verified chain has an allowed CN, or is valid for an
+// allowed hostname (DNS SAN, IP SAN). Unverified certificates (no chains:
+// RequireAnyClientCert, InsecureSkipVerify) never pass, as in etcd.
+func identityCheck(cns, hostnames []string) func([][]byte, [][]*x509.Certificate) error {
+	var ok func(*x509.Certificate) bool
+	switch {
+	case len(cns) > 0:
+		ok = func(c *x509.Certificate) bool {
+			for _, cn := range cns {
+				if c.Subject.CommonName == cn {
+					return true
+				}
+			}
+			return false
+		}
+	case len(hostnames) > 0:
+		ok = func(c *x509.Certificate) bool {
+			for _, h := range hostnames {
+				if c.VerifyHostname(h) == nil {
+					return true
+				}
+			}
+			return false
+		}
+	default:
+		return nil
+	}
+	return func(_ [][]byte, chains [][]*x509.Certificate) error {
+		for _, chain := range chains {
+			if len(chain) > 0 && ok(chain[0]) {
+				return nil
+			}
+		}
+		return ErrIdentityRejected
+	}
+}
+
+// crlChecker refuses certificates whose serial a CRL file lists. Like etcd it
+// reads the file for every new connection, so a revocation applies without a
+// restart, and refuses when the file cannot be read or parsed (fail closed);
+// unlike etcd it parses again only when the content changed.
+type crlChecker struct {
+	path string
+
+	mu      sync.Mutex
+	raw     []byte              // content revoked was parsed from
+	revoked map[string]struct{} // big-endian serial bytes, as etcd keys them
+}
+
+func newCRLChecker(path string) *crlChecker { return &crlChecker{path: path} }
+
+// check returns an error if any certificate of the presented chain is
+// revoked: etcd checks them all, not only the leaf.
+func (c *crlChecker) check(certs []*x509.Certificate) error {
+	if len(certs) == 0 {
+		return nil
+	}
+	revoked, err := c.load()
+	if err != nil {
+		return err
+	}
+	for _, cert := range certs {
+		if _, ok := revoked[string(cert.SerialNumber.Bytes())]; ok {
+			return fmt.Errorf("tls: certificate serial %x revoked (CRL %s)", cert.SerialNumber.Bytes(), c.path)
+		}
+	}
+	return nil
+}
+
+func (c *crlChecker) load() (map[string]struct{}, error) {
+	raw, err := os.ReadFile(c.path)
+	if err != nil {
+		return nil, fmt.Errorf("tls: read CRL: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revoked != nil && bytes.Equal(raw, c.raw) {
+		return c.revoked, nil
+	}
+	revoked, err := parseCRL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("tls: CRL %s: %w", c.path, err)
+	}
+	c.raw, c.revoked = raw, revoked
+	return revoked, nil
+}
+
+// CheckCRLFile reports whether path holds a CRL this package can use, so a
+// server can warn at start instead of at the first refused connection.
+func CheckCRLFile(path string) error {
+	_, err := newCRLChecker(path).load()
+	return err
+}
+
+// parseCRL reads a DER CRL or one or more PEM "X509 CRL" blocks. (etcd
+// accepts DER only: with a PEM file it refuses every certificate.)
+func parseCRL(raw []byte) (map[string]struct{}, error) {
+	ders := [][]byte{raw}
+	if bytes.Contains(raw, []byte("-----BEGIN")) {
+		ders = nil
+		for rest := raw; ; {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			if b.Type == "X509 CRL" {
+				ders = append(ders, b.Bytes)
+			}
+		}
+		if len(ders) == 0 {
+			return nil, errors.New("no X509 CRL PEM block")
+		}
+	}
+	revoked := map[string]struct{}{}
+	for _, der := range ders {
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range l.RevokedCertificateEntries {
+			revoked[string(e.SerialNumber.Bytes())] = struct{}{}
+		}
+	}
+	return revoked, nil
+}
+
+// addServerChecks installs the CRL and allowed-identity checks on srv, and,
+// when reject is set, reports every refusal with the peer's address.
+func addServerChecks(srv *tls.Config, crl *crlChecker, identity func([][]byte, [][]*x509.Certificate) error, reject func(Rejection)) {
+	if crl == nil && identity == nil {
+		return
+	}
+	srv.VerifyPeerCertificate = identity
+	if crl != nil {
+		// VerifyConnection also runs on resumed sessions, so a revocation
+		// reaches clients holding a session ticket too.
+		srv.VerifyConnection = func(cs tls.ConnectionState) error { return crl.check(cs.PeerCertificates) }
+	}
+	if reject == nil {
+		return
+	}
+	// The callbacks above do not know who is connecting; a per-handshake
+	// copy of the config does, so the log names the refused peer.
+	base := srv.Clone()
+	srv.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		report := func(cert *x509.Certificate, err error) {
+			r := Rejection{ServerName: hello.ServerName, Cert: cert, Err: err}
+			if hello.Conn != nil {
+				r.Remote = hello.Conn.RemoteAddr()
+			}
+			reject(r)
+		}
+		if identity != nil {
+			c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+				err := identity(raw, chains)
+				if err != nil {
+					var leaf *x509.Certificate
+					if len(raw) > 0 {
+						leaf, _ = x509.ParseCertificate(raw[0])
+					}
+					report(leaf, err)
+				}
+				return err
+			}
+		}
+		if crl != nil {
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				err := crl.check(cs.PeerCertificates)
+				if err != nil {
+					report(cs.PeerCertificates[0], err)
+				}
+				return err
+			}
+		}
+		return c, nil
+	}
+}

@@ -1,0 +1,303 @@
+package tlsutil
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/metastore/metastore/internal/tlsutil/tlstest"
+)
+
+// pki is a CA, a server certificate for 127.0.0.1 and the files Build reads.
+type pki struct {
+	dir               string
+	ca                *tlstest.CA
+	caFile            string
+	certFile, keyFile string
+}
+
+func newPKI(t *testing.T, serverCN string) *pki {
+	t.Helper()
+	p := &pki{dir: t.TempDir(), ca: tlstest.NewCA(t, "test-ca")}
+	p.caFile = p.ca.WriteCA(t, p.dir, "ca")
+	p.certFile, p.keyFile = p.ca.Issue(t, tlstest.Loopback(serverCN)).Write(t, p.dir, "server")
+	return p
+}
+
+// settings are mutual-TLS settings for the server certificate.
+func (p *pki) settings() Settings {
+	return Settings{CertFile: p.certFile, KeyFile: p.keyFile, TrustedCAFile: p.caFile, ClientCertAuth: true}
+}
+
+// clientWith is a client config that trusts the CA and presents leaf.
+func (p *pki) clientWith(leaf *tlstest.Leaf) *tls.Config {
+	c := &tls.Config{RootCAs: p.ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if leaf != nil {
+		c.Certificates = []tls.Certificate{leaf.TLS}
+	}
+	return c
+}
+
+// serverHandshake runs one handshake over 127.0.0.1 and returns the
+// listener side's error, which is where a refused client certificate shows
+// (under TLS 1.3 the client finishes before the server has checked it).
+func serverHandshake(t *testing.T, srv, cli *tls.Config) error {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	errc := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		errc <- c.(*tls.Conn).Handshake()
+	}()
+	c, cerr := tls.Dial("tcp", l.Addr().String(), cli)
+	if cerr == nil {
+		defer c.Close()
+	}
+	return <-errc
+}
+
+func TestCRLRefusesRevokedCertificatesAndReloads(t *testing.T) {
+	p := newPKI(t, "server")
+	good := p.ca.Issue(t, tlstest.Names{CN: "good"})
+	revoked := p.ca.Issue(t, tlstest.Names{CN: "revoked"})
+	crlFile := tlstest.WriteFile(t, p.dir, "crl.der", p.ca.CRL(t, revoked.Cert))
+
+	st := p.settings()
+	st.CRLFile = crlFile
+	var mu sync.Mutex
+	var rejected []Rejection
+	st.Reject = func(r Rejection) {
+		mu.Lock()
+		defer mu.Unlock()
+		rejected = append(rejected, r)
+	}
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(good)); err != nil {
+		t.Fatalf("certificate not in the CRL refused: %v", err)
+	}
+	err = serverHandshake(t, pair.Server, p.clientWith(revoked))
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked certificate: err = %v, want a revocation error", err)
+	}
+	mu.Lock()
+	if len(rejected) != 1 || rejected[0].Cert == nil || rejected[0].Cert.Subject.CommonName != "revoked" ||
+		!strings.HasPrefix(rejected[0].Remote.String(), "127.0.0.1:") {
+		t.Fatalf("rejections reported: %+v, want one for CN revoked from 127.0.0.1", rejected)
+	}
+	mu.Unlock()
+
+	// A new CRL applies to the next connection, without a restart; PEM
+	// works as well as DER.
+	tlstest.WriteFile(t, p.dir, "crl.der", p.ca.CRLPEM(t, good.Cert))
+	if err := serverHandshake(t, pair.Server, p.clientWith(good)); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("certificate revoked by the rewritten CRL: err = %v", err)
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(revoked)); err != nil {
+		t.Fatalf("certificate no longer in the CRL refused: %v", err)
+	}
+
+	// Fail closed: an unreadable CRL refuses every client certificate.
+	if err := os.Remove(crlFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(revoked)); err == nil {
+		t.Fatal("missing CRL file: client certificate accepted")
+	}
+	tlstest.WriteFile(t, p.dir, "crl.der", []byte("not a CRL"))
+	if err := serverHandshake(t, pair.Server, p.clientWith(revoked)); err == nil {
+		t.Fatal("garbage CRL file: client certificate accepted")
+	}
+	if CheckCRLFile(crlFile) == nil {
+		t.Fatal("CheckCRLFile accepted garbage")
+	}
+}
+
+// etcd checks every certificate the client presents, so revoking an
+// intermediate CA cuts off every leaf under it.
+func TestCRLChecksTheWholePresentedChain(t *testing.T) {
+	p := newPKI(t, "server")
+	inter := p.ca.Intermediate(t, "intermediate")
+	leaf := inter.Issue(t, tlstest.Names{CN: "client"})
+	st := p.settings()
+	st.CRLFile = tlstest.WriteFile(t, p.dir, "crl.der", p.ca.CRL(t))
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(leaf)); err != nil {
+		t.Fatalf("leaf under a valid intermediate refused: %v", err)
+	}
+	tlstest.WriteFile(t, p.dir, "crl.der", p.ca.CRL(t, inter.Cert))
+	if err := serverHandshake(t, pair.Server, p.clientWith(leaf)); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("leaf under a revoked intermediate: err = %v", err)
+	}
+}
+
+func TestAllowedCNs(t *testing.T) {
+	p := newPKI(t, "member")
+	st := p.settings()
+	st.AllowedCNs = []string{"admin", "member"}
+	var mu sync.Mutex
+	var rejected []Rejection
+	st.Reject = func(r Rejection) {
+		mu.Lock()
+		defer mu.Unlock()
+		rejected = append(rejected, r)
+	}
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cn := range []string{"member", "admin"} {
+		if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, tlstest.Names{CN: cn}))); err != nil {
+			t.Fatalf("allowed CN %q refused: %v", cn, err)
+		}
+	}
+	err = serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, tlstest.Loopback("intruder"))))
+	if !errors.Is(err, ErrIdentityRejected) {
+		t.Fatalf("CN intruder: err = %v, want %v", err, ErrIdentityRejected)
+	}
+	mu.Lock()
+	if len(rejected) != 1 || rejected[0].Cert.Subject.CommonName != "intruder" || rejected[0].Err != ErrIdentityRejected {
+		t.Fatalf("rejections reported: %+v", rejected)
+	}
+	mu.Unlock()
+	// A certificate from another CA never reaches the CN check.
+	other := tlstest.NewCA(t, "other-ca").Issue(t, tlstest.Names{CN: "member"})
+	if err := serverHandshake(t, pair.Server, p.clientWith(other)); err == nil {
+		t.Fatal("certificate of another CA accepted")
+	}
+
+	// The dialing side checks the server it reaches, as etcd's peer
+	// transport does: a member's client config refuses a server whose
+	// certificate has another CN.
+	cliLeaf := p.ca.Issue(t, tlstest.Names{CN: "member"})
+	cliLeafCert, cliLeafKey := cliLeaf.Write(t, p.dir, "peer-client")
+	dialer, err := Build(Settings{CertFile: cliLeafCert, KeyFile: cliLeafKey, TrustedCAFile: p.caFile, AllowedCNs: []string{"member"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := p.settings() // a server with CN "member"
+	okSrv, err := Build(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, okSrv.Server, dialer.Client); err != nil {
+		t.Fatalf("dialing a server with an allowed CN: %v", err)
+	}
+	badCert, badKey := p.ca.Issue(t, tlstest.Loopback("intruder")).Write(t, p.dir, "bad-server")
+	plain.CertFile, plain.KeyFile = badCert, badKey
+	badSrv, err := Build(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dialOnly(t, badSrv.Server, dialer.Client); !errors.Is(err, ErrIdentityRejected) {
+		t.Fatalf("dialing a server with CN intruder: err = %v, want %v", err, ErrIdentityRejected)
+	}
+}
+
+// dialOnly returns the dialing side's handshake error.
+func dialOnly(t *testing.T, srv, cli *tls.Config) error {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.(*tls.Conn).Handshake()
+		c.Close()
+	}()
+	c, err := tls.Dial("tcp", l.Addr().String(), cli)
+	if err == nil {
+		c.Close()
+	}
+	<-done
+	return err
+}
+
+func TestAllowedHostnames(t *testing.T) {
+	p := newPKI(t, "server")
+	st := p.settings()
+	st.AllowedHostnames = []string{"client.example", "10.0.0.7"}
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]tlstest.Names{
+		"DNS SAN":  {CN: "x", DNS: []string{"client.example"}},
+		"wildcard": {CN: "x", DNS: []string{"*.example"}},
+		"IP SAN":   {CN: "x", IPs: []net.IP{net.ParseIP("10.0.0.7")}},
+	} {
+		if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, n))); err != nil {
+			t.Errorf("%s: allowed hostname refused: %v", name, err)
+		}
+	}
+	for name, n := range map[string]tlstest.Names{
+		"other DNS SAN":        {CN: "client.example", DNS: []string{"intruder.example"}},
+		"CN only, no SAN":      {CN: "client.example"},
+		"other IP SAN":         {CN: "x", IPs: []net.IP{net.ParseIP("10.0.0.8")}},
+		"loopback certificate": tlstest.Loopback("client.example"),
+	} {
+		if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, n))); !errors.Is(err, ErrIdentityRejected) {
+			t.Errorf("%s: err = %v, want %v", name, err, ErrIdentityRejected)
+		}
+	}
+	// Without client-cert-auth and a CA the listener asks for no
+	// certificate, so (as in etcd) there is nothing to check.
+	st.ClientCertAuth, st.TrustedCAFile = false, ""
+	open, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, open.Server, p.clientWith(nil)); err != nil {
+		t.Fatalf("server without client-cert-auth: %v", err)
+	}
+}
+
+func TestAllowedCNsAndHostnamesAreExclusive(t *testing.T) {
+	p := newPKI(t, "server")
+	st := p.settings()
+	st.AllowedCNs, st.AllowedHostnames = []string{"a"}, []string{"b"}
+	if _, err := Build(st); err == nil || !strings.Contains(err.Error(), "mutually exclusive") {
+		t.Fatalf("err = %v, want mutually exclusive", err)
+	}
+}
+
+func TestNoChecksConfiguredLeavesConfigAlone(t *testing.T) {
+	p := newPKI(t, "server")
+	pair, err := Build(p.settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair.Server.VerifyPeerCertificate != nil || pair.Server.VerifyConnection != nil || pair.Server.GetConfigForClient != nil ||
+		pair.Client.VerifyPeerCertificate != nil {
+		t.Fatal("verification hooks installed without CRL or allowed names")
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "ca.crt")); err != nil {
+		t.Fatal(err)
+	}
+}
