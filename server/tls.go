@@ -70,6 +70,7 @@ func (s *Server) setupTLS() error {
 	c := s.cfg
 	if st := tlsSettings(c.ClientTLS, c.TLS, append(c.Member.ListenClientURLs, c.Member.AdvertiseClientURLs...), []string{"h2", "http/1.1"}); st.Enabled() {
 		st.Reject = logRejections(s.lg, "rejected connection on client endpoint")
+		st.ExemptOwnCert = true
 		s.warnUnusableCRL("--client-crl-file", st.CRLFile)
 		p, err := tlsutil.Build(st)
 		if err != nil {

@@ -43,6 +43,11 @@ type Settings struct {
 	// Reject, if set, is told about each connection the listener refuses
 	// because of CRLFile, AllowedCNs or AllowedHostnames.
 	Reject func(Rejection)
+	// ExemptOwnCert lets the certificate Pair.Client presents through the
+	// listener's AllowedCNs/AllowedHostnames check. For the client port: the
+	// member's connections to itself (lock, election, JSON gateway) are
+	// in-process calls in etcd, which those flags never refuse.
+	ExemptOwnCert bool
 }
 
 // Enabled reports whether any TLS is configured.
@@ -143,7 +148,11 @@ func Build(s Settings) (*Pair, error) {
 	if s.CRLFile != "" {
 		crl = newCRLChecker(s.CRLFile)
 	}
-	addServerChecks(srv, crl, identity, s.Reject)
+	srvIdentity := identity
+	if s.ExemptOwnCert {
+		srvIdentity = exemptCert(identity, clientCert.Certificate)
+	}
+	addServerChecks(srv, crl, srvIdentity, s.Reject)
 	// etcd builds both configs from one base that carries the identity
 	// check, so a member also refuses to talk to a server whose certificate
 	// fails it. The CRL is checked by the listener only.

@@ -266,6 +266,28 @@ func TestAllowedHostnames(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", name, err, ErrIdentityRejected)
 		}
 	}
+	// The member's own certificate (its self connections) passes only with
+	// ExemptOwnCert. (The dialing side's own check is not under test here.)
+	self := func(p *Pair) *tls.Config {
+		c := p.Client.Clone()
+		c.VerifyPeerCertificate = nil
+		return c
+	}
+	if err := serverHandshake(t, pair.Server, self(pair)); !errors.Is(err, ErrIdentityRejected) {
+		t.Fatalf("own certificate without ExemptOwnCert: err = %v", err)
+	}
+	exempt := st
+	exempt.ExemptOwnCert = true
+	ex, err := Build(exempt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, ex.Server, self(ex)); err != nil {
+		t.Fatalf("own certificate with ExemptOwnCert: %v", err)
+	}
+	if err := serverHandshake(t, ex.Server, p.clientWith(p.ca.Issue(t, tlstest.Loopback("server")))); !errors.Is(err, ErrIdentityRejected) {
+		t.Fatalf("another certificate with the same names passed as own: %v", err)
+	}
 	// Without client-cert-auth and a CA the listener asks for no
 	// certificate, so (as in etcd) there is nothing to check.
 	st.ClientCertAuth, st.TrustedCAFile = false, ""
