@@ -121,7 +121,10 @@ func Build(s Settings) (*Pair, error) {
 			srv.ClientAuth = tls.RequireAnyClientCert
 		}
 	} else if pool != nil {
-		srv.ClientAuth = tls.VerifyClientCertIfGiven
+		// etcd requires a verified client certificate as soon as a trusted
+		// CA is configured, with or without --client-cert-auth: an operator
+		// who gives a CA expects unauthenticated clients to be refused.
+		srv.ClientAuth = tls.RequireAndVerifyClientCert
 		srv.ClientCAs = pool
 	}
 	clientCert := cert

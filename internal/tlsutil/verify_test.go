@@ -323,3 +323,24 @@ func TestNoChecksConfiguredLeavesConfigAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// As in etcd, a trusted CA alone (no --client-cert-auth) already makes the
+// listener require a verified client certificate.
+func TestTrustedCAAloneRequiresClientCertificates(t *testing.T) {
+	p := newPKI(t, "server")
+	st := p.settings()
+	st.ClientCertAuth = false
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(nil)); err == nil {
+		t.Fatal("client without a certificate accepted under --trusted-ca-file")
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(tlstest.NewCA(t, "other").Issue(t, tlstest.Names{CN: "c"}))); err == nil {
+		t.Fatal("client certificate of another CA accepted under --trusted-ca-file")
+	}
+	if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, tlstest.Names{CN: "c"}))); err != nil {
+		t.Fatalf("client certificate of the trusted CA refused: %v", err)
+	}
+}

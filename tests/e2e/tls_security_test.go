@@ -135,6 +135,14 @@ func TestClientCRLAndAllowedHostname(t *testing.T) {
 	if got := hdr.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Fatalf("Access-Control-Allow-Origin %q, want *", got)
 	}
+	// The lock service works although the member's own certificate is not
+	// for client.example (etcd serves it in-process; metastore's self
+	// connection is exempt from the check).
+	r := m.EtcdctlTimeout(30*time.Second, "", "--cacert", caFile, "--cert", fresh.certFile, "--key", fresh.keyFile,
+		"lock", "mylock", "echo", "locked")
+	if r.Err != nil || r.Stdout != "locked\n" {
+		t.Fatalf("etcdctl lock: %q %v", r.Stdout, r.Err)
+	}
 }
 
 // httpGet sends one request to the member's client URL with the given Host
@@ -248,5 +256,26 @@ func TestPeerAllowedCN(t *testing.T) {
 	// learnt of a leader, so it cannot serve a linearizable health check.
 	if code, body, err := ms[2].HTTPGet("/health"); err == nil && code == http.StatusOK && strings.Contains(body, `"health":"true"`) {
 		t.Fatalf("intruder member is healthy: %d %q", code, body)
+	}
+}
+
+// TestTrustedCAAloneRequiresClientCert: as in etcd, --trusted-ca-file
+// without --client-cert-auth already refuses clients without a certificate
+// of that CA.
+func TestTrustedCAAloneRequiresClientCert(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "e2e-ca")
+	caFile := ca.WriteCA(t, dir, "ca")
+	srvCert, srvKey := ca.Issue(t, tlstest.Loopback("server")).Write(t, dir, "server")
+	withCert, _ := newClientCreds(t, ca, dir, "client", tlstest.Names{CN: "client"})
+	m := framework.Start(t, framework.Options{
+		ClientScheme: "https",
+		ExtraArgs:    []string{"--cert-file", srvCert, "--key-file", srvKey, "--trusted-ca-file", caFile},
+	})
+	if err := put(t, m, withCert.tls, "with-cert", mustPass); err != nil {
+		t.Fatalf("client with a certificate of the CA: %v", err)
+	}
+	if err := put(t, m, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}, "no-cert", mustFail); err == nil {
+		t.Fatal("client without a certificate: Put succeeded")
 	}
 }
