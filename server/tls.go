@@ -80,6 +80,7 @@ func (s *Server) setupTLS() error {
 	}
 	if st := tlsSettings(c.PeerTLS, c.TLS, append(c.Member.ListenPeerURLs, c.Member.AdvertisePeerURLs...), []string{"http/1.1"}); st.Enabled() {
 		st.Reject = logRejections(s.lg, "rejected connection on peer endpoint")
+		st.VerifyClientSAN = !c.PeerTLS.SkipClientSANVerify
 		s.warnUnusableCRL("--peer-crl-file", st.CRLFile)
 		p, err := tlsutil.Build(st)
 		if err != nil {

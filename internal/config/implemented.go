@@ -104,7 +104,7 @@ var implemented = map[string]bool{
 	"peer-cert-allowed-cn":              true,
 	"peer-cert-allowed-hostname":        true,
 	"peer-auto-tls":                     true,
-	"peer-skip-client-san-verification": false,
+	"peer-skip-client-san-verification": true,
 	"self-signed-cert-validity":         false,
 	"cipher-suites":                     true,
 	"tls-min-version":                   true,

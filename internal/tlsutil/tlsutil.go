@@ -48,6 +48,11 @@ type Settings struct {
 	// member's connections to itself (lock, election, JSON gateway) are
 	// in-process calls in etcd, which those flags never refuse.
 	ExemptOwnCert bool
+	// VerifyClientSAN makes the listener check that a client certificate
+	// with SANs names the address the connection comes from (an IP SAN, or
+	// a DNS SAN resolving to it): etcd's default on peer listeners, off with
+	// --peer-skip-client-san-verification.
+	VerifyClientSAN bool
 }
 
 // Enabled reports whether any TLS is configured.
@@ -155,7 +160,7 @@ func Build(s Settings) (*Pair, error) {
 	if s.ExemptOwnCert {
 		srvIdentity = exemptCert(identity, clientCert.Certificate)
 	}
-	addServerChecks(srv, crl, srvIdentity, s.Reject)
+	serverChecks{crl: crl, identity: srvIdentity, clientSAN: s.VerifyClientSAN, resolver: net.DefaultResolver, reject: s.Reject}.install(srv)
 	// etcd builds both configs from one base that carries the identity
 	// check, so a member also refuses to talk to a server whose certificate
 	// fails it. The CRL is checked by the listener only.

@@ -2,6 +2,7 @@ package tlsutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -9,7 +10,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 )
 
 // ErrIdentityRejected is etcd's error, word for word, for a verified
@@ -167,36 +171,51 @@ func parseCRL(raw []byte) (map[string]struct{}, error) {
 	return revoked, nil
 }
 
-// addServerChecks installs the CRL and allowed-identity checks on srv, and,
-// when reject is set, reports every refusal with the peer's address.
-func addServerChecks(srv *tls.Config, crl *crlChecker, identity func([][]byte, [][]*x509.Certificate) error, reject func(Rejection)) {
-	if crl == nil && identity == nil {
+// serverChecks are the listener side's checks beyond the handshake's own
+// chain verification.
+type serverChecks struct {
+	crl      *crlChecker
+	identity func([][]byte, [][]*x509.Certificate) error
+	// clientSAN is etcd's peer-listener check that the client certificate
+	// names the address the connection comes from.
+	clientSAN bool
+	resolver  resolver
+	reject    func(Rejection)
+}
+
+// install puts the checks on srv and, when reject is set, reports every
+// refusal with the peer's address.
+func (sc serverChecks) install(srv *tls.Config) {
+	if sc.crl == nil && sc.identity == nil && !sc.clientSAN {
 		return
 	}
-	srv.VerifyPeerCertificate = identity
-	if crl != nil {
+	srv.VerifyPeerCertificate = sc.identity
+	if sc.crl != nil {
 		// VerifyConnection also runs on resumed sessions, so a revocation
 		// reaches clients holding a session ticket too.
-		srv.VerifyConnection = func(cs tls.ConnectionState) error { return crl.check(cs.PeerCertificates) }
+		srv.VerifyConnection = func(cs tls.ConnectionState) error { return sc.verifyConnection(cs, nil) }
 	}
-	if reject == nil {
+	if sc.reject == nil && !sc.clientSAN {
 		return
 	}
 	// The callbacks above do not know who is connecting; a per-handshake
-	// copy of the config does, so the log names the refused peer.
+	// copy of the config does, for the SAN check and so the log names the
+	// refused peer.
 	base := srv.Clone()
 	srv.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		c := base.Clone()
-		report := func(cert *x509.Certificate, err error) {
-			r := Rejection{ServerName: hello.ServerName, Cert: cert, Err: err}
-			if hello.Conn != nil {
-				r.Remote = hello.Conn.RemoteAddr()
-			}
-			reject(r)
+		var remote net.Addr
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr()
 		}
-		if identity != nil {
+		report := func(cert *x509.Certificate, err error) {
+			if sc.reject != nil {
+				sc.reject(Rejection{Remote: remote, ServerName: hello.ServerName, Cert: cert, Err: err})
+			}
+		}
+		if sc.identity != nil {
 			c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-				err := identity(raw, chains)
+				err := sc.identity(raw, chains)
 				if err != nil {
 					var leaf *x509.Certificate
 					if len(raw) > 0 {
@@ -207,15 +226,101 @@ func addServerChecks(srv *tls.Config, crl *crlChecker, identity func([][]byte, [
 				return err
 			}
 		}
-		if crl != nil {
-			c.VerifyConnection = func(cs tls.ConnectionState) error {
-				err := crl.check(cs.PeerCertificates)
-				if err != nil {
-					report(cs.PeerCertificates[0], err)
-				}
-				return err
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := sc.verifyConnection(cs, remote)
+			if err != nil {
+				report(cs.PeerCertificates[0], err)
 			}
+			return err
 		}
 		return c, nil
 	}
+}
+
+// verifyConnection runs the CRL and SAN checks on a presented certificate.
+func (sc serverChecks) verifyConnection(cs tls.ConnectionState, remote net.Addr) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	if sc.crl != nil {
+		if err := sc.crl.check(cs.PeerCertificates); err != nil {
+			return err
+		}
+	}
+	if sc.clientSAN && remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sanLookupTimeout)
+		defer cancel()
+		return checkClientSAN(ctx, sc.resolver, cs.PeerCertificates[0], remote.String())
+	}
+	return nil
+}
+
+// sanLookupTimeout bounds the DNS lookups of one SAN check.
+const sanLookupTimeout = 5 * time.Second
+
+// resolver is the part of *net.Resolver the SAN check uses.
+type resolver interface {
+	LookupAddr(ctx context.Context, addr string) ([]string, error)
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// checkClientSAN is etcd's check of a peer's client certificate against the
+// address it connects from: a certificate without SANs passes; otherwise an
+// IP SAN must match the address, or a DNS SAN must resolve to it (forward
+// lookup) or be its reverse name (wildcards allowed).
+func checkClientSAN(ctx context.Context, r resolver, cert *x509.Certificate, remoteAddr string) error {
+	if len(cert.IPAddresses) == 0 && len(cert.DNSNames) == 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return fmt.Errorf("tls: client address %q: %w", remoteAddr, err)
+	}
+	if len(cert.IPAddresses) > 0 {
+		err := cert.VerifyHostname(host)
+		if err == nil {
+			return nil
+		}
+		if len(cert.DNSNames) == 0 {
+			return err
+		}
+	}
+	ok, lerr := hostInDNSNames(ctx, r, host, cert.DNSNames)
+	if ok {
+		return nil
+	}
+	suffix := ""
+	if lerr != nil {
+		suffix = " (" + lerr.Error() + ")"
+	}
+	return fmt.Errorf("tls: %q does not match any of DNSNames %q%s", host, cert.DNSNames, suffix)
+}
+
+func hostInDNSNames(ctx context.Context, r resolver, host string, dnsNames []string) (bool, error) {
+	var exact, suffixes []string
+	for _, n := range dnsNames {
+		if strings.HasPrefix(n, "*.") {
+			suffixes = append(suffixes, n[1:]) // "*.example.com" matches names ending in ".example.com"
+		} else {
+			exact = append(exact, n)
+		}
+	}
+	names, lastErr := r.LookupAddr(ctx, host)
+	for _, name := range names {
+		name = strings.TrimSuffix(name, ".")
+		if slices.Contains(exact, name) || slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(name, s) }) {
+			return true, nil
+		}
+	}
+	for _, n := range exact {
+		addrs, err := r.LookupHost(ctx, n)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if slices.Contains(addrs, host) {
+			return true, nil
+		}
+	}
+	return false, lastErr
 }

@@ -1,8 +1,10 @@
 package tlsutil
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -342,5 +344,87 @@ func TestTrustedCAAloneRequiresClientCertificates(t *testing.T) {
 	}
 	if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, tlstest.Names{CN: "c"}))); err != nil {
 		t.Fatalf("client certificate of the trusted CA refused: %v", err)
+	}
+}
+
+// fakeResolver answers from maps, so the SAN check's DNS paths are tested
+// without a resolver.
+type fakeResolver struct {
+	reverse map[string][]string
+	forward map[string][]string
+}
+
+func (f fakeResolver) LookupAddr(_ context.Context, addr string) ([]string, error) {
+	if n, ok := f.reverse[addr]; ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("no PTR for %s", addr)
+}
+
+func (f fakeResolver) LookupHost(_ context.Context, host string) ([]string, error) {
+	if a, ok := f.forward[host]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("no such host %s", host)
+}
+
+func TestCheckClientSAN(t *testing.T) {
+	r := fakeResolver{
+		reverse: map[string][]string{"10.0.0.5": {"m5.peers.example."}},
+		forward: map[string][]string{"m1.peers.example": {"10.0.0.1"}, "other.example": {"10.0.0.9"}},
+	}
+	ca := tlstest.NewCA(t, "ca")
+	for _, tc := range []struct {
+		name   string
+		names  tlstest.Names
+		remote string
+		ok     bool
+	}{
+		{"no SANs", tlstest.Names{CN: "m"}, "10.0.0.1:4000", true},
+		{"IP SAN matches", tlstest.Names{IPs: []net.IP{net.ParseIP("10.0.0.1")}}, "10.0.0.1:4000", true},
+		{"IP SAN differs", tlstest.Names{IPs: []net.IP{net.ParseIP("10.0.0.2")}}, "10.0.0.1:4000", false},
+		{"DNS SAN resolves to the address", tlstest.Names{DNS: []string{"m1.peers.example"}}, "10.0.0.1:4000", true},
+		{"IP SAN differs, DNS SAN resolves", tlstest.Names{DNS: []string{"m1.peers.example"}, IPs: []net.IP{net.ParseIP("10.0.0.2")}}, "10.0.0.1:4000", true},
+		{"wildcard matches the reverse name", tlstest.Names{DNS: []string{"*.peers.example"}}, "10.0.0.5:4000", true},
+		{"exact name matches the reverse name", tlstest.Names{DNS: []string{"m5.peers.example"}}, "10.0.0.5:4000", true},
+		{"DNS SAN resolves elsewhere", tlstest.Names{DNS: []string{"other.example"}}, "10.0.0.1:4000", false},
+		{"unknown DNS SAN", tlstest.Names{DNS: []string{"nowhere.example"}}, "10.0.0.1:4000", false},
+	} {
+		err := checkClientSAN(context.Background(), r, ca.Issue(t, tc.names).Cert, tc.remote)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	err := checkClientSAN(context.Background(), r, ca.Issue(t, tlstest.Names{DNS: []string{"nowhere.example"}}).Cert, "10.0.0.1:4000")
+	if err == nil || !strings.Contains(err.Error(), `"10.0.0.1" does not match any of DNSNames ["nowhere.example"]`) || !strings.Contains(err.Error(), "no such host") {
+		t.Fatalf("error %v lacks etcd's wording or the lookup error", err)
+	}
+}
+
+// Over real handshakes from 127.0.0.1 (IP SANs only, so no DNS involved).
+func TestVerifyClientSAN(t *testing.T) {
+	p := newPKI(t, "server")
+	st := p.settings()
+	st.VerifyClientSAN = true
+	pair, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := p.ca.Issue(t, tlstest.Names{CN: "peer", IPs: []net.IP{net.ParseIP("10.0.0.9")}})
+	if err := serverHandshake(t, pair.Server, p.clientWith(elsewhere)); err == nil || !strings.Contains(err.Error(), "10.0.0.9") {
+		t.Fatalf("certificate for 10.0.0.9 used from 127.0.0.1: err = %v", err)
+	}
+	for name, n := range map[string]tlstest.Names{"loopback SAN": tlstest.Loopback("peer"), "no SAN": {CN: "peer"}} {
+		if err := serverHandshake(t, pair.Server, p.clientWith(p.ca.Issue(t, n))); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	st.VerifyClientSAN = false // --peer-skip-client-san-verification
+	skip, err := Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serverHandshake(t, skip.Server, p.clientWith(elsewhere)); err != nil {
+		t.Fatalf("SAN checked although skipped: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -209,26 +210,34 @@ func TestHostWhitelistAndCORS(t *testing.T) {
 	}
 }
 
-// TestPeerAllowedCN: with --peer-cert-allowed-cn, members whose peer
-// certificates carry the allowed CN form the cluster over mutual TLS, and a
-// member whose certificate has another CN is refused: it never joins, and
-// the others log why.
-func TestPeerAllowedCN(t *testing.T) {
+// startPeerTLSCluster starts three members with mutual peer TLS where
+// member 2 uses the certificate names bad and is expected never to join;
+// extra flags go to every member.
+func startPeerTLSCluster(t *testing.T, bad tlstest.Names, extra ...string) []*framework.Member {
+	t.Helper()
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, "peer-ca")
 	caFile := ca.WriteCA(t, dir, "ca")
-	ms := framework.StartCluster(t, 3, framework.Options{
+	return framework.StartCluster(t, 3, framework.Options{
 		PeerScheme: "https",
 		MemberOptions: func(i int, o *framework.Options) {
-			cn := "member"
+			names := tlstest.Loopback("member")
 			if i == 2 {
-				cn, o.NoWait = "intruder", true
+				names, o.NoWait = bad, true
 			}
-			cert, key := ca.Issue(t, tlstest.Loopback(cn)).Write(t, dir, fmt.Sprintf("peer%d", i))
+			cert, key := ca.Issue(t, names).Write(t, dir, fmt.Sprintf("peer%d", i))
 			o.ExtraArgs = append(o.ExtraArgs, "--peer-cert-file", cert, "--peer-key-file", key,
-				"--peer-trusted-ca-file", caFile, "--peer-client-cert-auth", "--peer-cert-allowed-cn", "member")
+				"--peer-trusted-ca-file", caFile, "--peer-client-cert-auth")
+			o.ExtraArgs = append(o.ExtraArgs, extra...)
 		},
 	})
+}
+
+// requireRefusedMember checks that members 0 and 1 serve together, log
+// refusing member 2's peer connections with reason, and that member 2 is
+// not a healthy member.
+func requireRefusedMember(t *testing.T, ms []*framework.Member, reason string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := ms[0].Client().Put(ctx, "k", "v")
@@ -238,25 +247,41 @@ func TestPeerAllowedCN(t *testing.T) {
 	if len(resp.Kvs) != 1 {
 		t.Fatalf("m1 does not see the write: %v", resp.Kvs)
 	}
-
-	// The intruder's connections are refused and logged by the members.
 	err = framework.WaitFor(20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		for _, m := range ms[:2] {
 			l := m.Logs()
-			if strings.Contains(l, "rejected connection on peer endpoint") && strings.Contains(l, "client certificate authentication failed") {
+			if strings.Contains(l, "rejected connection on peer endpoint") && strings.Contains(l, reason) {
 				return true, nil
 			}
 		}
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("no member logged refusing the intruder's peer connection: %v", err)
+		t.Fatalf("no member logged refusing member 2's peer connection with %q: %v", reason, err)
 	}
-	// With every peer connection refused in both directions it cannot have
-	// learnt of a leader, so it cannot serve a linearizable health check.
+	// With every peer connection refused it cannot have learnt of a
+	// leader, so it cannot pass a (linearizable) health check.
 	if code, body, err := ms[2].HTTPGet("/health"); err == nil && code == http.StatusOK && strings.Contains(body, `"health":"true"`) {
-		t.Fatalf("intruder member is healthy: %d %q", code, body)
+		t.Fatalf("refused member is healthy: %d %q", code, body)
 	}
+}
+
+// TestPeerAllowedCN: with --peer-cert-allowed-cn, members whose peer
+// certificates carry the allowed CN form the cluster over mutual TLS, and a
+// member whose certificate has another CN is refused: it never joins, and
+// the others log why.
+func TestPeerAllowedCN(t *testing.T) {
+	ms := startPeerTLSCluster(t, tlstest.Loopback("intruder"), "--peer-cert-allowed-cn", "member")
+	requireRefusedMember(t, ms, "client certificate authentication failed")
+}
+
+// TestPeerClientSANChecked: by default (no
+// --peer-skip-client-san-verification) a peer's client certificate must
+// name the address it connects from; one issued for 10.0.0.9 used from
+// 127.0.0.1 is refused even though the CA signed it.
+func TestPeerClientSANChecked(t *testing.T) {
+	ms := startPeerTLSCluster(t, tlstest.Names{CN: "member", IPs: []net.IP{net.IPv4(10, 0, 0, 9)}})
+	requireRefusedMember(t, ms, "certificate is valid for 10.0.0.9, not 127.0.0.1")
 }
 
 // TestTrustedCAAloneRequiresClientCert: as in etcd, --trusted-ca-file
