@@ -31,9 +31,9 @@ func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.U
 	}
 }
 
-// logRejections logs each connection the CRL or allowed CN/hostname checks
-// refuse, with etcd's message and fields, so an operator sees who was
-// turned away and why.
+// logRejections logs each connection the CRL, allowed CN/hostname or peer
+// SAN checks refuse, with etcd's message and fields, so an operator sees who
+// was turned away and why.
 func logRejections(lg *zap.Logger, msg string) func(tlsutil.Rejection) {
 	return func(r tlsutil.Rejection) {
 		fields := []zap.Field{zap.String("server-name", r.ServerName)}

@@ -41,7 +41,7 @@ type Settings struct {
 	AllowedCNs       []string
 	AllowedHostnames []string
 	// Reject, if set, is told about each connection the listener refuses
-	// because of CRLFile, AllowedCNs or AllowedHostnames.
+	// because of CRLFile, AllowedCNs, AllowedHostnames or VerifyClientSAN.
 	Reject func(Rejection)
 	// ExemptOwnCert lets the certificate Pair.Client presents through the
 	// listener's AllowedCNs/AllowedHostnames check. For the client port: the

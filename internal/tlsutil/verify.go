@@ -21,7 +21,7 @@ import (
 var ErrIdentityRejected = errors.New("client certificate authentication failed")
 
 // Rejection describes a connection the listener side refused because of the
-// CRL or the allowed CN/hostname checks.
+// CRL, the allowed CN/hostname or the client SAN checks.
 type Rejection struct {
 	Remote     net.Addr
 	ServerName string            // SNI the client sent
