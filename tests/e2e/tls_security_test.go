@@ -107,7 +107,9 @@ func TestClientCRLAndAllowedHostname(t *testing.T) {
 	if r := etcdctlPut(m, caFile, otherHost, "other-host", mustFail); r.Err == nil {
 		t.Fatal("etcdctl with a certificate for a host not allowed: put succeeded")
 	}
-	resp, err := m.Client().Get(context.Background(), "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := m.Client().Get(ctx, "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	check(t, "get", err)
 	if got := keys(resp.Kvs); !equalStrings(got, []string{"good", "good-etcdctl"}) {
 		t.Fatalf("keys %q: a refused client wrote", got)
