@@ -538,6 +538,10 @@ func (s *Server) startListeners() error {
 		Metrics:  metrics.Handler(s.rel.registry),
 		Pprof:    s.cfg.Ops.EnablePprof,
 	})
+	clientHTTP, err := s.clientHTTP(httpHandler)
+	if err != nil {
+		return err
+	}
 	for _, u := range s.cfg.Member.ListenClientURLs {
 		l, err := s.listen(u, "--listen-client-urls", s.clientTLS, true)
 		if err != nil {
@@ -547,7 +551,7 @@ func (s *Server) startListeners() error {
 			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
 			// serves both and hands gRPC calls to the gRPC server, as
 			// etcd's secure listeners do.
-			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, httpHandler), ReadHeaderTimeout: 10 * time.Second}
+			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second}
 			if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: s.maxStreams()}); err != nil {
 				return fmt.Errorf("server: http2 on %s: %w", u.String(), err)
 			}
@@ -558,7 +562,7 @@ func (s *Server) startListeners() error {
 		m := cmux.New(l)
 		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 		httpL := m.Match(cmux.Any())
-		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
 		s.muxes = append(s.muxes, m)
 		go func() { _ = s.grpcSrv.Serve(grpcL) }()
@@ -583,7 +587,7 @@ func (s *Server) startListeners() error {
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

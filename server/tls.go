@@ -11,6 +11,7 @@ import (
 
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/tlsutil"
+	"go.uber.org/zap"
 )
 
 func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.URL, protos []string) tlsutil.Settings {
@@ -26,6 +27,40 @@ func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.U
 		TrustedCAFile: t.TrustedCAFile, ClientCertAuth: t.ClientCertAuth, AutoTLS: t.AutoTLS,
 		Hosts: hosts, CipherSuites: common.CipherSuites, MinVersion: common.MinVersion, MaxVersion: common.MaxVersion,
 		NextProtos: protos,
+		CRLFile:    t.CRLFile, AllowedCNs: t.AllowedCNs, AllowedHostnames: t.AllowedHostnames,
+	}
+}
+
+// logRejections logs each connection the CRL, allowed CN/hostname or peer
+// SAN checks refuse, with etcd's message and fields, so an operator sees who
+// was turned away and why.
+func logRejections(lg *zap.Logger, msg string) func(tlsutil.Rejection) {
+	return func(r tlsutil.Rejection) {
+		fields := []zap.Field{zap.String("server-name", r.ServerName)}
+		if r.Remote != nil {
+			fields = append([]zap.Field{zap.String("remote-addr", r.Remote.String())}, fields...)
+		}
+		if c := r.Cert; c != nil {
+			ips := make([]string, len(c.IPAddresses))
+			for i, ip := range c.IPAddresses {
+				ips[i] = ip.String()
+			}
+			fields = append(fields, zap.String("common-name", c.Subject.CommonName), zap.Strings("ip-addresses", ips), zap.Strings("dns-names", c.DNSNames))
+		}
+		lg.Warn(msg, append(fields, zap.Error(r.Err))...)
+	}
+}
+
+// warnUnusableCRL reports a CRL file that cannot be used now. Like etcd the
+// member still starts (the file may appear later); until then every
+// connection presenting a certificate is refused.
+func (s *Server) warnUnusableCRL(flag, path string) {
+	if path == "" {
+		return
+	}
+	if err := tlsutil.CheckCRLFile(path); err != nil {
+		s.lg.Warn("CRL file unusable: connections presenting a certificate are refused until it is fixed",
+			zap.String("flag", flag), zap.String("path", path), zap.Error(err))
 	}
 }
 
@@ -34,6 +69,9 @@ func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.U
 func (s *Server) setupTLS() error {
 	c := s.cfg
 	if st := tlsSettings(c.ClientTLS, c.TLS, append(c.Member.ListenClientURLs, c.Member.AdvertiseClientURLs...), []string{"h2", "http/1.1"}); st.Enabled() {
+		st.Reject = logRejections(s.lg, "rejected connection on client endpoint")
+		st.ExemptOwnCert = true
+		s.warnUnusableCRL("--client-crl-file", st.CRLFile)
 		p, err := tlsutil.Build(st)
 		if err != nil {
 			return fmt.Errorf("server: client TLS: %w", err)
@@ -41,6 +79,9 @@ func (s *Server) setupTLS() error {
 		s.clientTLS = p
 	}
 	if st := tlsSettings(c.PeerTLS, c.TLS, append(c.Member.ListenPeerURLs, c.Member.AdvertisePeerURLs...), []string{"http/1.1"}); st.Enabled() {
+		st.Reject = logRejections(s.lg, "rejected connection on peer endpoint")
+		st.VerifyClientSAN = !c.PeerTLS.SkipClientSANVerify
+		s.warnUnusableCRL("--peer-crl-file", st.CRLFile)
 		p, err := tlsutil.Build(st)
 		if err != nil {
 			return fmt.Errorf("server: peer TLS: %w", err)
@@ -124,5 +165,9 @@ func (s *Server) selfTLS() *tls.Config {
 	if len(urls) == 0 || !isTLSScheme(selfURL(urls).Scheme) || s.clientTLS == nil {
 		return nil
 	}
-	return s.clientTLS.Client
+	c := s.clientTLS.Client.Clone()
+	// --client-cert-allowed-hostname restricts the clients this member
+	// serves; the member's own server is trusted through the CA already.
+	c.VerifyPeerCertificate = nil
+	return c
 }

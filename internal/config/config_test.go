@@ -620,7 +620,7 @@ func TestConfigFile(t *testing.T) {
 				t.Errorf("no warning for unknown-key: %q", c.Warnings())
 			}
 			un := c.UnimplementedSet()
-			for _, n := range []string{"peer-cert-allowed-cn", "socket-reuse-port"} {
+			for _, n := range []string{"discovery-token", "socket-reuse-port"} {
 				if !slices.Contains(un, n) {
 					t.Errorf("UnimplementedSet() = %v, missing %s", un, n)
 				}
@@ -656,10 +656,10 @@ func TestConfigFileErrors(t *testing.T) {
 }
 
 func TestUnimplementedSet(t *testing.T) {
-	c := mustParse(t, []string{"--wal-dir", "/w", "--name", "n1", "--metrics", "extensive", "--snapshot", "--cors", "*"},
+	c := mustParse(t, []string{"--wal-dir", "/w", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-learners", "2"},
 		[]string{"ETCD_BCRYPT_COST=12", "ETCD_STORAGE_ENGINE=memory"})
 	got := c.UnimplementedSet()
-	want := []string{"cors", "wal-dir"}
+	want := []string{"max-learners", "wal-dir"}
 	if !slices.Equal(got, want) {
 		t.Errorf("UnimplementedSet() = %v, want %v", got, want)
 	}

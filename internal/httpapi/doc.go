@@ -2,5 +2,6 @@
 // port: /health, /livez, /readyz (with per-check sub-paths, ?exclude= and
 // ?verbose), /version and /metrics. Kubernetes probes and etcd's tooling
 // read these with exact shapes, so the JSON and the "ok\n" bodies match
-// etcd's byte for byte.
+// etcd's byte for byte. AccessControl applies --host-whitelist (against DNS
+// rebinding) and --cors to those requests as etcd does.
 package httpapi

@@ -28,6 +28,31 @@ type Settings struct {
 	MinVersion, MaxVersion        string
 	// NextProtos are the ALPN protocols offered (gRPC needs "h2").
 	NextProtos []string
+
+	// CRLFile (--client-crl-file, --peer-crl-file) lists revoked
+	// certificates; connections presenting one are refused by the listener.
+	CRLFile string
+	// AllowedCNs (--peer-cert-allowed-cn) and AllowedHostnames
+	// (--peer-cert-allowed-hostname, --client-cert-allowed-hostname) restrict
+	// which verified certificates the other side may present. As in etcd
+	// they are mutually exclusive and apply to both configs of the Pair: the
+	// listener checks client certificates, and connections this member dials
+	// check the server's certificate.
+	AllowedCNs       []string
+	AllowedHostnames []string
+	// Reject, if set, is told about each connection the listener refuses
+	// because of CRLFile, AllowedCNs, AllowedHostnames or VerifyClientSAN.
+	Reject func(Rejection)
+	// ExemptOwnCert lets the certificate Pair.Client presents through the
+	// listener's AllowedCNs/AllowedHostnames check. For the client port: the
+	// member's connections to itself (lock, election, JSON gateway) are
+	// in-process calls in etcd, which those flags never refuse.
+	ExemptOwnCert bool
+	// VerifyClientSAN makes the listener check that a client certificate
+	// with SANs names the address the connection comes from (an IP SAN, or
+	// a DNS SAN resolving to it): etcd's default on peer listeners, off with
+	// --peer-skip-client-san-verification.
+	VerifyClientSAN bool
 }
 
 // Enabled reports whether any TLS is configured.
@@ -42,6 +67,9 @@ type Pair struct {
 
 // Build returns the server and client configs for s.
 func Build(s Settings) (*Pair, error) {
+	if len(s.AllowedCNs) > 0 && len(s.AllowedHostnames) > 0 {
+		return nil, fmt.Errorf("tls: allowed CNs and allowed hostnames are mutually exclusive (cns=%q, hostnames=%q)", s.AllowedCNs, s.AllowedHostnames)
+	}
 	var cert tls.Certificate
 	var err error
 	switch {
@@ -98,7 +126,10 @@ func Build(s Settings) (*Pair, error) {
 			srv.ClientAuth = tls.RequireAnyClientCert
 		}
 	} else if pool != nil {
-		srv.ClientAuth = tls.VerifyClientCertIfGiven
+		// etcd requires a verified client certificate as soon as a trusted
+		// CA is configured, with or without --client-cert-auth: an operator
+		// who gives a CA expects unauthenticated clients to be refused.
+		srv.ClientAuth = tls.RequireAndVerifyClientCert
 		srv.ClientCAs = pool
 	}
 	clientCert := cert
@@ -120,6 +151,20 @@ func Build(s Settings) (*Pair, error) {
 		// like etcd, encrypt without verifying.
 		cli.InsecureSkipVerify = true
 	}
+	identity := identityCheck(s.AllowedCNs, s.AllowedHostnames)
+	var crl *crlChecker
+	if s.CRLFile != "" {
+		crl = newCRLChecker(s.CRLFile)
+	}
+	srvIdentity := identity
+	if s.ExemptOwnCert {
+		srvIdentity = exemptCert(identity, clientCert.Certificate)
+	}
+	serverChecks{crl: crl, identity: srvIdentity, clientSAN: s.VerifyClientSAN, resolver: net.DefaultResolver, reject: s.Reject}.install(srv)
+	// etcd builds both configs from one base that carries the identity
+	// check, so a member also refuses to talk to a server whose certificate
+	// fails it. The CRL is checked by the listener only.
+	cli.VerifyPeerCertificate = identity
 	return &Pair{Server: srv, Client: cli}, nil
 }
 

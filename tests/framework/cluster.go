@@ -8,8 +8,9 @@ import (
 )
 
 // StartCluster launches n members that form one cluster through
-// --initial-cluster, and waits until every one serves clients. The members
-// must start together: none can serve before a quorum is up.
+// --initial-cluster, and waits until every one serves clients (except those
+// with Options.NoWait). The members must start together: none can serve
+// before a quorum is up.
 func StartCluster(t testing.TB, n int, opts Options) []*Member {
 	t.Helper()
 	if opts.StartTimeout == 0 {
@@ -25,6 +26,10 @@ func StartCluster(t testing.TB, n int, opts Options) []*Member {
 	for i := range members {
 		mopts := opts
 		mopts.Name = fmt.Sprintf("m%d", i)
+		if opts.MemberOptions != nil {
+			mopts.ExtraArgs = append([]string(nil), opts.ExtraArgs...)
+			opts.MemberOptions(i, &mopts)
+		}
 		members[i] = newMember(t, mopts, bin, dir)
 		initial = append(initial, members[i].Name+"="+members[i].PeerURL)
 	}
@@ -36,6 +41,9 @@ func StartCluster(t testing.TB, n int, opts Options) []*Member {
 		}
 	}
 	for _, m := range members {
+		if m.opts.NoWait {
+			continue
+		}
 		if err := m.waitReady(); err != nil {
 			t.Fatalf("start %s: %v", m.Name, err)
 		}

@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,17 @@ type Options struct {
 	// ExtraListenClientURLs are served besides ClientURL (unix:// sockets,
 	// say); ClientURL stays the one the framework's clients use.
 	ExtraListenClientURLs []string
+	// ClientScheme and PeerScheme are "http" (the default) or "https"; with
+	// https the certificate flags go in ExtraArgs.
+	ClientScheme, PeerScheme string
+	// ClientTLS is what Client uses to reach an https ClientURL.
+	ClientTLS *tls.Config
+	// MemberOptions, for StartCluster, adjusts the options of member i
+	// (its own certificate, say) before it is created.
+	MemberOptions func(i int, o *Options)
+	// NoWait makes StartCluster start the member without waiting for it to
+	// serve (a member expected never to join, say).
+	NoWait bool
 }
 
 // Member is one server process and its data dir, which survives restarts.
@@ -49,7 +61,8 @@ type Member struct {
 	args    []string
 	Name    string
 	DataDir string
-	// ClientURL and PeerURL are http://127.0.0.1:PORT.
+	// ClientURL and PeerURL are http://127.0.0.1:PORT (or https, see
+	// Options.ClientScheme and PeerScheme).
 	ClientURL string
 	PeerURL   string
 	LogPath   string
@@ -97,14 +110,20 @@ func newMember(t testing.TB, opts Options, bin, dir string) *Member {
 	if err != nil {
 		t.Fatal(err)
 	}
+	scheme := func(s string) string {
+		if s == "" {
+			return "http"
+		}
+		return s
+	}
 	return &Member{
 		t:         t,
 		opts:      opts,
 		bin:       bin,
 		Name:      opts.Name,
 		DataDir:   filepath.Join(dir, opts.Name+".data"),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.ClientScheme), clientPort),
+		PeerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), peerPort),
 		LogPath:   filepath.Join(dir, opts.Name+".log"),
 	}
 }
@@ -394,6 +413,7 @@ func (m *Member) Client() *clientv3.Client {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{m.ClientURL},
 		DialTimeout: 5 * time.Second,
+		TLS:         m.opts.ClientTLS,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
