@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -112,7 +113,8 @@ func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (n
 			return nil, fmt.Errorf("server: listen on %s %s: %w", flag, u.String(), err)
 		}
 	}
-	l, err := net.Listen(network, addr)
+	lc := net.ListenConfig{Control: socketOptions(s.cfg.Member.SocketReusePort, s.cfg.Member.SocketReuseAddress)}
+	l, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s %s: %w", flag, u.String(), err)
 	}

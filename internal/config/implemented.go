@@ -14,8 +14,8 @@ var implemented = map[string]bool{
 	"listen-client-http-urls": true,
 	"advertise-client-urls":   true,
 	"listen-peer-urls":        true,
-	"socket-reuse-port":       false,
-	"socket-reuse-address":    false,
+	"socket-reuse-port":       true,
+	"socket-reuse-address":    true,
 
 	// Cluster bootstrap
 	"initial-advertise-peer-urls": true,
