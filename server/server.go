@@ -181,6 +181,11 @@ func (s *Server) requestTimeout() time.Duration {
 }
 
 func (s *Server) openStorage() error {
+	if s.cfg.Storage.MemoryMlock {
+		if err := lockMemory(); err != nil {
+			return err
+		}
+	}
 	switch s.cfg.Storage.Engine {
 	case config.EngineMemory:
 		s.eng = memory.New()

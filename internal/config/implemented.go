@@ -58,7 +58,7 @@ var implemented = map[string]bool{
 	// Storage
 	"storage-engine":                       true,
 	"unsafe-no-fsync":                      true,
-	"memory-mlock":                         false,
+	"memory-mlock":                         true,
 	"max-wals":                             false,
 	"max-snapshots":                        false,
 	"backend-batch-interval":               false,

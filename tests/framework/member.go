@@ -390,6 +390,16 @@ func (m *Member) StartAgainWith(extra ...string) {
 	m.StartAgain()
 }
 
+// Pid is the server's process ID, or 0 when it is not running.
+func (m *Member) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
 func (m *Member) cleanup() {
 	m.mu.Lock()
 	clients := m.clients
