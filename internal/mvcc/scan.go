@@ -185,23 +185,3 @@ func scanRange(r storage.Reader, ov *overlay, key, end []byte, atRev int64, valu
 	}
 	return es.err
 }
-
-// latestVersion returns the newest version of user key u (overlay first),
-// including a tombstone, or ok=false when the key never existed (or its
-// history was compacted away).
-func latestVersion(r storage.Reader, ov *overlay, u []byte, atRev int64) (version, bool, error) {
-	if ov != nil {
-		if v, ok := ov.latest(u, atRev); ok {
-			return v, true, nil
-		}
-	}
-	es, err := newEngineScan(r, u, nil, atRev, true)
-	if err != nil {
-		return version{}, false, err
-	}
-	defer es.close()
-	if es.next() {
-		return es.v, true, nil
-	}
-	return version{}, false, es.err
-}
