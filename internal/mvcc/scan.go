@@ -40,10 +40,25 @@ func newEngineScan(r storage.Reader, key, end []byte, atRev int64, values bool) 
 		return nil, fmt.Errorf("mvcc: open iterator: %w", err)
 	}
 	s.it = it
-	if !it.SeekGE(lo) {
+	seek := it.SeekGE
+	if single {
+		seek = func(k []byte) bool { return seekPrefix(it, k) }
+	}
+	if !seek(lo) {
 		s.done = true
 	}
 	return s, nil
+}
+
+// seekPrefix positions it at the first version of group g, or reports
+// false when g has none; it may also land past g (the caller checks). An
+// engine with prefix filters answers it without reading data when g has no
+// version at all, the common case of a put that creates a key.
+func seekPrefix(it storage.Iterator, g []byte) bool {
+	if ps, ok := it.(storage.PrefixSeeker); ok {
+		return ps.SeekPrefixGE(g)
+	}
+	return it.SeekGE(g)
 }
 
 func (s *engineScan) close() {

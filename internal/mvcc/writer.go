@@ -224,7 +224,7 @@ func (w *Writer) latest(u []byte) (version, bool, error) {
 	}
 	g := appendGroup(w.buf[:0], u)
 	w.buf = g
-	if !w.kit.SeekGE(g) {
+	if !seekPrefix(w.kit, g) {
 		return version{}, false, w.kit.Error()
 	}
 	k := w.kit.Key()
