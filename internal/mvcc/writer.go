@@ -80,8 +80,9 @@ func (o *overlay) visible(key, end []byte, atRev int64) []rangeItem {
 
 // Writer stages write transactions into one storage.Batch. It belongs to the
 // apply goroutine; only one Writer may be open on a Store at a time, and it
-// must be either committed (Commit, after the batch committed) or dropped.
-// Nothing a Writer does is visible in the Store until Commit.
+// must be either finished and committed (Finish, then the batch commits, then
+// Commit) or dropped (Close). Nothing a Writer does is visible in the Store
+// until Commit.
 type Writer struct {
 	s        *Store
 	b        storage.Batch
