@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -485,6 +486,13 @@ func (s *Server) grpcServer() *grpc.Server {
 		opts = append(opts, grpc.MaxConcurrentStreams(math.MaxUint32))
 	}
 	opts = append(opts, grpc.ConnectionTimeout(s.cfg.Limits.ConnectionTimeout))
+	// A pool of stream workers instead of a new goroutine per request: a
+	// fresh goroutine starts with a small stack and grows it (copying it)
+	// as soon as the request decodes or opens a Pebble iterator, which
+	// cost ~12% of the CPU of a range load. Workers keep their grown
+	// stacks; when all are busy (requests waiting on Raft) gRPC falls back
+	// to a goroutine per stream, so the pool bounds nothing.
+	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
 	s.authInterceptors()
 	opts = append(opts, s.rel.serverOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {

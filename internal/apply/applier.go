@@ -159,6 +159,7 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 		}
 	}()
 	w := a.cfg.Store.NewWriter(b)
+	defer w.Close()
 	var (
 		waiters []pending
 		after   []func() // in-memory effects once the batch is committed
@@ -206,7 +207,7 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 		committed = true // nothing staged
 		return nil
 	}
-	if err := w.Err(); err != nil {
+	if err := w.Finish(); err != nil {
 		// A storage error mid-way leaves the batch half-staged; committing
 		// it would make this member diverge from its peers.
 		return fmt.Errorf("apply: entries up to %d: %w", last.GetIndex(), err)

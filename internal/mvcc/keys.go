@@ -58,13 +58,20 @@ func unescape(e []byte) ([]byte, error) {
 	return out, nil
 }
 
+// prefixKEnd bounds the k/ space from above.
+var prefixKEnd = storage.PrefixEnd(prefixK)
+
 // keyGroup returns k/ + escaped(u) + terminator: the common prefix of every
 // version of u.
 func keyGroup(u []byte) []byte {
-	g := make([]byte, 0, len(prefixK)+len(u)+termLen+revSuffixLen)
-	g = append(g, prefixK...)
-	g = appendEscaped(g, u)
-	return append(g, 0x00, 0x01)
+	return appendGroup(make([]byte, 0, len(prefixK)+len(u)+termLen+revSuffixLen), u)
+}
+
+// appendGroup appends keyGroup(u) to dst.
+func appendGroup(dst, u []byte) []byte {
+	dst = append(dst, prefixK...)
+	dst = appendEscaped(dst, u)
+	return append(dst, 0x00, 0x01)
 }
 
 // groupEnd returns the smallest encoded key after every version of the group
@@ -149,10 +156,14 @@ func inRange(u, key, end []byte) bool {
 
 // historyKey is the h/ key of revision (main, sub).
 func historyKey(main, sub int64) []byte {
-	k := make([]byte, 0, len(prefixH)+16)
-	k = append(k, prefixH...)
-	k = binary.BigEndian.AppendUint64(k, uint64(main))
-	return binary.BigEndian.AppendUint64(k, uint64(sub))
+	return appendHistoryKey(make([]byte, 0, len(prefixH)+16), main, sub)
+}
+
+// appendHistoryKey appends historyKey(main, sub) to dst.
+func appendHistoryKey(dst []byte, main, sub int64) []byte {
+	dst = append(dst, prefixH...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(main))
+	return binary.BigEndian.AppendUint64(dst, uint64(sub))
 }
 
 func splitHistoryKey(k []byte) (main, sub int64, err error) {
@@ -177,19 +188,18 @@ const (
 	flagTombstone = 1 << 0
 )
 
-// encodeRecord encodes the value stored at a version key. The layout is a
+// appendRecord appends the value stored at a version key. The layout is a
 // flag byte, then for live versions uvarint create_revision, uvarint version,
 // varint lease and the raw value up to the end.
-func encodeRecord(v *version) []byte {
+func appendRecord(dst []byte, v *version) []byte {
 	if v.tomb {
-		return []byte{flagTombstone}
+		return append(dst, flagTombstone)
 	}
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(v.value))
-	b = append(b, 0)
-	b = binary.AppendUvarint(b, uint64(v.create))
-	b = binary.AppendUvarint(b, uint64(v.ver))
-	b = binary.AppendVarint(b, v.lease)
-	return append(b, v.value...)
+	dst = append(dst, 0)
+	dst = binary.AppendUvarint(dst, uint64(v.create))
+	dst = binary.AppendUvarint(dst, uint64(v.ver))
+	dst = binary.AppendVarint(dst, v.lease)
+	return append(dst, v.value...)
 }
 
 // decodeRecord decodes a record; the value is copied when copyValue is set
@@ -227,15 +237,15 @@ func decodeRecord(b []byte, main, sub int64, withValue bool) (version, error) {
 	return v, nil
 }
 
-// encodeHistory encodes the value of an h/ entry: a flag byte then the user key.
-func encodeHistory(u []byte, tomb bool) []byte {
-	b := make([]byte, 0, 1+len(u))
+// appendHistory appends the value of an h/ entry: a flag byte then the user
+// key.
+func appendHistory(dst, u []byte, tomb bool) []byte {
 	if tomb {
-		b = append(b, flagTombstone)
+		dst = append(dst, flagTombstone)
 	} else {
-		b = append(b, 0)
+		dst = append(dst, 0)
 	}
-	return append(b, u...)
+	return append(dst, u...)
 }
 
 func decodeHistory(b []byte) (u []byte, tomb bool, err error) {

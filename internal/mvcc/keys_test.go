@@ -68,7 +68,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{main: 1 << 62, sub: 0, create: 1 << 62, ver: 1, lease: 1<<63 - 1, value: []byte{}},
 		{main: 9, sub: 2, tomb: true},
 	} {
-		got, err := decodeRecord(encodeRecord(&v), v.main, v.sub, true)
+		got, err := decodeRecord(appendRecord(nil, &v), v.main, v.sub, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,10 +40,25 @@ func newEngineScan(r storage.Reader, key, end []byte, atRev int64, values bool) 
 		return nil, fmt.Errorf("mvcc: open iterator: %w", err)
 	}
 	s.it = it
-	if !it.SeekGE(lo) {
+	seek := it.SeekGE
+	if single {
+		seek = func(k []byte) bool { return seekPrefix(it, k) }
+	}
+	if !seek(lo) {
 		s.done = true
 	}
 	return s, nil
+}
+
+// seekPrefix positions it at the first version of group g, or reports
+// false when g has none; it may also land past g (the caller checks). An
+// engine with prefix filters answers it without reading data when g has no
+// version at all, the common case of a put that creates a key.
+func seekPrefix(it storage.Iterator, g []byte) bool {
+	if ps, ok := it.(storage.PrefixSeeker); ok {
+		return ps.SeekPrefixGE(g)
+	}
+	return it.SeekGE(g)
 }
 
 func (s *engineScan) close() {
@@ -184,24 +199,4 @@ func scanRange(r storage.Reader, ov *overlay, key, end []byte, atRev int64, valu
 		}
 	}
 	return es.err
-}
-
-// latestVersion returns the newest version of user key u (overlay first),
-// including a tombstone, or ok=false when the key never existed (or its
-// history was compacted away).
-func latestVersion(r storage.Reader, ov *overlay, u []byte, atRev int64) (version, bool, error) {
-	if ov != nil {
-		if v, ok := ov.latest(u, atRev); ok {
-			return v, true, nil
-		}
-	}
-	es, err := newEngineScan(r, u, nil, atRev, true)
-	if err != nil {
-		return version{}, false, err
-	}
-	defer es.close()
-	if es.next() {
-		return es.v, true, nil
-	}
-	return version{}, false, es.err
 }

@@ -43,7 +43,7 @@ func apply(t testing.TB, s *Store, fn func(tw *TxnWrite)) []*mvccpb.Event {
 	tw := w.Begin()
 	fn(tw)
 	evs := tw.End()
-	if err := w.Err(); err != nil {
+	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(false); err != nil {
@@ -75,6 +75,9 @@ func compact(t testing.TB, s *Store, rev int64) <-chan struct{} {
 	ch, err := w.Compact(rev)
 	if err != nil {
 		t.Fatalf("compact %d: %v", rev, err)
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
 	}
 	if err := b.Commit(false); err != nil {
 		t.Fatal(err)
@@ -223,6 +226,9 @@ func TestTxnOneRevisionSubRevisionsAndOverlay(t *testing.T) {
 	}
 	var got []int64
 	s.OnCommit(func(rev int64, evs []*mvccpb.Event) { got = append(got, rev, int64(len(evs))) })
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Commit(false); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +255,7 @@ func TestDroppedWriterLeavesNoTrace(t *testing.T) {
 	if _, err := w.Compact(2); err != nil {
 		t.Fatal(err)
 	}
+	w.Close()
 	_ = b.Close() // dropped
 	if s.Rev() != 2 || s.KeyCount() != 1 || s.CompactRev() != -1 {
 		t.Fatalf("rev %d keys %d compact %d", s.Rev(), s.KeyCount(), s.CompactRev())

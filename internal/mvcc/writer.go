@@ -1,8 +1,10 @@
 package mvcc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/google/btree"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -78,8 +80,9 @@ func (o *overlay) visible(key, end []byte, atRev int64) []rangeItem {
 
 // Writer stages write transactions into one storage.Batch. It belongs to the
 // apply goroutine; only one Writer may be open on a Store at a time, and it
-// must be either committed (Commit, after the batch committed) or dropped.
-// Nothing a Writer does is visible in the Store until Commit.
+// must be either finished and committed (Finish, then the batch commits, then
+// Commit) or dropped (Close). Nothing a Writer does is visible in the Store
+// until Commit.
 type Writer struct {
 	s        *Store
 	b        storage.Batch
@@ -92,6 +95,19 @@ type Writer struct {
 	jobs     []*compactJob
 	active   bool
 	err      error
+	// metaDirty: a TxnWrite wrote since the metadata was last staged.
+	// The revision, key count and size are staged once per batch (Finish),
+	// not once per txn: each Set is a memtable insert, and a busy batch
+	// holds hundreds of txns.
+	metaDirty bool
+	// kit is one iterator over the k/ space shared by every point lookup
+	// of the Writer. Its view is the engine as of its creation, which is
+	// what the Writer must see: nothing but the Writer changes live
+	// versions, and its own writes are in the overlay. The compactor may
+	// remove versions meanwhile, but never a key's newest one unless it is
+	// a tombstone, and a tombstone reads like an absent key to a put.
+	kit storage.Iterator
+	buf []byte // scratch for engine keys and records; the batch copies them
 }
 
 type committedTxn struct {
@@ -159,9 +175,77 @@ func (w *Writer) Compact(rev int64) (<-chan struct{}, error) {
 	return j.done, nil
 }
 
-// Commit publishes what the Writer staged. Call it only after the batch
-// committed successfully.
+// Finish stages the store's metadata for everything written so far and
+// releases the Writer's engine resources. Call it after the last TxnWrite
+// and before committing the batch; it returns the Writer's first error, and
+// a Writer with an error must not be committed.
+func (w *Writer) Finish() error {
+	w.Close()
+	if w.active {
+		w.fail(fmt.Errorf("mvcc: Finish while a TxnWrite is open"))
+	}
+	if w.err != nil || !w.metaDirty {
+		return w.err
+	}
+	w.metaDirty = false
+	if err := w.b.Set(storage.KeyCurrentRevision, putInt64(w.rev)); err != nil {
+		w.fail(fmt.Errorf("mvcc: stage revision: %w", err))
+	}
+	if err := w.b.Set(keyKeyCount, putInt64(w.keyCount)); err != nil {
+		w.fail(fmt.Errorf("mvcc: stage key count: %w", err))
+	}
+	if err := w.b.Set(keyWrittenBytes, putInt64(w.written)); err != nil {
+		w.fail(fmt.Errorf("mvcc: stage written bytes: %w", err))
+	}
+	return w.err
+}
+
+// Close releases the Writer's engine resources without staging anything;
+// a dropped Writer must be closed. Closing twice is harmless.
+func (w *Writer) Close() {
+	if w.kit != nil {
+		_ = w.kit.Close()
+		w.kit = nil
+	}
+}
+
+// latest returns the newest version of user key u (overlay first), a
+// tombstone included, or ok=false when the key has no version. It is
+// latestVersion at the newest revision, on the Writer's shared iterator.
+func (w *Writer) latest(u []byte) (version, bool, error) {
+	if v, ok := w.ov.latest(u, math.MaxInt64); ok {
+		return v, true, nil
+	}
+	if w.kit == nil {
+		it, err := w.s.eng.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
+		if err != nil {
+			return version{}, false, fmt.Errorf("mvcc: open iterator: %w", err)
+		}
+		w.kit = it
+	}
+	g := appendGroup(w.buf[:0], u)
+	w.buf = g
+	if !seekPrefix(w.kit, g) {
+		return version{}, false, w.kit.Error()
+	}
+	k := w.kit.Key()
+	if len(k) != len(g)+revSuffixLen || !bytes.HasPrefix(k, g) {
+		return version{}, false, nil
+	}
+	_, main, sub, err := splitVersionKey(k)
+	if err != nil {
+		return version{}, false, err
+	}
+	v, err := decodeRecord(w.kit.Value(), main, sub, true)
+	return v, err == nil, err
+}
+
+// Commit publishes what the Writer staged. Call it only after Finish and
+// after the batch committed successfully.
 func (w *Writer) Commit() {
+	if w.metaDirty {
+		panic("mvcc: Writer.Commit without Finish: the batch lacks the store's metadata")
+	}
 	s := w.s
 	s.keyCount.Store(w.keyCount)
 	s.writtenBytes.Store(w.written)
@@ -208,21 +292,53 @@ func (t *TxnWrite) view() *view {
 
 // Range reads like Store.Range, seeing the writes staged so far.
 func (t *TxnWrite) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	cur := t.Rev()
+	if len(end) == 0 && (ro.Rev <= 0 || ro.Rev == cur) && cur >= t.w.compact {
+		// A single key at the newest revision (a txn's compares, a put's
+		// prev_kv): a point lookup on the Writer's shared iterator.
+		v, ok, err := t.w.latest(key)
+		if err != nil {
+			t.w.fail(fmt.Errorf("mvcc: range: %w", err))
+			return nil, fmt.Errorf("mvcc: range: %w", err)
+		}
+		res := &RangeResult{Rev: cur}
+		if !ok || v.tomb {
+			return res, nil
+		}
+		res.Count = 1
+		if !ro.Count {
+			if ro.KeysOnly {
+				v.value = nil
+			}
+			res.KVs = []*mvccpb.KeyValue{toKV(append([]byte(nil), key...), &v)}
+		}
+		return res, nil
+	}
 	return t.view().rangeKeys(ctx, key, end, ro)
 }
 
 func (t *TxnWrite) stage(key []byte, v version) {
 	w := t.w
-	group := keyGroup(key)
-	vk, rec := versionKey(group, v.main, v.sub), encodeRecord(&v)
+	// One scratch buffer holds the version key, its record, the history
+	// key and its record in turn; the batch copies what it is given.
+	buf := appendGroup(w.buf[:0], key)
+	glen := len(buf)
+	buf = appendRev(buf, v.main, v.sub)
+	vk := buf
+	buf = appendRecord(buf, &v)
+	rec := buf[len(vk):]
 	if err := w.b.Set(vk, rec); err != nil {
 		w.fail(fmt.Errorf("mvcc: stage version: %w", err))
 	}
-	hk := historyKey(v.main, v.sub)
-	if err := w.b.Set(hk, encodeHistory(key, v.tomb)); err != nil {
+	vkLen, recLen := len(vk), len(rec)
+	buf = appendHistoryKey(buf[:0], v.main, v.sub)
+	hk := buf
+	buf = appendHistory(buf, key, v.tomb)
+	if err := w.b.Set(hk, buf[len(hk):]); err != nil {
 		w.fail(fmt.Errorf("mvcc: stage history: %w", err))
 	}
-	w.written += versionSize(len(vk), len(rec), len(hk), len(group))
+	w.buf = buf
+	w.written += versionSize(vkLen, recLen, len(hk), glen)
 	w.ov.add(key, v)
 	t.changes++
 }
@@ -230,13 +346,17 @@ func (t *TxnWrite) stage(key []byte, v version) {
 // Put writes key=value with lease and returns the previous live version, or
 // nil. Key and value are copied.
 func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
-	key = append([]byte(nil), key...)
+	// One allocation for both copies.
+	kv := make([]byte, len(key)+len(value))
+	copy(kv, key)
+	copy(kv[len(key):], value)
+	key, value = kv[:len(key):len(key)], kv[len(key):]
 	rev := t.begin + 1
-	prev, ok, err := latestVersion(t.w.s.eng, t.w.ov, key, rev)
+	prev, ok, err := t.w.latest(key)
 	if err != nil {
 		t.w.fail(fmt.Errorf("mvcc: put: %w", err))
 	}
-	v := version{main: rev, sub: t.changes, create: rev, ver: 1, lease: lease, value: append([]byte{}, value...)}
+	v := version{main: rev, sub: t.changes, create: rev, ver: 1, lease: lease, value: value}
 	var prevKV *mvccpb.KeyValue
 	if ok && !prev.tomb {
 		v.create, v.ver = prev.create, prev.ver+1
@@ -294,15 +414,7 @@ func (t *TxnWrite) End() []*mvccpb.Event {
 		return nil
 	}
 	w.rev = t.begin + 1
-	if err := w.b.Set(storage.KeyCurrentRevision, putInt64(w.rev)); err != nil {
-		w.fail(fmt.Errorf("mvcc: stage revision: %w", err))
-	}
-	if err := w.b.Set(keyKeyCount, putInt64(w.keyCount)); err != nil {
-		w.fail(fmt.Errorf("mvcc: stage key count: %w", err))
-	}
-	if err := w.b.Set(keyWrittenBytes, putInt64(w.written)); err != nil {
-		w.fail(fmt.Errorf("mvcc: stage written bytes: %w", err))
-	}
+	w.metaDirty = true
 	w.commits = append(w.commits, committedTxn{rev: w.rev, events: t.events})
 	return t.events
 }

@@ -45,6 +45,15 @@ type Iterator interface {
 	Close() error
 }
 
+// PrefixSeeker is implemented by iterators that can seek within the keys
+// sharing key's MVCCPrefixLen prefix more cheaply than SeekGE, by skipping
+// tables whose filter says the prefix is absent. It positions like SeekGE
+// but may report false (or land past the prefix) when no key with the
+// prefix exists; callers check the prefix of the key they land on.
+type PrefixSeeker interface {
+	SeekPrefixGE(key []byte) bool
+}
+
 // Batch collects writes that commit atomically: all of them or none become
 // visible, and a crash never leaves part of a batch behind.
 type Batch interface {

@@ -48,6 +48,44 @@ var (
 	KeyMemberID         = MetaKey("member_id")
 )
 
+// mvccSuffixLen is the length of the revision suffix of a k/ version key.
+const mvccSuffixLen = 16
+
+// MVCCPrefixLen returns the length of the part of engine key k that names
+// one user key: for a k/ version key its group (k/, escaped user key,
+// terminator) without the revision suffix, for every other key the whole
+// key. Engines may keep per-prefix filters on it, so that looking up a user
+// key that has no version costs no data read.
+//
+// Only keys of the k/ space are split, and only where the terminator
+// 0x00 0x01 sits right before a 16-byte suffix: escaped user keys never hold
+// 0x00 0x01, so groups are prefix-free and byte order of whole keys equals
+// byte order of (prefix, suffix) pairs, which is what a Pebble comparer's
+// Split must guarantee. Bounds and seek keys built by mvcc (escaped key
+// without terminator, group with its last byte incremented) are not split.
+func MVCCPrefixLen(k []byte) int {
+	n := len(k) - mvccSuffixLen
+	if n < len(PrefixMVCCKey)+2 || k[0] != PrefixMVCCKey[0] || k[1] != PrefixMVCCKey[1] || k[n-2] != 0x00 || k[n-1] != 0x01 {
+		return len(k)
+	}
+	return n
+}
+
+// AppendMVCCPrefixSuccessor appends to dst the smallest prefix (in the sense
+// of MVCCPrefixLen) greater than prefix p: for a k/ group (ending in the
+// terminator 0x00 0x01) the group with its last byte raised, which sorts
+// after every version of the group and before the next user key's group;
+// for any other key p followed by 0x00.
+func AppendMVCCPrefixSuccessor(dst, p []byte) []byte {
+	n := len(p)
+	if n >= len(PrefixMVCCKey)+2 && p[0] == PrefixMVCCKey[0] && p[1] == PrefixMVCCKey[1] && p[n-2] == 0x00 && p[n-1] == 0x01 {
+		dst = append(dst, p...)
+		dst[len(dst)-1] = 0x02
+		return dst
+	}
+	return append(append(dst, p...), 0x00)
+}
+
 // MetaKey returns the engine key of a server metadata record.
 func MetaKey(name string) []byte {
 	return append(append([]byte(nil), PrefixMeta...), name...)

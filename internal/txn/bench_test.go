@@ -46,6 +46,9 @@ func benchWrite(b *testing.B, eng storage.Engine, s *mvcc.Store, fn func(w *mvcc
 	if err := fn(w); err != nil {
 		b.Fatal(err)
 	}
+	if err := w.Finish(); err != nil {
+		b.Fatal(err)
+	}
 	if err := batch.Commit(false); err != nil {
 		b.Fatal(err)
 	}

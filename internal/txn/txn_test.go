@@ -62,6 +62,10 @@ func (e *env) write(fn func(w *mvcc.Writer) error) error {
 	defer b.Close()
 	w := e.store.NewWriter(b)
 	if err := fn(w); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Finish(); err != nil {
 		return err
 	}
 	if err := b.Commit(false); err != nil {

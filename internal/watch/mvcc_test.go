@@ -38,7 +38,7 @@ func (r *realStore) write(fn func(w *mvcc.Writer)) {
 	defer b.Close()
 	w := r.s.NewWriter(b)
 	fn(w)
-	if err := w.Err(); err != nil {
+	if err := w.Finish(); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := b.Commit(false); err != nil {

@@ -14,4 +14,12 @@
 // logging is routed to zap; and the "unsafe no fsync" mode is implemented
 // below Pebble, in the file system, so that a synced commit still reaches the
 // operating system (surviving a process crash) without paying for fsync.
+//
+// New stores order keys with a comparer that is bytewise like Pebble's
+// default but splits MVCC version keys into user key and revision
+// (storage.MVCCPrefixLen), so that table bloom filters answer "does this
+// user key have any version here" and a put of a new key, or a read of a
+// missing one, reads no data block. Stores created with the default
+// comparer keep it (Pebble fixes the comparer at creation) and seek
+// without filters.
 package pebble

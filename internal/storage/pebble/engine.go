@@ -54,6 +54,12 @@ type Options struct {
 type Engine struct {
 	dir string
 	db  *pebble.DB
+	// prefixFilters: the store was created with mvccComparer, so its
+	// tables' bloom filters hold MVCC prefixes and SeekPrefixGE may use
+	// them. Stores created before that keep the default comparer (Pebble
+	// refuses to open a store with another comparer than the one it was
+	// made with) and seek without filters.
+	prefixFilters bool
 
 	// mu is held shared by every call into db and exclusively by Close, so
 	// that no call reaches a closed pebble.DB (which panics).
@@ -78,7 +84,15 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	po := pebbleOptions(opts)
+	prefixFilters, err := wantsMVCCComparer(dir, vfs.Default)
+	if err != nil {
+		return nil, err
+	}
+	cmp := pebble.DefaultComparer
+	if prefixFilters {
+		cmp = mvccComparer
+	}
+	po := pebbleOptions(opts, cmp)
 	if err := setWALDirs(po, dir, opts.WALDir); err != nil {
 		return nil, err
 	}
@@ -97,14 +111,18 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 		return nil, err
 	}
 	return &Engine{
-		dir:   dir,
-		db:    db,
-		iters: make(map[*iterator]struct{}),
-		snaps: make(map[*snapshot]struct{}),
+		dir:           dir,
+		db:            db,
+		prefixFilters: prefixFilters,
+		iters:         make(map[*iterator]struct{}),
+		snaps:         make(map[*snapshot]struct{}),
 	}, nil
 }
 
-func pebbleOptions(opts Options) *pebble.Options {
+// pebbleOptions returns the options for a store ordered by cmp; the
+// comparer must be chosen first, as the defaults derive the table key
+// schema from it.
+func pebbleOptions(opts Options, cmp *pebble.Comparer) *pebble.Options {
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize
@@ -120,6 +138,7 @@ func pebbleOptions(opts Options) *pebble.Options {
 	}
 	compactions := min(runtime.GOMAXPROCS(0), 4)
 	po := &pebble.Options{
+		Comparer:           cmp,
 		FS:                 fs,
 		CacheSize:          cacheSize,
 		FormatMajorVersion: pebble.FormatNewest,
@@ -145,6 +164,55 @@ func pebbleOptions(opts Options) *pebble.Options {
 	}
 	po.EnsureDefaults()
 	return po
+}
+
+// mvccComparer orders keys bytewise, like Pebble's default comparer, and
+// splits k/ version keys into their user key group and revision suffix
+// (storage.MVCCPrefixLen), so that bloom filters are built on groups and a
+// put or a point read of a key without versions skips every table whose
+// filter rules the key out, instead of reading a data block per level.
+//
+// Keys Pebble derives from ours must obey the same split, so the default's
+// key-shortening Separator and Successor (which could cut a version key
+// inside its suffix, leaving a "prefix" that sorts after the key's own
+// versions) are replaced by the identity, which the Comparer contract
+// allows, and ImmediateSuccessor of a group skips past all its versions.
+var mvccComparer = func() *pebble.Comparer {
+	c := *pebble.DefaultComparer
+	c.Split = storage.MVCCPrefixLen
+	c.Separator = func(dst, a, _ []byte) []byte { return append(dst, a...) }
+	c.Successor = func(dst, a []byte) []byte { return append(dst, a...) }
+	c.ImmediateSuccessor = storage.AppendMVCCPrefixSuccessor
+	c.Name = "metastore.bytewise.mvcc-prefix.v1"
+	return &c
+}()
+
+// wantsMVCCComparer reports whether the store in dir uses (or, if new,
+// will use) mvccComparer: a store made with the default comparer keeps it.
+func wantsMVCCComparer(dir string, fs vfs.FS) (bool, error) {
+	desc, err := pebble.Peek(dir, fs)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pebble: open %s: inspect store: %w", dir, err)
+	}
+	if !desc.Exists {
+		return true, nil
+	}
+	if desc.OptionsFilename == "" {
+		return false, nil
+	}
+	b, err := os.ReadFile(desc.OptionsFilename)
+	if err != nil {
+		return false, fmt.Errorf("pebble: open %s: read options: %w", dir, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "comparer="); ok {
+			return v == mvccComparer.Name, nil
+		}
+	}
+	return false, nil
 }
 
 func eventListener(l *zap.Logger) *pebble.EventListener {

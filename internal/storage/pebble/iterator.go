@@ -23,7 +23,10 @@ type iterator struct {
 	empty bool
 }
 
-var _ storage.Iterator = (*iterator)(nil)
+var (
+	_ storage.Iterator     = (*iterator)(nil)
+	_ storage.PrefixSeeker = (*iterator)(nil)
+)
 
 func (i *iterator) move(f func(*pebble.Iterator) bool) bool {
 	i.mu.Lock()
@@ -55,6 +58,16 @@ func (i *iterator) SeekGE(key []byte) bool {
 		return i.First()
 	}
 	return i.move(func(it *pebble.Iterator) bool { return it.SeekGE(key) })
+}
+
+// SeekPrefixGE implements storage.PrefixSeeker: with prefix filters it
+// skips tables whose filter rules out key's MVCC prefix; without, it is
+// SeekGE.
+func (i *iterator) SeekPrefixGE(key []byte) bool {
+	if !i.e.prefixFilters || len(key) == 0 {
+		return i.SeekGE(key)
+	}
+	return i.move(func(it *pebble.Iterator) bool { return it.SeekPrefixGE(key) })
 }
 
 func (i *iterator) SeekLT(key []byte) bool {
