@@ -44,6 +44,7 @@ import (
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
@@ -78,6 +79,7 @@ type Server struct {
 	gateway *gateway.Gateway
 
 	transport *transport.Transport
+	snapRecv  *raftsnap.Receiver
 	clientTLS *tlsutil.Pair // nil: no client TLS configured
 	peerTLS   *tlsutil.Pair
 	peerSrvs  []*http.Server
@@ -195,7 +197,16 @@ func (s *Server) openStorage() error {
 		}
 		s.eng = eng
 	}
-	var err error
+	// An installation of a leader's snapshot that a crash interrupted is
+	// completed before anything reads the engine.
+	installed, err := raftsnap.Recover(s.eng)
+	if err != nil {
+		return fmt.Errorf("server: recover snapshot installation: %w", err)
+	}
+	if installed {
+		s.lg.Warn("completed a snapshot installation interrupted by a crash")
+	}
+	s.snapRecv = raftsnap.NewReceiver(s.eng)
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
 		return fmt.Errorf("server: open raft log: %w", err)
 	}
@@ -299,6 +310,7 @@ func (s *Server) startRaft() error {
 		LocalID:   s.memberID,
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
+		Snapshots: s,
 	})
 	// Peers come from --initial-cluster on a fresh start and from the
 	// replicated member list on a restart.
@@ -339,6 +351,7 @@ func (s *Server) startRaft() error {
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
+		Snapshots:      s,
 		Wait:           wait,
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,

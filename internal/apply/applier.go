@@ -31,6 +31,21 @@ type ConfChanger interface {
 	ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState
 }
 
+// SnapshotInstaller replaces the state with a snapshot received from the
+// leader and rebuilds everything derived from it; the server provides it.
+type SnapshotInstaller interface {
+	InstallSnapshot(md *raftpb.SnapshotMetadata) error
+}
+
+// MembershipObserver learns about applied membership changes, after their
+// batch committed, so that the transport can reach new members and a
+// removed member can stop.
+type MembershipObserver interface {
+	MemberAdded(m *membership.Member)
+	MemberUpdated(m *membership.Member)
+	MemberRemoved(id uint64)
+}
+
 // Hooks observe the applier; nil fields are skipped.
 type Hooks struct {
 	Applied func(n int)
@@ -51,9 +66,15 @@ type Config struct {
 	RaftLog  *raftlog.Storage
 	Members  *membership.Store
 	Conf     ConfChanger
-	Wait     *Wait
-	Logger   *zap.Logger
-	Hooks    Hooks
+	// Snapshots installs snapshots from the leader (nil: none expected).
+	Snapshots SnapshotInstaller
+	// Observer is told about membership changes (nil: nobody).
+	Observer MembershipObserver
+	// MaxLearners bounds learners at apply, as etcd's --max-learners.
+	MaxLearners int
+	Wait        *Wait
+	Logger      *zap.Logger
+	Hooks       Hooks
 	// SnapshotCount and CatchupEntries bound the Raft log: after
 	// SnapshotCount applied entries the log is cut back to the last
 	// CatchupEntries (etcd's --snapshot-count, --snapshot-catchup-entries).
@@ -133,12 +154,44 @@ func (a *Applier) WaitApplied(ctx context.Context, index uint64) error {
 // state machine cannot skip an entry and stay identical to its peers.
 func (a *Applier) Run(applies <-chan *raftnode.Apply) error {
 	for ap := range applies {
+		if ap.Snapshot != nil {
+			if err := a.installSnapshot(ap.Snapshot.GetMetadata()); err != nil {
+				ap.Fail(err)
+				return err
+			}
+			ap.Done()
+			continue
+		}
 		err := a.ApplyEntries(ap.Entries)
 		ap.Done()
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// installSnapshot replaces the state with the staged snapshot md describes.
+func (a *Applier) installSnapshot(md *raftpb.SnapshotMetadata) error {
+	if a.cfg.Snapshots == nil {
+		return fmt.Errorf("apply: no snapshot installer for the snapshot at index %d", md.GetIndex())
+	}
+	if md.GetIndex() <= a.applied.Load() {
+		return fmt.Errorf("apply: snapshot at index %d is not ahead of the applied index %d", md.GetIndex(), a.applied.Load())
+	}
+	if a.cfg.Lessor != nil {
+		a.cfg.Lessor.Discard()
+	}
+	if err := a.cfg.Snapshots.InstallSnapshot(md); err != nil {
+		return fmt.Errorf("apply: install snapshot at index %d: %w", md.GetIndex(), err)
+	}
+	a.applied.Store(md.GetIndex())
+	a.appliedTerm.Store(md.GetTerm())
+	a.lastCompact = md.GetIndex()
+	a.mu.Lock()
+	close(a.advance)
+	a.advance = make(chan struct{})
+	a.mu.Unlock()
 	return nil
 }
 

@@ -99,6 +99,22 @@ func Load(r storage.Reader) (*Store, error) {
 	return s, nil
 }
 
+// Reload replaces the members with those r holds, after a Raft snapshot
+// replaced the engine's contents. The cluster ID is kept when r has none.
+func (s *Store) Reload(r storage.Reader) error {
+	n, err := Load(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.members = n.members
+	if n.clusterID != 0 {
+		s.clusterID = n.clusterID
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 // ClusterID returns the cluster ID (0 before bootstrap).
 func (s *Store) ClusterID() uint64 {
 	s.mu.RLock()

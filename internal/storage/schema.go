@@ -11,6 +11,8 @@ import "encoding/binary"
 //	r/h                                   raft HardState (raftlog)           value: CRC-framed raftpb.HardState
 //	r/s                                   raft log compaction point (raftlog) value: CRC-framed raftpb.SnapshotMetadata
 //	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
+//	r/i                                   raft snapshot installation under way (raftsnap) value: CRC-framed raftpb.SnapshotMetadata
+//	s/<key>                               a received raft snapshot being staged: the leader's <key> (raftsnap)
 //	m/<name>                              server metadata (apply, mvcc, membership)
 //	k/<escaped user key><^main:8><^sub:8> MVCC versions of a key, newest first (mvcc)
 //	                                      key: user key with 0x00 escaped as 0x00 0xFF, ended by 0x00 0x01, so
@@ -32,6 +34,9 @@ var (
 	KeyRaftHardState    = []byte("r/h")
 	KeyRaftSnapshot     = []byte("r/s")
 	KeyRaftConfState    = []byte("r/c")
+	KeyRaftInstall      = []byte("r/i")
+	PrefixRaft          = []byte("r/")
+	PrefixSnapStaging   = []byte("s/")
 	PrefixMeta          = []byte("m/")
 	PrefixMVCCKey       = []byte("k/")
 	PrefixMVCCHistory   = []byte("h/")

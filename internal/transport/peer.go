@@ -40,6 +40,7 @@ type peer struct {
 
 	app, msg *stream
 	active   atomic.Int32 // established streams
+	snapBusy atomic.Bool  // a snapshot is being sent
 
 	unreachable chan struct{}            // coalesces ReportUnreachable calls
 	snapStatus  chan raft.SnapshotStatus // outcomes of MsgSnap sends
@@ -114,6 +115,10 @@ func (p *peer) failedURL(u string) {
 
 // send queues m; it never blocks.
 func (p *peer) send(m *raftpb.Message) {
+	if m.GetType() == raftpb.MessageType_MsgSnap && p.t.cfg.Snapshots != nil {
+		p.sendSnapshot(m)
+		return
+	}
 	s := p.msg
 	if t := m.GetType(); t == raftpb.MessageType_MsgApp || t == raftpb.MessageType_MsgSnap {
 		s = p.app

@@ -70,6 +70,9 @@ type Config struct {
 	// friends); without it only http peer URLs are accepted. Streams are
 	// HTTP/1.1, so the config should offer "http/1.1" in NextProtos.
 	TLS *tls.Config
+	// Snapshots ships and receives state images for MsgSnap; without it
+	// a MsgSnap travels bare on the msgapp stream (tests).
+	Snapshots Snapshots
 }
 
 // Stats are cumulative counters, mainly for tests and debugging.
@@ -121,6 +124,8 @@ type Transport struct {
 	cancel context.CancelFunc
 	rt     *http.Transport
 	mux    *http.ServeMux
+
+	snapMu sync.Mutex // one inbound snapshot at a time
 
 	mu      sync.RWMutex
 	peers   map[uint64]*peer
@@ -178,6 +183,7 @@ func New(cfg Config) *Transport {
 	}
 	t.mux.HandleFunc(pathMsgApp, t.serveStream)
 	t.mux.HandleFunc(pathMessage, t.serveStream)
+	t.mux.HandleFunc(pathSnapshot, t.serveSnapshot)
 	if cfg.Raft != nil {
 		t.SetRaft(cfg.Raft)
 	}
@@ -303,6 +309,17 @@ func (t *Transport) RemovePeer(id uint64) {
 	}
 }
 
+// Peers returns the IDs of the known peers.
+func (t *Transport) Peers() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]uint64, 0, len(t.peers))
+	for id := range t.peers {
+		out = append(out, id)
+	}
+	return out
+}
+
 // PeerURLs returns the URLs of peer id, or nil if it is unknown.
 func (t *Transport) PeerURLs(id uint64) []string {
 	t.mu.RLock()
@@ -386,7 +403,7 @@ func (t *Transport) Stop() {
 // PathPrefix. Requests whose cluster ID header is present and differs are
 // rejected before reaching h; RequestFrom tells h who called.
 func (t *Transport) HandleFunc(path string, h http.HandlerFunc) {
-	if !strings.HasPrefix(path, PathPrefix) || path == pathMsgApp || path == pathMessage {
+	if !strings.HasPrefix(path, PathPrefix) || path == pathMsgApp || path == pathMessage || path == pathSnapshot {
 		panic(fmt.Sprintf("transport: HandleFunc path %q must be under %s and not a stream path", path, PathPrefix))
 	}
 	t.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
