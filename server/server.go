@@ -84,6 +84,7 @@ type Server struct {
 	peerTLS   *tlsutil.Pair
 	peerSrvs  []*http.Server
 	applier   *apply.Applier
+	wait      *apply.Wait
 	node      *raftnode.Node
 	backend   *backend.Backend
 	memberID  uint64
@@ -243,21 +244,24 @@ func (s *Server) openStorage() error {
 // bootstrapPeers decides between a fresh start and a restart. A fresh start
 // derives every member's ID from --initial-cluster and records this
 // member's ID and the cluster ID before raft runs.
-func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
+func (s *Server) bootstrapPeers() ([]raft.Peer, []*membership.Member, error) {
 	if v, err := s.eng.Get(storage.KeyMemberID); err == nil {
 		if len(v) != 8 {
-			return nil, fmt.Errorf("server: member id record has %d bytes", len(v))
+			return nil, nil, fmt.Errorf("server: member id record has %d bytes", len(v))
 		}
 		s.memberID = binary.BigEndian.Uint64(v)
 		if s.cfg.Cluster.State == config.ClusterStateNew && s.cfg.IsSet("initial-cluster") {
 			s.lg.Info("data dir holds an existing member; ignoring --initial-cluster", zap.String("data-dir", s.cfg.Member.DataDir))
 		}
-		return nil, nil
+		return nil, nil, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("server: read member id: %w", err)
+		return nil, nil, fmt.Errorf("server: read member id: %w", err)
 	}
 	if s.cfg.Cluster.State == config.ClusterStateExisting {
-		return nil, errors.New("server: joining an existing cluster (--initial-cluster-state=existing) is not supported yet; start every member with --initial-cluster-state=new")
+		// A member added with MemberAdd, starting for the first time: raft
+		// starts empty and the leader sends it the log or a snapshot.
+		ms, err := s.joinExisting()
+		return nil, ms, err
 	}
 	var (
 		peers []raft.Peer
@@ -276,7 +280,7 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 		peers = append(peers, raft.Peer{ID: m.ID, Context: m.Encode()})
 	}
 	if s.memberID == 0 {
-		return nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
+		return nil, nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
 	}
 	clusterID := membership.ComputeClusterID(ids)
 	b := s.eng.NewBatch()
@@ -284,20 +288,20 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, s.memberID)
 	if err := b.Set(storage.KeyMemberID, v); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.members.StageClusterID(b, clusterID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := b.Commit(true); err != nil {
-		return nil, fmt.Errorf("server: record member id: %w", err)
+		return nil, nil, fmt.Errorf("server: record member id: %w", err)
 	}
 	s.members.SetClusterID(clusterID)
-	return peers, nil
+	return peers, nil, nil
 }
 
 func (s *Server) startRaft() error {
-	peers, err := s.bootstrapPeers()
+	peers, joined, err := s.bootstrapPeers()
 	if err != nil {
 		return err
 	}
@@ -327,7 +331,11 @@ func (s *Server) startRaft() error {
 			}
 		}
 	} else {
-		for _, m := range s.members.Members() {
+		known := s.members.Members()
+		if joined != nil {
+			known = joined // the log or a snapshot brings the member list
+		}
+		for _, m := range known {
 			if m.ID != s.memberID {
 				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
 					return fmt.Errorf("server: peer %s: %w", m.Name, err)
@@ -336,6 +344,7 @@ func (s *Server) startRaft() error {
 		}
 	}
 	wait := apply.NewWait()
+	s.wait = wait
 	hb := s.cfg.Raft.HeartbeatInterval
 	s.ticker = time.NewTicker(hb)
 	// The node is created after the applier so the applier can be handed
@@ -352,6 +361,8 @@ func (s *Server) startRaft() error {
 		Members:        s.members,
 		Conf:           cc,
 		Snapshots:      s,
+		Observer:       s,
+		MaxLearners:    s.cfg.Cluster.MaxLearners,
 		Wait:           wait,
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
@@ -415,6 +426,8 @@ func (s *Server) startRaft() error {
 		s.transport.HandleFunc(path, h)
 	}
 	s.transport.HandleFunc(pathHashKV, s.serveHashKV)
+	s.transport.HandleFunc(pathMembers, s.serveMembers)
+	s.transport.HandleFunc(pathPromote, s.servePromote)
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	if err := s.startPeerListeners(); err != nil {

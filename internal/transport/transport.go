@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,7 +271,9 @@ func (t *Transport) AddPeer(id uint64, urls []string) error {
 		return ErrStopped
 	}
 	if p := t.peers[id]; p != nil {
-		p.setURLs(norm)
+		if !slices.Equal(p.getURLs(), norm) {
+			p.setURLs(norm) // resets its streams: only when they moved
+		}
 		return nil
 	}
 	p := newPeer(t, id, norm)
@@ -307,6 +310,21 @@ func (t *Transport) RemovePeer(id uint64) {
 		p.stop()
 		t.lg.Info("removed peer", zap.String("peer-id", idString(id)))
 	}
+}
+
+// ActiveSince returns when peer id last became reachable, or the zero time
+// if it is not reachable now (etcd's ActiveSince).
+func (t *Transport) ActiveSince(id uint64) time.Time {
+	t.mu.RLock()
+	p := t.peers[id]
+	t.mu.RUnlock()
+	if p == nil {
+		return time.Time{}
+	}
+	if ns := p.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Peers returns the IDs of the known peers.
