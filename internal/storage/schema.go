@@ -27,7 +27,8 @@ import "encoding/binary"
 //	a/revision                            8 BE auth store revision (auth)
 //	a/u/<name>                            authpb.User, bcrypt hash in Password (auth)
 //	a/r/<name>                            authpb.Role, permissions sorted by key (auth)
-//	c/...                                 cluster members (membership)
+//	c/<member id hex>                     cluster member, JSON (membership)
+//	c/removed/<member id hex>             a removed member's ID, which may never come back (membership)
 //	A/<member id:8 BE><alarm type:4 BE>   active alarms (alarm)
 var (
 	PrefixRaftEntry     = []byte("r/e/")
