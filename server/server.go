@@ -164,9 +164,7 @@ func (s *Server) start() error {
 	if err := s.startListeners(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
-	defer cancel()
-	if err := s.waitServing(ctx); err != nil {
+	if err := s.waitServingWhileProgressing(); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
 	s.startBackground()
@@ -440,6 +438,26 @@ type confChanger struct{ node *raftnode.Node }
 
 func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return c.node.ApplyConfChange(cc)
+}
+
+// waitServingWhileProgressing waits for waitServing in bounded rounds and
+// gives up only after a round in which the member made no progress: a
+// member catching up through a snapshot of many GiB, or a long log, may
+// need far longer than one round, and is not stuck.
+func (s *Server) waitServingWhileProgressing() error {
+	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
+	for {
+		before := progress()
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
+		err := s.waitServing(ctx)
+		cancel()
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backend.ErrTimeout)
+		if err == nil || !timedOut || progress() == before {
+			return err
+		}
+		s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
+			zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
+	}
 }
 
 func (s *Server) waitServing(ctx context.Context) error {

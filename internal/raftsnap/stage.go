@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -22,7 +23,8 @@ const batchBytes = 4 << 20
 // Receiver stages received images and installs them. Staging and
 // installation exclude each other.
 type Receiver struct {
-	eng storage.Engine
+	eng      storage.Engine
+	received atomic.Uint64 // bytes staged, ever: shows progress
 
 	mu     sync.Mutex
 	staged *raftpb.SnapshotMetadata // the complete image under s/, if any
@@ -30,6 +32,10 @@ type Receiver struct {
 
 // NewReceiver returns a Receiver on eng. Call Recover first at start.
 func NewReceiver(eng storage.Engine) *Receiver { return &Receiver{eng: eng} }
+
+// Received is how many bytes of images were staged since start; it grows
+// while an image is being received.
+func (rc *Receiver) Received() uint64 { return rc.received.Load() }
 
 // Staged returns the metadata of the staged image, or nil.
 func (rc *Receiver) Staged() *raftpb.SnapshotMetadata {
@@ -100,6 +106,7 @@ func (rc *Receiver) Stage(r io.Reader, md *raftpb.SnapshotMetadata) error {
 			}
 			keys++
 			nbytes += uint64(len(k) + len(v))
+			rc.received.Add(uint64(len(k) + len(v)))
 			pending += uint64(len(k) + len(v))
 			if pending >= batchBytes {
 				if err := b.Commit(false); err != nil {
