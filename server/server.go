@@ -313,6 +313,11 @@ func (s *Server) startRaft() error {
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
 		Snapshots: s,
+		IsRemoved: s.members.IsRemoved,
+		Removed: func() {
+			s.lg.Warn("a peer says this member was removed from the cluster")
+			s.fail(membership.ErrRemoved)
+		},
 	})
 	// Peers come from --initial-cluster on a fresh start and from the
 	// replicated member list on a restart.

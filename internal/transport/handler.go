@@ -32,6 +32,9 @@ func (t *Transport) rejectCluster(w http.ResponseWriter, r *http.Request, remote
 	refuse(w, "cluster ID mismatch", http.StatusPreconditionFailed)
 }
 
+// errMemberRemoved is etcd's answer to a removed member.
+const errMemberRemoved = "the member has been permanently removed from the cluster"
+
 // refuse answers a request whose body will not be read. Without closing the
 // connection, the server would first try to drain the body, which for a
 // stream never ends, and the answer would never be sent.
@@ -72,6 +75,10 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	from := RequestFrom(r)
 	if from == 0 {
 		t.rejectStream(w, r, http.StatusBadRequest, "missing or invalid "+HeaderFrom)
+		return
+	}
+	if f := t.cfg.IsRemoved; f != nil && f(from) {
+		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
 		return
 	}
 

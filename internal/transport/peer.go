@@ -446,6 +446,11 @@ func (s *stream) roundTrip(c *conn, req *http.Request, pr *io.PipeReader) {
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusGone {
+		if f := s.p.t.cfg.Removed; f != nil {
+			f()
+		}
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		c.err = fmt.Errorf("transport: peer refused the %s stream: %s: %s", s.name, resp.Status, bytes.TrimSpace(msg))

@@ -151,6 +151,10 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		t.rejectStream(w, r, http.StatusBadRequest, "missing sender or no snapshot support")
 		return
 	}
+	if f := t.cfg.IsRemoved; f != nil && f(from) {
+		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
+		return
+	}
 	t.mu.RLock()
 	if t.stopped {
 		t.mu.RUnlock()

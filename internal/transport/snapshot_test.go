@@ -118,3 +118,34 @@ func TestSnapshotStreamed(t *testing.T) {
 	default:
 	}
 }
+
+// A removed member's streams are refused with 410 Gone, which tells it that
+// it was removed.
+func TestRemovedMemberIsTold(t *testing.T) {
+	removed := make(chan struct{}, 16)
+	a := newEndpoint(t, 1, 0xc1, func(c *Config) {
+		c.Removed = func() {
+			select {
+			case removed <- struct{}{}:
+			default:
+			}
+		}
+	})
+	b := newEndpoint(t, 2, 0xc1, func(c *Config) { c.IsRemoved = func(id uint64) bool { return id == 1 } })
+	if err := a.tr.AddPeer(2, []string{b.url}); err != nil {
+		t.Fatal(err)
+	}
+	a.tr.Send([]*raftpb.Message{heartbeat(1, 2, 1)})
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-removed:
+	case <-timer.C:
+		t.Fatal("the removed member was not told")
+	}
+	select {
+	case m := <-b.raft.steps:
+		t.Fatalf("a message from a removed member was stepped: %v", m)
+	default:
+	}
+}

@@ -71,6 +71,13 @@ type Config struct {
 	// friends); without it only http peer URLs are accepted. Streams are
 	// HTTP/1.1, so the config should offer "http/1.1" in NextProtos.
 	TLS *tls.Config
+	// IsRemoved reports whether a member was removed from the cluster: its
+	// streams are refused with 410 Gone, which tells it to stop (etcd's
+	// behaviour). Nil: nobody is.
+	IsRemoved func(id uint64) bool
+	// Removed is called when a peer refuses this member with 410 Gone:
+	// this member was removed from the cluster.
+	Removed func()
 	// Snapshots ships and receives state images for MsgSnap; without it
 	// a MsgSnap travels bare on the msgapp stream (tests).
 	Snapshots Snapshots
