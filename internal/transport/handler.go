@@ -155,6 +155,12 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		if f := t.cfg.Metrics.Received; f != nil {
 			f(from, n)
 		}
+		if f := t.cfg.IsRemoved; f != nil && f(from) {
+			// Removed while its stream was open: end the stream; the
+			// member's next attempt is refused with 410 Gone.
+			lg.Info("ending the stream of a removed member")
+			return
+		}
 		if m.GetFrom() != from || m.GetTo() != t.cfg.LocalID {
 			t.rejMsgs.Add(1)
 			lg.Warn("dropped a message with a wrong sender or addressee",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,10 +120,11 @@ func TestSnapshotStreamed(t *testing.T) {
 	}
 }
 
-// A removed member's streams are refused with 410 Gone, which tells it that
-// it was removed.
+// A removed member's open stream is ended and its new streams are refused
+// with 410 Gone, which tells it that it was removed.
 func TestRemovedMemberIsTold(t *testing.T) {
 	removed := make(chan struct{}, 16)
+	var gone atomic.Bool
 	a := newEndpoint(t, 1, 0xc1, func(c *Config) {
 		c.Removed = func() {
 			select {
@@ -131,21 +133,28 @@ func TestRemovedMemberIsTold(t *testing.T) {
 			}
 		}
 	})
-	b := newEndpoint(t, 2, 0xc1, func(c *Config) { c.IsRemoved = func(id uint64) bool { return id == 1 } })
+	b := newEndpoint(t, 2, 0xc1, func(c *Config) { c.IsRemoved = func(id uint64) bool { return id == 1 && gone.Load() } })
 	if err := a.tr.AddPeer(2, []string{b.url}); err != nil {
 		t.Fatal(err)
 	}
 	a.tr.Send([]*raftpb.Message{heartbeat(1, 2, 1)})
+	recvWithin(t, b.raft.steps, 20*time.Second) // a member: its stream is open
+	gone.Store(true)
 	timer := time.NewTimer(20 * time.Second)
 	defer timer.Stop()
-	select {
-	case <-removed:
-	case <-timer.C:
-		t.Fatal("the removed member was not told")
-	}
-	select {
-	case m := <-b.raft.steps:
-		t.Fatalf("a message from a removed member was stepped: %v", m)
-	default:
+	for i := uint64(2); ; i++ {
+		a.tr.Send([]*raftpb.Message{heartbeat(1, 2, i)})
+		select {
+		case <-removed:
+			select {
+			case m := <-b.raft.steps:
+				t.Fatalf("a message from a removed member was stepped: %v", m)
+			default:
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		case <-timer.C:
+			t.Fatal("the removed member was not told")
+		}
 	}
 }
