@@ -45,6 +45,7 @@ import (
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
@@ -79,10 +80,12 @@ type Server struct {
 	gateway *gateway.Gateway
 
 	transport *transport.Transport
+	snapRecv  *raftsnap.Receiver
 	clientTLS *tlsutil.Pair // nil: no client TLS configured
 	peerTLS   *tlsutil.Pair
 	peerSrvs  []*http.Server
 	applier   *apply.Applier
+	wait      *apply.Wait
 	node      *raftnode.Node
 	backend   *backend.Backend
 	memberID  uint64
@@ -162,9 +165,7 @@ func (s *Server) start() error {
 	if err := s.startListeners(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
-	defer cancel()
-	if err := s.waitServing(ctx); err != nil {
+	if err := s.waitServingWhileProgressing(); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
 	s.startBackground()
@@ -201,7 +202,16 @@ func (s *Server) openStorage() error {
 		}
 		s.eng = eng
 	}
-	var err error
+	// An installation of a leader's snapshot that a crash interrupted is
+	// completed before anything reads the engine.
+	installed, err := raftsnap.Recover(s.eng)
+	if err != nil {
+		return fmt.Errorf("server: recover snapshot installation: %w", err)
+	}
+	if installed {
+		s.lg.Warn("completed a snapshot installation interrupted by a crash")
+	}
+	s.snapRecv = raftsnap.NewReceiver(s.eng)
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
 		return fmt.Errorf("server: open raft log: %w", err)
 	}
@@ -238,21 +248,24 @@ func (s *Server) openStorage() error {
 // bootstrapPeers decides between a fresh start and a restart. A fresh start
 // derives every member's ID from --initial-cluster and records this
 // member's ID and the cluster ID before raft runs.
-func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
+func (s *Server) bootstrapPeers() ([]raft.Peer, []*membership.Member, error) {
 	if v, err := s.eng.Get(storage.KeyMemberID); err == nil {
 		if len(v) != 8 {
-			return nil, fmt.Errorf("server: member id record has %d bytes", len(v))
+			return nil, nil, fmt.Errorf("server: member id record has %d bytes", len(v))
 		}
 		s.memberID = binary.BigEndian.Uint64(v)
 		if s.cfg.Cluster.State == config.ClusterStateNew && s.cfg.IsSet("initial-cluster") {
 			s.lg.Info("data dir holds an existing member; ignoring --initial-cluster", zap.String("data-dir", s.cfg.Member.DataDir))
 		}
-		return nil, nil
+		return nil, nil, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("server: read member id: %w", err)
+		return nil, nil, fmt.Errorf("server: read member id: %w", err)
 	}
 	if s.cfg.Cluster.State == config.ClusterStateExisting {
-		return nil, errors.New("server: joining an existing cluster (--initial-cluster-state=existing) is not supported yet; start every member with --initial-cluster-state=new")
+		// A member added with MemberAdd, starting for the first time: raft
+		// starts empty and the leader sends it the log or a snapshot.
+		ms, err := s.joinExisting()
+		return nil, ms, err
 	}
 	var (
 		peers []raft.Peer
@@ -271,7 +284,7 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 		peers = append(peers, raft.Peer{ID: m.ID, Context: m.Encode()})
 	}
 	if s.memberID == 0 {
-		return nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
+		return nil, nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
 	}
 	clusterID := membership.ComputeClusterID(ids)
 	b := s.eng.NewBatch()
@@ -279,20 +292,20 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, error) {
 	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, s.memberID)
 	if err := b.Set(storage.KeyMemberID, v); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.members.StageClusterID(b, clusterID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := b.Commit(true); err != nil {
-		return nil, fmt.Errorf("server: record member id: %w", err)
+		return nil, nil, fmt.Errorf("server: record member id: %w", err)
 	}
 	s.members.SetClusterID(clusterID)
-	return peers, nil
+	return peers, nil, nil
 }
 
 func (s *Server) startRaft() error {
-	peers, err := s.bootstrapPeers()
+	peers, joined, err := s.bootstrapPeers()
 	if err != nil {
 		return err
 	}
@@ -305,6 +318,12 @@ func (s *Server) startRaft() error {
 		LocalID:   s.memberID,
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
+		Snapshots: s,
+		IsRemoved: s.members.IsRemoved,
+		Removed: func() {
+			s.lg.Warn("a peer says this member was removed from the cluster")
+			s.fail(membership.ErrRemoved)
+		},
 	})
 	// Peers come from --initial-cluster on a fresh start and from the
 	// replicated member list on a restart.
@@ -321,7 +340,11 @@ func (s *Server) startRaft() error {
 			}
 		}
 	} else {
-		for _, m := range s.members.Members() {
+		known := s.members.Members()
+		if joined != nil {
+			known = joined // the log or a snapshot brings the member list
+		}
+		for _, m := range known {
 			if m.ID != s.memberID {
 				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
 					return fmt.Errorf("server: peer %s: %w", m.Name, err)
@@ -330,6 +353,7 @@ func (s *Server) startRaft() error {
 		}
 	}
 	wait := apply.NewWait()
+	s.wait = wait
 	hb := s.cfg.Raft.HeartbeatInterval
 	s.ticker = time.NewTicker(hb)
 	// The node is created after the applier so the applier can be handed
@@ -345,6 +369,9 @@ func (s *Server) startRaft() error {
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
+		Snapshots:      s,
+		Observer:       s,
+		MaxLearners:    s.cfg.Cluster.MaxLearners,
 		Wait:           wait,
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
@@ -408,6 +435,8 @@ func (s *Server) startRaft() error {
 		s.transport.HandleFunc(path, h)
 	}
 	s.transport.HandleFunc(pathHashKV, s.serveHashKV)
+	s.transport.HandleFunc(pathMembers, s.serveMembers)
+	s.transport.HandleFunc(pathPromote, s.servePromote)
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	if err := s.startPeerListeners(); err != nil {
@@ -420,6 +449,26 @@ type confChanger struct{ node *raftnode.Node }
 
 func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return c.node.ApplyConfChange(cc)
+}
+
+// waitServingWhileProgressing waits for waitServing in bounded rounds and
+// gives up only after a round in which the member made no progress: a
+// member catching up through a snapshot of many GiB, or a long log, may
+// need far longer than one round, and is not stuck.
+func (s *Server) waitServingWhileProgressing() error {
+	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
+	for {
+		before := progress()
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
+		err := s.waitServing(ctx)
+		cancel()
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backend.ErrTimeout)
+		if err == nil || !timedOut || progress() == before {
+			return err
+		}
+		s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
+			zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
+	}
 }
 
 func (s *Server) waitServing(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/logutil"
+	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/version"
 	"github.com/metastore/metastore/server"
 )
@@ -102,6 +103,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Info("metastore stopped")
 		return exitOK
 	case <-srv.Done():
+		if err := srv.Err(); errors.Is(err, membership.ErrRemoved) {
+			// Like etcd, a member removed from the cluster stops cleanly.
+			lg.Warn("stopping: " + err.Error())
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Stop(sctx); err != nil {
+				lg.Error("graceful shutdown failed", zap.Error(err))
+			}
+			return exitOK
+		}
 		if err := srv.Err(); err != nil {
 			lg.Error("server stopped", zap.Error(err))
 			return exitFailed

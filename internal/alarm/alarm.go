@@ -57,6 +57,19 @@ func Load(r storage.Reader) (*Store, error) {
 	return s, nil
 }
 
+// Reload replaces the alarms with those r holds, after a Raft snapshot
+// replaced the engine's contents.
+func (s *Store) Reload(r storage.Reader) error {
+	n, err := Load(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.alarms = n.alarms
+	s.mu.Unlock()
+	return nil
+}
+
 // Get returns the active alarms of type typ (NONE: all), ordered.
 func (s *Store) Get(typ pb.AlarmType) []*pb.AlarmMember {
 	s.mu.RLock()

@@ -31,6 +31,21 @@ type ConfChanger interface {
 	ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState
 }
 
+// SnapshotInstaller replaces the state with a snapshot received from the
+// leader and rebuilds everything derived from it; the server provides it.
+type SnapshotInstaller interface {
+	InstallSnapshot(md *raftpb.SnapshotMetadata) error
+}
+
+// MembershipObserver learns about applied membership changes, after their
+// batch committed, so that the transport can reach new members and a
+// removed member can stop.
+type MembershipObserver interface {
+	MemberAdded(m *membership.Member)
+	MemberUpdated(m *membership.Member)
+	MemberRemoved(id uint64)
+}
+
 // Hooks observe the applier; nil fields are skipped.
 type Hooks struct {
 	Applied func(n int)
@@ -51,9 +66,15 @@ type Config struct {
 	RaftLog  *raftlog.Storage
 	Members  *membership.Store
 	Conf     ConfChanger
-	Wait     *Wait
-	Logger   *zap.Logger
-	Hooks    Hooks
+	// Snapshots installs snapshots from the leader (nil: none expected).
+	Snapshots SnapshotInstaller
+	// Observer is told about membership changes (nil: nobody).
+	Observer MembershipObserver
+	// MaxLearners bounds learners at apply, as etcd's --max-learners.
+	MaxLearners int
+	Wait        *Wait
+	Logger      *zap.Logger
+	Hooks       Hooks
 	// SnapshotCount and CatchupEntries bound the Raft log: after
 	// SnapshotCount applied entries the log is cut back to the last
 	// CatchupEntries (etcd's --snapshot-count, --snapshot-catchup-entries).
@@ -133,12 +154,44 @@ func (a *Applier) WaitApplied(ctx context.Context, index uint64) error {
 // state machine cannot skip an entry and stay identical to its peers.
 func (a *Applier) Run(applies <-chan *raftnode.Apply) error {
 	for ap := range applies {
+		if ap.Snapshot != nil {
+			if err := a.installSnapshot(ap.Snapshot.GetMetadata()); err != nil {
+				ap.Fail(err)
+				return err
+			}
+			ap.Done()
+			continue
+		}
 		err := a.ApplyEntries(ap.Entries)
 		ap.Done()
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// installSnapshot replaces the state with the staged snapshot md describes.
+func (a *Applier) installSnapshot(md *raftpb.SnapshotMetadata) error {
+	if a.cfg.Snapshots == nil {
+		return fmt.Errorf("apply: no snapshot installer for the snapshot at index %d", md.GetIndex())
+	}
+	if md.GetIndex() <= a.applied.Load() {
+		return fmt.Errorf("apply: snapshot at index %d is not ahead of the applied index %d", md.GetIndex(), a.applied.Load())
+	}
+	if a.cfg.Lessor != nil {
+		a.cfg.Lessor.Discard()
+	}
+	if err := a.cfg.Snapshots.InstallSnapshot(md); err != nil {
+		return fmt.Errorf("apply: install snapshot at index %d: %w", md.GetIndex(), err)
+	}
+	a.applied.Store(md.GetIndex())
+	a.appliedTerm.Store(md.GetTerm())
+	a.lastCompact = md.GetIndex()
+	a.mu.Lock()
+	close(a.advance)
+	a.advance = make(chan struct{})
+	a.mu.Unlock()
 	return nil
 }
 
@@ -194,11 +247,14 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			}
 			waiters = append(waiters, pending{id, res})
 		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
-			fn, err := a.applyConfChange(b, e)
+			fn, p, err := a.applyConfChange(b, e)
 			if err != nil {
 				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
 			}
 			after = append(after, fn)
+			if p.id != 0 {
+				waiters = append(waiters, p)
+			}
 		default:
 			return fmt.Errorf("apply: entry %d: unknown type %v", e.GetIndex(), e.GetType())
 		}
@@ -375,57 +431,128 @@ func describe(r *pb.InternalRaftRequest) string {
 
 // applyConfChange applies a membership change to raft and stages its
 // persistent effects; the returned func makes them visible after commit.
-func (a *Applier) applyConfChange(b storage.Batch, e *raftpb.Entry) (func(), error) {
-	var (
-		cci raftpb.ConfChangeI
-		ctx []byte
-	)
-	if e.GetType() == raftpb.EntryType_EntryConfChange {
-		var cc raftpb.ConfChange
-		if err := proto.Unmarshal(e.Data, &cc); err != nil {
-			return nil, fmt.Errorf("decode conf change: %w", err)
-		}
-		cci, ctx = &cc, cc.Context
-	} else {
+// A change the members refuse (etcd's ValidateConfigurationChange) is
+// applied to raft as a no-op and its error goes to the proposer.
+func (a *Applier) applyConfChange(b storage.Batch, e *raftpb.Entry) (func(), pending, error) {
+	if e.GetType() == raftpb.EntryType_EntryConfChangeV2 {
+		// Never proposed by metastore; applied to raft for completeness.
 		var cc raftpb.ConfChangeV2
 		if err := proto.Unmarshal(e.Data, &cc); err != nil {
-			return nil, fmt.Errorf("decode conf change v2: %w", err)
+			return nil, pending{}, fmt.Errorf("decode conf change v2: %w", err)
 		}
-		cci, ctx = &cc, cc.Context
+		cs := a.cfg.Conf.ApplyConfChange(&cc)
+		if err := raftlog.StageConfState(b, cs); err != nil {
+			return nil, pending{}, err
+		}
+		return func() { a.cfg.RaftLog.SetConfState(cs) }, pending{}, nil
 	}
-	cs := a.cfg.Conf.ApplyConfChange(cci)
+	var cc raftpb.ConfChange
+	if err := proto.Unmarshal(e.Data, &cc); err != nil {
+		return nil, pending{}, fmt.Errorf("decode conf change: %w", err)
+	}
+	var verr error
+	if len(cc.Context) > 0 || cc.GetType() == raftpb.ConfChangeType_ConfChangeRemoveNode {
+		verr = a.cfg.Members.Validate(&cc, a.maxLearners())
+	}
+	if verr != nil {
+		// raft skips changes to node 0, as etcd relies on too.
+		cc.NodeId = proto.Uint64(0)
+	}
+	cs := a.cfg.Conf.ApplyConfChange(&cc)
 	if err := raftlog.StageConfState(b, cs); err != nil {
-		return nil, err
+		return nil, pending{}, err
 	}
-	v2 := cci.AsV2()
-	var effects []func()
-	for _, ch := range v2.Changes {
-		switch ch.GetType() {
-		case raftpb.ConfChangeType_ConfChangeAddNode, raftpb.ConfChangeType_ConfChangeAddLearnerNode:
-			if len(ctx) == 0 {
-				continue
-			}
-			m, err := membership.Decode(ctx)
-			if err != nil {
-				return nil, err
-			}
-			m.IsLearner = ch.GetType() == raftpb.ConfChangeType_ConfChangeAddLearnerNode
-			if err := membership.StagePut(b, m); err != nil {
-				return nil, err
-			}
-			effects = append(effects, func() { a.cfg.Members.Put(m) })
-		case raftpb.ConfChangeType_ConfChangeRemoveNode:
-			id := ch.GetNodeId()
-			if err := membership.StageRemove(b, id); err != nil {
-				return nil, err
-			}
-			effects = append(effects, func() { a.cfg.Members.Remove(id) })
+	done := pending{id: cc.GetId(), result: Result{Err: verr}}
+	var effect func()
+	if verr == nil {
+		var err error
+		if effect, err = a.stageMemberChange(b, &cc); err != nil {
+			return nil, pending{}, err
 		}
 	}
 	return func() {
 		a.cfg.RaftLog.SetConfState(cs)
-		for _, fn := range effects {
-			fn()
+		if effect != nil {
+			effect()
 		}
-	}, nil
+	}, done, nil
+}
+
+func (a *Applier) maxLearners() int {
+	if a.cfg.MaxLearners > 0 {
+		return a.cfg.MaxLearners
+	}
+	return 1 // etcd's default --max-learners
+}
+
+// stageMemberChange stages a validated change to the member list. The
+// in-memory list changes at once, not after the commit: the next conf
+// change in the same batch must be validated against it, or a member
+// applying the two in one batch would decide differently from one applying
+// them in two. A failed commit stops the member anyway.
+func (a *Applier) stageMemberChange(b storage.Batch, cc *raftpb.ConfChange) (func(), error) {
+	obs := a.cfg.Observer
+	id := cc.GetNodeId()
+	switch cc.GetType() {
+	case raftpb.ConfChangeType_ConfChangeAddNode, raftpb.ConfChangeType_ConfChangeAddLearnerNode:
+		if len(cc.Context) == 0 {
+			return nil, nil
+		}
+		ctx, err := membership.DecodeContext(cc.Context)
+		if err != nil {
+			return nil, err
+		}
+		if ctx.IsPromote {
+			m := a.cfg.Members.Member(id)
+			m.IsLearner = false
+			if err := membership.StagePut(b, m); err != nil {
+				return nil, err
+			}
+			a.cfg.Members.Put(m)
+			return func() {
+				if obs != nil {
+					obs.MemberUpdated(m)
+				}
+			}, nil
+		}
+		m := ctx.Member
+		m.ID = id
+		m.IsLearner = cc.GetType() == raftpb.ConfChangeType_ConfChangeAddLearnerNode
+		if err := membership.StagePut(b, &m); err != nil {
+			return nil, err
+		}
+		a.cfg.Members.Put(&m)
+		return func() {
+			if obs != nil {
+				obs.MemberAdded(&m)
+			}
+		}, nil
+	case raftpb.ConfChangeType_ConfChangeRemoveNode:
+		if err := membership.StageRemove(b, id); err != nil {
+			return nil, err
+		}
+		a.cfg.Members.Remove(id)
+		return func() {
+			if obs != nil {
+				obs.MemberRemoved(id)
+			}
+		}, nil
+	case raftpb.ConfChangeType_ConfChangeUpdateNode:
+		ctx, err := membership.DecodeContext(cc.Context)
+		if err != nil {
+			return nil, err
+		}
+		m := a.cfg.Members.Member(id)
+		m.PeerURLs = append([]string(nil), ctx.PeerURLs...)
+		if err := membership.StagePut(b, m); err != nil {
+			return nil, err
+		}
+		a.cfg.Members.Put(m)
+		return func() {
+			if obs != nil {
+				obs.MemberUpdated(m)
+			}
+		}, nil
+	}
+	return nil, nil
 }

@@ -106,6 +106,39 @@ func Open(r storage.Reader, opts Options) (*Store, error) {
 	if opts.BcryptCost == 0 {
 		opts.BcryptCost = bcrypt.DefaultCost
 	}
+	st, err := load(r)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{tokens: opts.Tokens, cost: opts.BcryptCost, cur: st}
+	if st.enabled {
+		s.tokens.Enable()
+	}
+	return s, nil
+}
+
+// Reload replaces the state with what r holds, after a Raft snapshot
+// replaced the engine's contents. Tokens stay valid only if the auth
+// revision they carry is still current, as after any auth change.
+func (s *Store) Reload(r storage.Reader) error {
+	st, err := load(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	wasEnabled := s.cur.enabled
+	s.cur, s.staged = st, nil
+	s.mu.Unlock()
+	switch {
+	case st.enabled && !wasEnabled:
+		s.tokens.Enable()
+	case !st.enabled && wasEnabled:
+		s.tokens.Disable()
+	}
+	return nil
+}
+
+func load(r storage.Reader) (*state, error) {
 	st := &state{users: map[string]*authpb.User{}, roles: map[string]*authpb.Role{}}
 	if v, err := r.Get(keyEnabled); err == nil {
 		st.enabled = len(v) == 1 && v[0] == 1
@@ -141,11 +174,7 @@ func Open(r storage.Reader, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("auth: load roles: %w", err)
 	}
 	st.refresh()
-	s := &Store{tokens: opts.Tokens, cost: opts.BcryptCost, cur: st}
-	if st.enabled {
-		s.tokens.Enable()
-	}
-	return s, nil
+	return st, nil
 }
 
 func scan(r storage.Reader, prefix []byte, fn func(v []byte) error) error {

@@ -68,6 +68,10 @@ func New(cfg Config) *Backend {
 	return &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
 }
 
+// NextID returns a request ID unique on this member, for proposals that
+// do not go through Propose (membership changes).
+func (b *Backend) NextID() uint64 { return b.ids.Next() }
+
 // Propose replicates r through Raft and returns the result of applying it.
 func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
 	if err := b.checkQuota(ctx, r); err != nil {

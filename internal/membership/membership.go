@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
 	"encoding/json"
@@ -68,22 +69,40 @@ func memberKey(id uint64) []byte {
 	return append(append([]byte(nil), storage.PrefixMembership...), strconv.FormatUint(id, 16)...)
 }
 
+// removedPrefix keeps the IDs of removed members, which may never come
+// back (hexadecimal IDs cannot start with 'r', so these keys never look
+// like a member's).
+var removedPrefix = append(append([]byte(nil), storage.PrefixMembership...), "removed/"...)
+
+func removedKey(id uint64) []byte {
+	return append(append([]byte(nil), removedPrefix...), strconv.FormatUint(id, 16)...)
+}
+
 // Store holds the members; writes go into the apply batch.
 type Store struct {
 	mu        sync.RWMutex
 	clusterID uint64
 	members   map[uint64]*Member
+	removed   map[uint64]bool
 }
 
 // Load reads the members from the engine.
 func Load(r storage.Reader) (*Store, error) {
-	s := &Store{members: map[uint64]*Member{}}
+	s := &Store{members: map[uint64]*Member{}, removed: map[uint64]bool{}}
 	it, err := r.NewIter(storage.IterOptions{LowerBound: storage.PrefixMembership, UpperBound: storage.PrefixEnd(storage.PrefixMembership)})
 	if err != nil {
 		return nil, fmt.Errorf("membership: open iterator: %w", err)
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
+		if bytes.HasPrefix(it.Key(), removedPrefix) {
+			id, err := strconv.ParseUint(string(it.Key()[len(removedPrefix):]), 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("membership: malformed removed-member key %q", it.Key())
+			}
+			s.removed[id] = true
+			continue
+		}
 		m, err := Decode(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("membership: key %q: %w", it.Key(), err)
@@ -97,6 +116,22 @@ func Load(r storage.Reader) (*Store, error) {
 		s.clusterID = binary.BigEndian.Uint64(v)
 	}
 	return s, nil
+}
+
+// Reload replaces the members with those r holds, after a Raft snapshot
+// replaced the engine's contents. The cluster ID is kept when r has none.
+func (s *Store) Reload(r storage.Reader) error {
+	n, err := Load(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.members, s.removed = n.members, n.removed
+	if n.clusterID != 0 {
+		s.clusterID = n.clusterID
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 // ClusterID returns the cluster ID (0 before bootstrap).
@@ -147,8 +182,14 @@ func (s *Store) Member(id uint64) *Member {
 // StagePut records m in b; call Put after b committed.
 func StagePut(b storage.Batch, m *Member) error { return b.Set(memberKey(m.ID), m.Encode()) }
 
-// StageRemove deletes member id in b; call Remove after b committed.
-func StageRemove(b storage.Batch, id uint64) error { return b.Delete(memberKey(id)) }
+// StageRemove deletes member id in b and records that it was removed;
+// call Remove after b committed.
+func StageRemove(b storage.Batch, id uint64) error {
+	if err := b.Delete(memberKey(id)); err != nil {
+		return err
+	}
+	return b.Set(removedKey(id), nil)
+}
 
 // Put records m in memory.
 func (s *Store) Put(m *Member) {
@@ -163,4 +204,5 @@ func (s *Store) Remove(id uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.members, id)
+	s.removed[id] = true
 }

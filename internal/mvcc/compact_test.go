@@ -156,7 +156,7 @@ func TestHashIndependentOfPhysicalCompaction(t *testing.T) {
 	if _, err := w.Compact(6); err != nil {
 		t.Fatal(err)
 	}
-	s2.comp.stop() // nothing physical happens on s2
+	s2.comp.Load().stop() // nothing physical happens on s2
 	if err := b.Commit(false); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestReopenKeepsRevisionsAndResumesCompaction(t *testing.T) {
 	s := openStore(t, eng)
 	history(t, s)
 	// schedule a compaction but stop before any physical work
-	s.comp.stop()
+	s.comp.Load().stop()
 	b := eng.NewBatch()
 	w := s.NewWriter(b)
 	if _, err := w.Compact(8); err != nil {
@@ -232,7 +232,7 @@ func TestReopenKeepsRevisionsAndResumesCompaction(t *testing.T) {
 	if s.Rev() != 10 || s.CompactRev() != 8 || s.KeyCount() != 3 {
 		t.Fatalf("reopened: rev %d compact %d keys %d", s.Rev(), s.CompactRev(), s.KeyCount())
 	}
-	j := s.comp.pendingJob(8)
+	j := s.comp.Load().pendingJob(8)
 	if j != nil {
 		waitDone(t, j.done)
 	}

@@ -66,10 +66,12 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 	if rev <= 0 {
 		rev = cur
 	}
-	if j := s.comp.pendingJob(rev); j != nil {
-		select {
-		case <-j.hashed:
-		case <-s.comp.stopc:
+	if comp := s.comp.Load(); comp != nil {
+		if j := comp.pendingJob(rev); j != nil {
+			select {
+			case <-j.hashed:
+			case <-comp.stopc:
+			}
 		}
 	}
 	if h, ok := s.recorded(rev); ok {

@@ -65,7 +65,7 @@ type Store struct {
 
 	onCommit atomic.Pointer[func(rev int64, events []*mvccpb.Event)]
 
-	comp *compactor
+	comp atomic.Pointer[compactor]
 
 	hashMu sync.Mutex
 	hashes []recordedHash // hashes recorded by recent compactions
@@ -82,24 +82,34 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&s.opts)
 	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the store's counters from the engine and starts background
+// compaction, resuming an unfinished one.
+func (s *Store) load() error {
+	eng := s.eng
 	cur, ok, err := readInt64(eng, storage.KeyCurrentRevision)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !ok || cur < 1 {
 		cur = 1 // etcd starts an empty store at revision 1
 	}
 	finished, finOK, err := readInt64(eng, storage.KeyCompactRevision)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	scheduled, schOK, err := readInt64(eng, storage.KeyScheduledCompact)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	kc, _, err := readInt64(eng, keyKeyCount)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	compact := int64(-1)
 	if finOK {
@@ -107,32 +117,49 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 	}
 	written, _, err := readInt64(eng, keyWrittenBytes)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	compacted, _, err := readInt64(eng, keyCompactedBytes)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.writtenBytes.Store(written)
 	s.compactedBytes.Store(compacted)
 	s.currentRev.Store(cur)
 	s.keyCount.Store(kc)
-	s.comp = newCompactor(s)
+	comp := newCompactor(s)
+	s.comp.Store(comp)
 	if schOK && scheduled > compact {
 		prev := compact
 		compact = scheduled
 		s.lg.Info("resuming unfinished compaction", zap.Int64("compact-revision", scheduled), zap.Int64("finished-compact-revision", prev))
 		s.compactRev.Store(compact)
-		s.comp.enqueue(newCompactJob(scheduled, prev))
+		comp.enqueue(newCompactJob(scheduled, prev))
 	} else {
 		s.compactRev.Store(compact)
 	}
-	return s, nil
+	return nil
+}
+
+// StopCompaction stops background compaction, which writes to the engine
+// outside the apply loop, before the engine's state is replaced by a Raft
+// snapshot. Reload restarts it.
+func (s *Store) StopCompaction() { s.comp.Load().stop() }
+
+// Reload re-reads the store's state from the engine after a Raft snapshot
+// replaced it (StopCompaction first), and restarts background compaction.
+// Only the apply goroutine may call it.
+func (s *Store) Reload() error {
+	s.comp.Load().stop()
+	s.hashMu.Lock()
+	s.hashes = nil
+	s.hashMu.Unlock()
+	return s.load()
 }
 
 // Close stops background compaction (it resumes at the next Open).
 func (s *Store) Close() error {
-	s.comp.stop()
+	s.comp.Load().stop()
 	return nil
 }
 

@@ -252,8 +252,9 @@ func (w *Writer) Commit() {
 	s.currentRev.Store(w.rev)
 	if len(w.jobs) > 0 {
 		s.compactRev.Store(w.compact)
+		comp := s.comp.Load()
 		for _, j := range w.jobs {
-			s.comp.enqueue(j)
+			comp.enqueue(j)
 		}
 	}
 	if fn := s.onCommit.Load(); fn != nil {

@@ -315,21 +315,28 @@ func (s *Storage) SetConfState(cs *raftpb.ConfState) {
 }
 
 // Compact discards the entries at or below index, which must be applied.
+//
+// The write lock is held across the engine commit: a reader that saw the
+// old compaction point must not open an iterator after the entries below the
+// new one are gone, or it would report a gap.
 func (s *Storage) Compact(index uint64) error {
-	s.mu.RLock()
+	term, err := s.Term(index)
+	if err != nil {
+		if errors.Is(err, raft.ErrCompacted) {
+			return nil
+		}
+		return fmt.Errorf("raftlog: term of compaction index %d: %w", index, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	snapIndex, last := s.snapIndex, s.last
-	s.mu.RUnlock()
 	if index <= snapIndex {
-		return nil
+		return nil // a snapshot was installed meanwhile
 	}
 	if index > last {
 		return fmt.Errorf("raftlog: compact %d is beyond last index %d", index, last)
 	}
-	term, err := s.Term(index)
-	if err != nil {
-		return fmt.Errorf("raftlog: term of compaction index %d: %w", index, err)
-	}
-	md, err := encodeProto(&raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: s.ConfState()})
+	md, err := encodeProto(&raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: proto.Clone(s.cs).(*raftpb.ConfState)})
 	if err != nil {
 		return fmt.Errorf("raftlog: encode snapshot metadata: %w", err)
 	}
@@ -342,13 +349,18 @@ func (s *Storage) Compact(index uint64) error {
 		return err
 	}
 	// Not synced: losing it after a crash only means the old entries are
-	// still there, which is harmless.
+	// still there, which is harmless. It cannot outlive the applied index it
+	// depends on either: engine commits become durable in order.
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("raftlog: commit compaction: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.snapIndex, s.snapTerm = index, term
+	s.dropCacheThrough(index)
+	return nil
+}
+
+// dropCacheThrough forgets cached entries at or below index; mu must be held.
+func (s *Storage) dropCacheThrough(index uint64) {
 	if cf := s.cacheFirst(); cf != 0 && cf <= index {
 		drop := int(min(index-cf+1, uint64(len(s.cache))))
 		for _, e := range s.cache[:drop] {
@@ -356,7 +368,117 @@ func (s *Storage) Compact(index uint64) error {
 		}
 		s.cache = append([]*raftpb.Entry(nil), s.cache[drop:]...)
 	}
+}
+
+// InstallSnapshot makes md the log's compaction point after a snapshot of
+// the state machine at md.Index was installed: it stages into b (which the
+// caller filled with the rest of the installation) the snapshot metadata,
+// md's ConfState, the removal of every log entry and a HardState whose
+// commit index is at least md.Index, then commits b synced. The log is
+// empty afterwards: raft appends from md.Index+1.
+func (s *Storage) InstallSnapshot(b storage.Batch, md *raftpb.SnapshotMetadata) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := StageSnapshotMetadata(b, md, s.hs); err != nil {
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return fmt.Errorf("raftlog: commit snapshot %d: %w", md.GetIndex(), err)
+	}
+	s.applySnapshotLocked(md)
 	return nil
+}
+
+// StageSnapshotMetadata stages what InstallSnapshot records into b, with hs
+// as the current HardState (its commit index is raised to md.Index). It is
+// also used to finish an installation interrupted by a crash, before Open.
+func StageSnapshotMetadata(b storage.Batch, md *raftpb.SnapshotMetadata, hs *raftpb.HardState) error {
+	mv, err := encodeProto(md)
+	if err != nil {
+		return fmt.Errorf("raftlog: encode snapshot metadata: %w", err)
+	}
+	if err := b.Set(storage.KeyRaftSnapshot, mv); err != nil {
+		return err
+	}
+	cs := md.GetConfState()
+	if cs == nil {
+		cs = &raftpb.ConfState{}
+	}
+	if err := StageConfState(b, cs); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(storage.PrefixRaftEntry, storage.PrefixEnd(storage.PrefixRaftEntry)); err != nil {
+		return err
+	}
+	h := proto.Clone(hs).(*raftpb.HardState)
+	if h.GetCommit() < md.GetIndex() {
+		h.Commit = proto.Uint64(md.GetIndex())
+	}
+	hv, err := encodeProto(h)
+	if err != nil {
+		return fmt.Errorf("raftlog: encode hard state: %w", err)
+	}
+	return b.Set(storage.KeyRaftHardState, hv)
+}
+
+// ReadHardState returns the HardState stored in r (empty if none).
+func ReadHardState(r storage.Reader) (*raftpb.HardState, error) {
+	hs := &raftpb.HardState{}
+	v, err := r.Get(storage.KeyRaftHardState)
+	if errors.Is(err, storage.ErrNotFound) {
+		return hs, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: read hard state: %w", err)
+	}
+	if err := decodeProto(storage.KeyRaftHardState, v, hs); err != nil {
+		return nil, err
+	}
+	return hs, nil
+}
+
+// ReadConfState returns the ConfState stored in r (empty if none).
+func ReadConfState(r storage.Reader) (*raftpb.ConfState, error) {
+	cs := &raftpb.ConfState{}
+	v, err := r.Get(storage.KeyRaftConfState)
+	if errors.Is(err, storage.ErrNotFound) {
+		return cs, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: read conf state: %w", err)
+	}
+	if err := decodeProto(storage.KeyRaftConfState, v, cs); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// EncodeMetadata and DecodeMetadata frame snapshot metadata for records
+// kept outside the log (the installation marker).
+func EncodeMetadata(md *raftpb.SnapshotMetadata) ([]byte, error) { return encodeProto(md) }
+
+// DecodeMetadata parses what EncodeMetadata wrote; key names the record in
+// errors.
+func DecodeMetadata(key, v []byte) (*raftpb.SnapshotMetadata, error) {
+	md := &raftpb.SnapshotMetadata{}
+	if err := decodeProto(key, v, md); err != nil {
+		return nil, err
+	}
+	return md, nil
+}
+
+func (s *Storage) applySnapshotLocked(md *raftpb.SnapshotMetadata) {
+	s.snapIndex, s.snapTerm = md.GetIndex(), md.GetTerm()
+	s.last = s.snapIndex
+	s.cache, s.cacheSize = nil, 0
+	if cs := md.GetConfState(); cs != nil {
+		s.cs = proto.Clone(cs).(*raftpb.ConfState)
+	} else {
+		s.cs = &raftpb.ConfState{}
+	}
+	if s.hs.GetCommit() < md.GetIndex() {
+		s.hs.Commit = proto.Uint64(md.GetIndex())
+	}
 }
 
 func (s *Storage) readEntry(i uint64) (*raftpb.Entry, error) {

@@ -157,3 +157,77 @@ func TestConfStateStagedWithBatch(t *testing.T) {
 		t.Fatalf("conf state after reopen = %v", got)
 	}
 }
+
+// Readers racing a compaction either see the old compaction point and read
+// the entries, or the new one and get ErrCompacted: never a gap.
+func TestCompactRacingReaders(t *testing.T) {
+	s := mustOpen(t, memory.New())
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 6000; i++ {
+		ents = append(ents, ent(i, 1, "x"))
+	}
+	if err := s.Save(hs(1, 6000), ents, true); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for idx := uint64(10); idx <= 5000; idx += 10 {
+			if err := s.Compact(idx); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; i < 2000; i++ {
+		fi, _ := s.FirstIndex()
+		if _, err := s.Entries(fi, fi+8, 1<<20); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			t.Fatalf("Entries(%d) racing a compaction: %v", fi, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInstallSnapshot(t *testing.T) {
+	eng := memory.New()
+	s := mustOpen(t, eng)
+	if err := s.Save(hs(1, 3), []*raftpb.Entry{ent(1, 1, "a"), ent(2, 1, "b"), ent(3, 1, "c"), ent(4, 1, "d")}, true); err != nil {
+		t.Fatal(err)
+	}
+	md := &raftpb.SnapshotMetadata{Index: proto.Uint64(100), Term: proto.Uint64(3), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}
+	b := eng.NewBatch()
+	if err := s.InstallSnapshot(b, md); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for _, st := range []*Storage{s, mustOpen(t, eng)} {
+		fi, _ := st.FirstIndex()
+		li, _ := st.LastIndex()
+		if fi != 101 || li != 100 {
+			t.Fatalf("after install: first %d last %d, want 101 100", fi, li)
+		}
+		if tm, err := st.Term(100); err != nil || tm != 3 {
+			t.Fatalf("Term(100) = %d, %v", tm, err)
+		}
+		h, cs, _ := st.InitialState()
+		if h.GetCommit() != 100 || h.GetTerm() != 1 {
+			t.Fatalf("hard state after install = %v", h)
+		}
+		if len(cs.Voters) != 3 {
+			t.Fatalf("conf state after install = %v", cs)
+		}
+		snap, _ := st.Snapshot()
+		if snap.GetMetadata().GetIndex() != 100 {
+			t.Fatalf("Snapshot() = %v", snap.GetMetadata())
+		}
+	}
+	// The log continues after the snapshot.
+	if err := s.Save(hs(3, 101), []*raftpb.Entry{ent(101, 3, "e")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Entries(101, 102, 1<<20); err != nil || len(got) != 1 {
+		t.Fatalf("Entries after install = %v, %v", got, err)
+	}
+}

@@ -1,7 +1,9 @@
 // Package raftnode drives a go.etcd.io/raft/v3 Node: it ticks the clock,
 // persists each Ready through raftlog (one synced engine commit per Ready),
-// sends messages through a Transport, hands committed entries to the apply
-// loop in order, and serves linearizable reads with batched ReadIndex.
+// sends messages through a Transport, hands committed entries (and snapshots
+// received from the leader, which the apply loop installs before any later
+// entry) to the apply loop in order, and serves linearizable reads with
+// batched ReadIndex.
 //
 // It knows nothing of what the entries mean; the apply package does. That
 // keeps the consensus plumbing testable with a simulated network and an

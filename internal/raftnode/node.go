@@ -58,15 +58,24 @@ type Config struct {
 	Metrics Metrics
 }
 
-// Apply is one batch of committed entries for the apply loop. The apply
-// loop must call Done once it has applied them.
+// Apply is one batch of committed entries for the apply loop, or a
+// snapshot to install (Snapshot set, no Entries) before any later entry.
+// The apply loop must call Done once it has applied them.
 type Apply struct {
-	Entries []*raftpb.Entry
-	done    chan struct{}
+	Entries  []*raftpb.Entry
+	Snapshot *raftpb.Snapshot
+	done     chan struct{}
+	err      error
 }
 
 // Done tells the node the entries were applied.
 func (a *Apply) Done() { close(a.done) }
+
+// Fail tells the node applying failed; the node stops.
+func (a *Apply) Fail(err error) {
+	a.err = err
+	close(a.done)
+}
 
 // Node runs one raft member.
 type Node struct {
@@ -128,8 +137,11 @@ func Start(cfg Config) (*Node, error) {
 		MaxInflightMsgs:           4096 / 8,
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
-		PreVote:                   cfg.PreVote,
-		Logger:                    raftLogger{cfg.Logger.Named("raft").Sugar()},
+		// A leader removed from the cluster hands over at once instead of
+		// leading a group it is no longer part of until it stops.
+		StepDownOnRemoval: true,
+		PreVote:           cfg.PreVote,
+		Logger:            raftLogger{cfg.Logger.Named("raft").Sugar()},
 	}
 	n := &Node{
 		cfg:           cfg,
@@ -295,6 +307,27 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			// The read loop is gone or far behind; its waiters retry.
 		}
 	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// The image was staged when the MsgSnap arrived; the apply loop
+		// installs it in order, before any entry that follows it, and
+		// nothing of this Ready is persisted until it is in place.
+		sp := &Apply{Snapshot: rd.Snapshot, done: make(chan struct{})}
+		select {
+		case n.applyc <- sp:
+		case <-n.stopc:
+			return nil
+		}
+		select {
+		case <-sp.done:
+		case <-n.stopc:
+			return nil
+		}
+		if sp.err != nil {
+			return fmt.Errorf("raftnode: install snapshot at index %d: %w", rd.Snapshot.GetMetadata().GetIndex(), sp.err)
+		}
+		n.lg.Info("installed a snapshot", zap.Uint64("index", rd.Snapshot.GetMetadata().GetIndex()),
+			zap.Uint64("term", rd.Snapshot.GetMetadata().GetTerm()))
+	}
 	var ap *Apply
 	if len(rd.CommittedEntries) > 0 {
 		ap = &Apply{Entries: rd.CommittedEntries, done: make(chan struct{})}
@@ -309,9 +342,6 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// vote counts only after Advance. Followers must persist first.
 	if leader {
 		n.send(rd.Messages)
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		return fmt.Errorf("raftnode: receiving snapshots is not supported yet (snapshot at index %d)", rd.Snapshot.GetMetadata().GetIndex())
 	}
 	start := time.Now()
 	if err := n.storage.Save(rd.HardState, rd.Entries, rd.MustSync && !n.cfg.NoSync); err != nil {

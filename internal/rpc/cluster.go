@@ -4,9 +4,6 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/internal/membership"
 )
@@ -16,6 +13,12 @@ type ClusterBackend interface {
 	Members() []*membership.Member
 	// LinearizableBarrier is used when MemberList asks for linearizable.
 	LinearizableBarrier(ctx context.Context) error
+	// AddMember, RemoveMember, UpdateMember and PromoteMember change the
+	// membership through Raft and return the members afterwards.
+	AddMember(ctx context.Context, peerURLs []string, isLearner bool) (*membership.Member, []*membership.Member, error)
+	RemoveMember(ctx context.Context, id uint64) ([]*membership.Member, error)
+	UpdateMember(ctx context.Context, id uint64, peerURLs []string) ([]*membership.Member, error)
+	PromoteMember(ctx context.Context, id uint64) ([]*membership.Member, error)
 }
 
 type clusterServer struct {
@@ -29,10 +32,14 @@ func NewClusterServer(b ClusterBackend, hdr HeaderSource) pb.ClusterServer {
 	return &clusterServer{b: b, hdr: hdr}
 }
 
+func toPBMember(m *membership.Member) *pb.Member {
+	return &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
 func toPBMembers(ms []*membership.Member) []*pb.Member {
 	out := make([]*pb.Member, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+		out = append(out, toPBMember(m))
 	}
 	return out
 }
@@ -46,40 +53,40 @@ func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 	return &pb.MemberListResponse{Header: NewHeader(s.hdr), Members: toPBMembers(s.b.Members())}, nil
 }
 
-// Membership changes need the peer transport, which does not exist yet:
-// say so plainly instead of pretending.
-var errReconfigUnsupported = status.Error(codes.Unimplemented, "metastore: membership changes are not supported yet (single-member clusters only)")
-
-func (s *clusterServer) MemberAdd(context.Context, *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
-	return nil, errReconfigUnsupported
+func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	m, ms, err := s.b.AddMember(ctx, r.GetPeerURLs(), r.GetIsLearner())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	// etcd answers with the new member as requested: no name, no client
+	// URLs until it starts.
+	return &pb.MemberAddResponse{
+		Header:  NewHeader(s.hdr),
+		Member:  &pb.Member{ID: m.ID, PeerURLs: m.PeerURLs, IsLearner: m.IsLearner},
+		Members: toPBMembers(ms),
+	}, nil
 }
 
-func (s *clusterServer) MemberRemove(_ context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	for _, m := range s.b.Members() {
-		if m.ID == r.GetID() {
-			return nil, errReconfigUnsupported
-		}
+func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	ms, err := s.b.RemoveMember(ctx, r.GetID())
+	if err != nil {
+		return nil, toGRPCError(err)
 	}
-	return nil, rpctypes.ErrGRPCMemberNotFound
+	return &pb.MemberRemoveResponse{Header: NewHeader(s.hdr), Members: toPBMembers(ms)}, nil
 }
 
-func (s *clusterServer) MemberUpdate(_ context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	for _, m := range s.b.Members() {
-		if m.ID == r.GetID() {
-			return nil, errReconfigUnsupported
-		}
+func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	ms, err := s.b.UpdateMember(ctx, r.GetID(), r.GetPeerURLs())
+	if err != nil {
+		return nil, toGRPCError(err)
 	}
-	return nil, rpctypes.ErrGRPCMemberNotFound
+	return &pb.MemberUpdateResponse{Header: NewHeader(s.hdr), Members: toPBMembers(ms)}, nil
 }
 
-func (s *clusterServer) MemberPromote(_ context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	for _, m := range s.b.Members() {
-		if m.ID == r.GetID() {
-			if !m.IsLearner {
-				return nil, rpctypes.ErrGRPCMemberNotLearner
-			}
-			return nil, errReconfigUnsupported
-		}
+func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	ms, err := s.b.PromoteMember(ctx, r.GetID())
+	if err != nil {
+		return nil, toGRPCError(err)
 	}
-	return nil, rpctypes.ErrGRPCMemberNotFound
+	return &pb.MemberPromoteResponse{Header: NewHeader(s.hdr), Members: toPBMembers(ms)}, nil
 }

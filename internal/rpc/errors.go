@@ -12,6 +12,7 @@ import (
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/txn"
 )
@@ -55,6 +56,17 @@ var errorTable = []struct {
 	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},
 	{auth.ErrInvalidAuthMgmt, rpctypes.ErrGRPCInvalidAuthMgmt},
 	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
+	{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist},
+	{membership.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	{membership.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{membership.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{membership.ErrBadURLs, rpctypes.ErrGRPCMemberBadURLs},
+	{membership.ErrNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	{membership.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
+	{membership.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{membership.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }

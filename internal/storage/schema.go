@@ -11,6 +11,8 @@ import "encoding/binary"
 //	r/h                                   raft HardState (raftlog)           value: CRC-framed raftpb.HardState
 //	r/s                                   raft log compaction point (raftlog) value: CRC-framed raftpb.SnapshotMetadata
 //	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
+//	r/i                                   raft snapshot installation under way (raftsnap) value: CRC-framed raftpb.SnapshotMetadata
+//	s/<key>                               a received raft snapshot being staged: the leader's <key> (raftsnap)
 //	m/<name>                              server metadata (apply, mvcc, membership)
 //	k/<escaped user key><^main:8><^sub:8> MVCC versions of a key, newest first (mvcc)
 //	                                      key: user key with 0x00 escaped as 0x00 0xFF, ended by 0x00 0x01, so
@@ -25,13 +27,17 @@ import "encoding/binary"
 //	a/revision                            8 BE auth store revision (auth)
 //	a/u/<name>                            authpb.User, bcrypt hash in Password (auth)
 //	a/r/<name>                            authpb.Role, permissions sorted by key (auth)
-//	c/...                                 cluster members (membership)
+//	c/<member id hex>                     cluster member, JSON (membership)
+//	c/removed/<member id hex>             a removed member's ID, which may never come back (membership)
 //	A/<member id:8 BE><alarm type:4 BE>   active alarms (alarm)
 var (
 	PrefixRaftEntry     = []byte("r/e/")
 	KeyRaftHardState    = []byte("r/h")
 	KeyRaftSnapshot     = []byte("r/s")
 	KeyRaftConfState    = []byte("r/c")
+	KeyRaftInstall      = []byte("r/i")
+	PrefixRaft          = []byte("r/")
+	PrefixSnapStaging   = []byte("s/")
 	PrefixMeta          = []byte("m/")
 	PrefixMVCCKey       = []byte("k/")
 	PrefixMVCCHistory   = []byte("h/")

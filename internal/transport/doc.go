@@ -4,10 +4,17 @@
 // Each remote member gets two long-lived HTTP/1.1 POST streams, opened
 // lazily and reopened with backoff after a failure:
 //
-//   - /raft/stream/msgapp carries MsgApp and MsgSnap, the large messages;
+//   - /raft/stream/msgapp carries MsgApp, the large messages;
 //   - /raft/stream/message carries everything else (heartbeats, votes,
 //     responses), so those never queue behind a megabyte of entries on the
-//     same TCP connection.
+//     same TCP connection. It is kept connected even while idle, so that
+//     every member knows since when every peer is reachable (ActiveSince,
+//     which the strict reconfiguration checks need).
+//
+// A MsgSnap travels alone on a POST to /raft/snapshot, followed by the state
+// image it stands for (see Snapshots and internal/raftsnap), so an image of
+// many GiB never holds up appends; the receiver steps the message once the
+// image is staged, and the sender reports the outcome to raft.
 //
 // Why a streamed HTTP/1.1 request body rather than one request per batch or
 // HTTP/2: a stream needs no request/response round trip per batch, so a

@@ -32,6 +32,9 @@ func (t *Transport) rejectCluster(w http.ResponseWriter, r *http.Request, remote
 	refuse(w, "cluster ID mismatch", http.StatusPreconditionFailed)
 }
 
+// errMemberRemoved is etcd's answer to a removed member.
+const errMemberRemoved = "the member has been permanently removed from the cluster"
+
 // refuse answers a request whose body will not be read. Without closing the
 // connection, the server would first try to drain the body, which for a
 // stream never ends, and the answer would never be sent.
@@ -72,6 +75,10 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	from := RequestFrom(r)
 	if from == 0 {
 		t.rejectStream(w, r, http.StatusBadRequest, "missing or invalid "+HeaderFrom)
+		return
+	}
+	if f := t.cfg.IsRemoved; f != nil && f(from) {
+		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
 		return
 	}
 
@@ -147,6 +154,12 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		t.recvBytes.Add(uint64(n))
 		if f := t.cfg.Metrics.Received; f != nil {
 			f(from, n)
+		}
+		if f := t.cfg.IsRemoved; f != nil && f(from) {
+			// Removed while its stream was open: end the stream; the
+			// member's next attempt is refused with 410 Gone.
+			lg.Info("ending the stream of a removed member")
+			return
 		}
 		if m.GetFrom() != from || m.GetTo() != t.cfg.LocalID {
 			t.rejMsgs.Add(1)

@@ -40,6 +40,10 @@ type peer struct {
 
 	app, msg *stream
 	active   atomic.Int32 // established streams
+	snapBusy atomic.Bool  // a snapshot is being sent
+	// activeSince is when the peer last became reachable (unix nanos), 0
+	// while it is not: etcd's ActiveSince, for the reconfiguration checks.
+	activeSince atomic.Int64
 
 	unreachable chan struct{}            // coalesces ReportUnreachable calls
 	snapStatus  chan raft.SnapshotStatus // outcomes of MsgSnap sends
@@ -62,7 +66,10 @@ func newPeer(t *Transport, id uint64, urls []string) *peer {
 	}
 	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	p.app = &stream{p: p, path: pathMsgApp, name: "msgapp", q: make(chan *raftpb.Message, t.cfg.QueueSize)}
-	p.msg = &stream{p: p, path: pathMessage, name: "message", q: make(chan *raftpb.Message, t.cfg.QueueSize)}
+	// The message stream is kept connected even when idle, as etcd keeps
+	// its streams to every peer, so that reachability is known between
+	// members that have nothing to say to each other (two followers).
+	p.msg = &stream{p: p, path: pathMessage, name: "message", q: make(chan *raftpb.Message, t.cfg.QueueSize), eager: true}
 	return p
 }
 
@@ -114,6 +121,10 @@ func (p *peer) failedURL(u string) {
 
 // send queues m; it never blocks.
 func (p *peer) send(m *raftpb.Message) {
+	if m.GetType() == raftpb.MessageType_MsgSnap && p.t.cfg.Snapshots != nil {
+		p.sendSnapshot(m)
+		return
+	}
 	s := p.msg
 	if t := m.GetType(); t == raftpb.MessageType_MsgApp || t == raftpb.MessageType_MsgSnap {
 		s = p.app
@@ -168,6 +179,7 @@ func (p *peer) report() {
 func (p *peer) streamUp(s *stream, url string) {
 	s.p.lg.Debug("peer stream established", zap.String("stream", s.name), zap.String("url", url))
 	if p.active.Add(1) == 1 {
+		p.activeSince.Store(time.Now().UnixNano())
 		p.lg.Info("peer became active", zap.String("url", url))
 		if f := p.t.cfg.Metrics.PeerActive; f != nil {
 			f(p.id, true)
@@ -178,6 +190,7 @@ func (p *peer) streamUp(s *stream, url string) {
 func (p *peer) streamDown(s *stream, err error) {
 	s.p.lg.Debug("peer stream closed", zap.String("stream", s.name), zap.Error(err))
 	if p.active.Add(-1) == 0 {
+		p.activeSince.Store(0)
 		p.lg.Info("peer became inactive", zap.Error(err))
 		if f := p.t.cfg.Metrics.PeerActive; f != nil {
 			f(p.id, false)
@@ -192,6 +205,8 @@ type stream struct {
 	path string
 	name string
 	q    chan *raftpb.Message
+	// eager streams connect without waiting for a message to send.
+	eager bool
 
 	mu  sync.Mutex
 	cur *conn // the open connection, for reset
@@ -234,6 +249,9 @@ func (s *stream) run() {
 		}
 	}()
 	for {
+		if c == nil && s.eager {
+			c = s.dial()
+		}
 		var closed <-chan struct{}
 		if c != nil {
 			closed = c.done
@@ -245,9 +263,21 @@ func (s *stream) run() {
 			// The peer ended the stream while we were idle (it restarted,
 			// or it aborted after a bad frame): what was in flight may be
 			// lost. Reconnect on the next send.
+			wasUp := isClosed(c.accepted)
 			s.closeConn(c)
 			c = nil
 			s.p.signalUnreachable()
+			if s.eager {
+				// Redial by itself, but not in a tight loop on a peer
+				// that is down.
+				if wasUp {
+					backoff = minBackoff
+				}
+				if !s.pause(backoff) {
+					return
+				}
+				backoff = min(2*backoff, maxBackoff)
+			}
 			continue
 		case <-s.p.stopc:
 			return
@@ -315,6 +345,15 @@ func (s *stream) run() {
 		if cap(buf) > 2*maxBatchBytes {
 			buf = nil // do not pin one huge snapshot's buffer
 		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -407,6 +446,11 @@ func (s *stream) roundTrip(c *conn, req *http.Request, pr *io.PipeReader) {
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusGone {
+		if f := s.p.t.cfg.Removed; f != nil {
+			f()
+		}
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		c.err = fmt.Errorf("transport: peer refused the %s stream: %s: %s", s.name, resp.Status, bytes.TrimSpace(msg))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,16 @@ type Config struct {
 	// friends); without it only http peer URLs are accepted. Streams are
 	// HTTP/1.1, so the config should offer "http/1.1" in NextProtos.
 	TLS *tls.Config
+	// IsRemoved reports whether a member was removed from the cluster: its
+	// streams are refused with 410 Gone, which tells it to stop (etcd's
+	// behaviour). Nil: nobody is.
+	IsRemoved func(id uint64) bool
+	// Removed is called when a peer refuses this member with 410 Gone:
+	// this member was removed from the cluster.
+	Removed func()
+	// Snapshots ships and receives state images for MsgSnap; without it
+	// a MsgSnap travels bare on the msgapp stream (tests).
+	Snapshots Snapshots
 }
 
 // Stats are cumulative counters, mainly for tests and debugging.
@@ -121,6 +132,8 @@ type Transport struct {
 	cancel context.CancelFunc
 	rt     *http.Transport
 	mux    *http.ServeMux
+
+	snapMu sync.Mutex // one inbound snapshot at a time
 
 	mu      sync.RWMutex
 	peers   map[uint64]*peer
@@ -178,6 +191,7 @@ func New(cfg Config) *Transport {
 	}
 	t.mux.HandleFunc(pathMsgApp, t.serveStream)
 	t.mux.HandleFunc(pathMessage, t.serveStream)
+	t.mux.HandleFunc(pathSnapshot, t.serveSnapshot)
 	if cfg.Raft != nil {
 		t.SetRaft(cfg.Raft)
 	}
@@ -264,7 +278,9 @@ func (t *Transport) AddPeer(id uint64, urls []string) error {
 		return ErrStopped
 	}
 	if p := t.peers[id]; p != nil {
-		p.setURLs(norm)
+		if !slices.Equal(p.getURLs(), norm) {
+			p.setURLs(norm) // resets its streams: only when they moved
+		}
 		return nil
 	}
 	p := newPeer(t, id, norm)
@@ -301,6 +317,32 @@ func (t *Transport) RemovePeer(id uint64) {
 		p.stop()
 		t.lg.Info("removed peer", zap.String("peer-id", idString(id)))
 	}
+}
+
+// ActiveSince returns when peer id last became reachable, or the zero time
+// if it is not reachable now (etcd's ActiveSince).
+func (t *Transport) ActiveSince(id uint64) time.Time {
+	t.mu.RLock()
+	p := t.peers[id]
+	t.mu.RUnlock()
+	if p == nil {
+		return time.Time{}
+	}
+	if ns := p.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Peers returns the IDs of the known peers.
+func (t *Transport) Peers() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]uint64, 0, len(t.peers))
+	for id := range t.peers {
+		out = append(out, id)
+	}
+	return out
 }
 
 // PeerURLs returns the URLs of peer id, or nil if it is unknown.
@@ -386,7 +428,7 @@ func (t *Transport) Stop() {
 // PathPrefix. Requests whose cluster ID header is present and differs are
 // rejected before reaching h; RequestFrom tells h who called.
 func (t *Transport) HandleFunc(path string, h http.HandlerFunc) {
-	if !strings.HasPrefix(path, PathPrefix) || path == pathMsgApp || path == pathMessage {
+	if !strings.HasPrefix(path, PathPrefix) || path == pathMsgApp || path == pathMessage || path == pathSnapshot {
 		panic(fmt.Sprintf("transport: HandleFunc path %q must be under %s and not a stream path", path, PathPrefix))
 	}
 	t.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {

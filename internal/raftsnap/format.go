@@ -1,0 +1,143 @@
+package raftsnap
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// ErrCorrupt is wrapped by every error about a malformed or damaged image.
+var ErrCorrupt = errors.New("raftsnap: corrupt snapshot stream")
+
+// Chunk layout: type (1 byte), payload length (4 BE), CRC-32C over the
+// type, the length and the payload (4 BE), payload.
+const (
+	chunkHeader = 'H' // 8 BE applied index, 8 BE its term
+	chunkData   = 'D' // repeated: uvarint key length, key, uvarint value length, value
+	chunkEnd    = 'E' // 8 BE number of keys, 8 BE number of key and value bytes
+
+	chunkHeaderSize = 9
+	// targetChunk is where the writer cuts a data chunk; one key-value pair
+	// larger than that travels alone in a bigger chunk.
+	targetChunk = 1 << 20
+	// maxChunk bounds what the reader accepts, so a corrupt length cannot
+	// make it allocate without limit.
+	maxChunk = 256 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type chunkWriter struct {
+	w   io.Writer
+	buf []byte
+	n   int64
+}
+
+func (cw *chunkWriter) write(typ byte, payload []byte) error {
+	var hdr [chunkHeaderSize]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(payload)))
+	crc := crc32.Update(crc32.Checksum(hdr[:5], castagnoli), castagnoli, payload)
+	binary.BigEndian.PutUint32(hdr[5:], crc)
+	if _, err := cw.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := cw.w.Write(payload); err != nil {
+		return err
+	}
+	cw.n += int64(chunkHeaderSize + len(payload))
+	return nil
+}
+
+// add appends one pair to the pending data chunk, flushing it when full.
+func (cw *chunkWriter) add(k, v []byte) error {
+	cw.buf = binary.AppendUvarint(cw.buf, uint64(len(k)))
+	cw.buf = append(cw.buf, k...)
+	cw.buf = binary.AppendUvarint(cw.buf, uint64(len(v)))
+	cw.buf = append(cw.buf, v...)
+	if len(cw.buf) >= targetChunk {
+		return cw.flush()
+	}
+	return nil
+}
+
+func (cw *chunkWriter) flush() error {
+	if len(cw.buf) == 0 {
+		return nil
+	}
+	err := cw.write(chunkData, cw.buf)
+	cw.buf = cw.buf[:0]
+	return err
+}
+
+type chunkReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func newChunkReader(r io.Reader) *chunkReader {
+	if br, ok := r.(*bufio.Reader); ok {
+		return &chunkReader{r: br}
+	}
+	return &chunkReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next chunk; its payload is valid until the next call.
+func (cr *chunkReader) next() (byte, []byte, error) {
+	var hdr [chunkHeaderSize]byte
+	if _, err := io.ReadFull(cr.r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the end chunk marks the end
+		}
+		return 0, nil, fmt.Errorf("raftsnap: read chunk: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[1:5])
+	if n > maxChunk {
+		return 0, nil, fmt.Errorf("%w: chunk of %d bytes", ErrCorrupt, n)
+	}
+	if cap(cr.buf) < int(n) {
+		cr.buf = make([]byte, n)
+	}
+	p := cr.buf[:n]
+	if _, err := io.ReadFull(cr.r, p); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("raftsnap: read chunk: %w", err)
+	}
+	crc := crc32.Update(crc32.Checksum(hdr[:5], castagnoli), castagnoli, p)
+	if want := binary.BigEndian.Uint32(hdr[5:]); crc != want {
+		return 0, nil, fmt.Errorf("%w: chunk checksum %08x, want %08x", ErrCorrupt, crc, want)
+	}
+	switch hdr[0] {
+	case chunkHeader, chunkData, chunkEnd:
+	default:
+		return 0, nil, fmt.Errorf("%w: unknown chunk type %q", ErrCorrupt, hdr[0])
+	}
+	return hdr[0], p, nil
+}
+
+// pairs calls fn for each key-value pair of a data chunk.
+func pairs(p []byte, fn func(k, v []byte) error) error {
+	for len(p) > 0 {
+		kl, n := binary.Uvarint(p)
+		if n <= 0 || uint64(len(p)-n) < kl {
+			return fmt.Errorf("%w: truncated key in data chunk", ErrCorrupt)
+		}
+		k := p[n : n+int(kl)]
+		p = p[n+int(kl):]
+		vl, n := binary.Uvarint(p)
+		if n <= 0 || uint64(len(p)-n) < vl {
+			return fmt.Errorf("%w: truncated value in data chunk", ErrCorrupt)
+		}
+		v := p[n : n+int(vl)]
+		p = p[n+int(vl):]
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

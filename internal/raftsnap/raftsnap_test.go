@@ -1,0 +1,261 @@
+package raftsnap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/memory"
+	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
+)
+
+func engines(t *testing.T) map[string]func() storage.Engine {
+	return map[string]func() storage.Engine{
+		"memory": func() storage.Engine { return memory.New() },
+		"pebble": func() storage.Engine {
+			e, err := pebbleengine.Open(filepath.Join(t.TempDir(), "db"), pebbleengine.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			return e
+		},
+	}
+}
+
+func put(t *testing.T, eng storage.Engine, kv ...string) {
+	t.Helper()
+	b := eng.NewBatch()
+	defer b.Close()
+	for i := 0; i < len(kv); i += 2 {
+		if err := b.Set([]byte(kv[i]), []byte(kv[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func applied(index, term uint64) string {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, index)
+	binary.BigEndian.PutUint64(v[8:], term)
+	return string(v)
+}
+
+func dump(t *testing.T, eng storage.Engine, pred func(k []byte) bool) map[string]string {
+	t.Helper()
+	it, err := eng.NewIter(storage.IterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	out := map[string]string{}
+	for ok := it.First(); ok; ok = it.Next() {
+		if pred(it.Key()) {
+			out[string(it.Key())] = string(it.Value())
+		}
+	}
+	return out
+}
+
+// leader builds an engine with state in every part of the key space,
+// including a value larger than a chunk and keys with arbitrary bytes.
+func leader(t *testing.T, eng storage.Engine) {
+	b := eng.NewBatch()
+	if err := raftlog.StageConfState(b, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	put(t, eng,
+		string(storage.KeyAppliedIndex), applied(500, 4),
+		string(storage.KeyMemberID), "leader-id",
+		string(storage.KeyClusterID), "cluster1",
+		"A/alarm", "1", "a/enabled", "\x01", "c/1", "{}", "h/\x00\x01", "x",
+		"k/\x00\xff\x00\x01", "zero-byte key", "l/\x00", "lease",
+		"k/big", string(bytes.Repeat([]byte("v"), 3<<20)),
+		string(storage.RaftEntryKey(7)), "leader log entry")
+	var kvs []string
+	for i := 0; i < 3000; i++ {
+		kvs = append(kvs, fmt.Sprintf("k/key%05d", i), fmt.Sprintf("value %d", i))
+	}
+	put(t, eng, kvs...)
+}
+
+func TestImageRoundTrip(t *testing.T) {
+	for name, mk := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			src, dst := mk(), mk()
+			leader(t, src)
+			put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone", "c/9", "stale member",
+				string(storage.KeyAppliedIndex), applied(10, 1))
+			log, err := raftlog.Open(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := log.Save(&raftpb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(1), Commit: proto.Uint64(10)},
+				[]*raftpb.Entry{{Index: proto.Uint64(1), Term: proto.Uint64(1)}}, true); err != nil {
+				t.Fatal(err)
+			}
+
+			im, err := OpenImage(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.Meta.GetIndex() != 500 || im.Meta.GetTerm() != 4 || len(im.Meta.GetConfState().GetVoters()) != 3 {
+				t.Fatalf("image metadata %v", im.Meta)
+			}
+			// Writes after the image was opened are not part of it.
+			put(t, src, "k/later", "x")
+			var buf bytes.Buffer
+			if _, err := im.WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			rc := NewReceiver(dst)
+			if err := rc.Stage(&buf, im.Meta); err != nil {
+				t.Fatal(err)
+			}
+			if got := dump(t, dst, func(k []byte) bool { return string(k) == "k/stale" }); len(got) != 1 {
+				t.Fatal("staging touched the live state")
+			}
+			if err := rc.Install(im.Meta, log); err != nil {
+				t.Fatal(err)
+			}
+			want := dump(t, src, replicated)
+			delete(want, "k/later")
+			got := dump(t, dst, replicated)
+			if len(got) != len(want) {
+				t.Fatalf("installed %d keys, want %d", len(got), len(want))
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Fatalf("key %q: got %d bytes, want %d", k, len(got[k]), len(v))
+				}
+			}
+			if v, _ := dst.Get(storage.KeyMemberID); string(v) != "follower-id" {
+				t.Fatalf("member id overwritten: %q", v)
+			}
+			if left := dump(t, dst, func(k []byte) bool {
+				return bytes.HasPrefix(k, storage.PrefixSnapStaging) || bytes.HasPrefix(k, storage.PrefixRaftEntry) || bytes.Equal(k, storage.KeyRaftInstall)
+			}); len(left) != 0 {
+				t.Fatalf("left behind: %d staging/log/marker keys", len(left))
+			}
+			reopened, err := raftlog.Open(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs, cs, _ := reopened.InitialState()
+			if fi, _ := reopened.FirstIndex(); fi != 501 || hs.GetCommit() != 500 || hs.GetTerm() != 2 || len(cs.GetVoters()) != 3 {
+				t.Fatalf("raft log after install: first %d, hard state %v, conf state %v", fi, hs, cs)
+			}
+		})
+	}
+}
+
+// A crash after the marker is durable is completed by Recover; one before
+// leaves the old state, and the staging is discarded.
+func TestRecover(t *testing.T) {
+	for name, mk := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			src, dst := mk(), mk()
+			leader(t, src)
+			put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone")
+			im, err := OpenImage(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			var buf bytes.Buffer
+			if _, err := im.WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := NewReceiver(dst).Stage(bytes.NewReader(buf.Bytes()), im.Meta); err != nil {
+				t.Fatal(err)
+			}
+			// Crash before the marker: old state kept, staging dropped.
+			if done, err := Recover(dst); err != nil || done {
+				t.Fatalf("Recover without marker = %v, %v", done, err)
+			}
+			if v, err := dst.Get([]byte("k/stale")); err != nil || string(v) != "gone" {
+				t.Fatalf("old state lost: %q %v", v, err)
+			}
+			if left := dump(t, dst, func(k []byte) bool { return bytes.HasPrefix(k, storage.PrefixSnapStaging) }); len(left) != 0 {
+				t.Fatalf("staging not discarded: %d keys", len(left))
+			}
+			// Crash after the marker, half-way through the copy.
+			if err := NewReceiver(dst).Stage(bytes.NewReader(buf.Bytes()), im.Meta); err != nil {
+				t.Fatal(err)
+			}
+			mv, _ := raftlog.EncodeMetadata(im.Meta)
+			put(t, dst, string(storage.KeyRaftInstall), string(mv), "k/key00001", "half-copied garbage")
+			if done, err := Recover(dst); err != nil || !done {
+				t.Fatalf("Recover with marker = %v, %v", done, err)
+			}
+			if _, err := dst.Get([]byte("k/stale")); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("stale key survived recovery: %v", err)
+			}
+			if v, _ := dst.Get([]byte("k/key00001")); string(v) != "value 1" {
+				t.Fatalf("k/key00001 = %q after recovery", v)
+			}
+			log, err := raftlog.Open(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, _ := log.FirstIndex(); fi != 501 {
+				t.Fatalf("first index after recovery %d", fi)
+			}
+		})
+	}
+}
+
+func TestCorruptStreamRejected(t *testing.T) {
+	src, dst := memory.New(), memory.New()
+	leader(t, src)
+	im, err := OpenImage(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	var buf bytes.Buffer
+	if _, err := im.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		md   *raftpb.SnapshotMetadata
+	}{
+		{"bit flip", flip(data, len(data)/2), im.Meta},
+		{"truncated", data[:len(data)-20], im.Meta},
+		{"wrong index", data, &raftpb.SnapshotMetadata{Index: proto.Uint64(501), Term: proto.Uint64(4)}},
+	} {
+		rc := NewReceiver(dst)
+		err := rc.Stage(bytes.NewReader(tc.data), tc.md)
+		if err == nil {
+			t.Fatalf("%s: staged", tc.name)
+		}
+		if rc.Staged() != nil {
+			t.Fatalf("%s: a failed stage left a staged image", tc.name)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0x10
+	return c
+}
