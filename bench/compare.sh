@@ -8,11 +8,15 @@
 # flags, a fresh data dir under one work dir (same disk), default fsync. The
 # table reports medians over the rounds and the ratio metastore/etcd.
 #
-# Usage: bench/compare.sh [--quick] [--large] [--rounds N] [--write-docs[=FILE]] [--keep]
+# Usage: bench/compare.sh [--quick] [--large|--watchers] [--rounds N] [--write-docs[=FILE]] [--keep]
 #   (default)      the suite: put, range (l/s), txn-put, watch-latency
 #   --quick        1 round, small totals: a smoke test of the harness (~2 min)
 #   --large        opt-in large data set: 1M keys of 1 KiB, then ranges and
 #                  puts; peak RSS and on-disk size (takes long)
+#   --watchers     opt-in watch scale test: a put load from 100 clients with no
+#                  watcher, then the same load with 10,000 watchers (100
+#                  streams x 100) on the 1,000 keys written: write throughput
+#                  with and without them, events/s delivered
 #   --rounds N     rounds (default 3; --large default 1)
 #   --write-docs   write the result into docs/benchmarks.md (or FILE), replacing
 #                  only the section of this mode
@@ -23,6 +27,7 @@
 #   BENCH_RANGE_TOTAL, BENCH_TXN_TOTAL, BENCH_WATCH_PUTS, BENCH_WATCH_RATE,
 #   BENCH_VAL_SIZE, BENCH_LARGE_KEYS, BENCH_LARGE_VAL_SIZE,
 #   BENCH_LARGE_RANGE_TOTAL, BENCH_LARGE_SCAN_TOTAL, BENCH_LARGE_PUT_TOTAL,
+#   BENCH_WATCHERS_PUTS,
 #   BENCH_CLIENT_PORT (32379), BENCH_PEER_PORT (32380), BENCH_TIMEOUT (seconds
 #   per benchmark run), BENCH_DIR (parent of the work dir; default $TMPDIR or
 #   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (1; see TODO below),
@@ -35,6 +40,7 @@ TOOLS_BIN="${METASTORE_TOOLS_BIN:-$ROOT/.bin}"
 
 QUICK=0
 LARGE=0
+WATCHERS=0
 KEEP=0
 WRITE_DOCS=""
 ROUNDS_FLAG=""
@@ -51,6 +57,7 @@ while (($#)); do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--large) LARGE=1 ;;
+	--watchers) WATCHERS=1 ;;
 	--keep) KEEP=1 ;;
 	--rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS_FLAG="$2"; shift ;;
 	--rounds=*) ROUNDS_FLAG="${1#*=}" ;;
@@ -88,6 +95,7 @@ if ((QUICK)); then
 	LARGE_RANGE_TOTAL="${BENCH_LARGE_RANGE_TOTAL:-2000}"
 	LARGE_SCAN_TOTAL="${BENCH_LARGE_SCAN_TOTAL:-200}"
 	LARGE_PUT_TOTAL="${BENCH_LARGE_PUT_TOTAL:-2000}"
+	WATCHERS_PUTS="${BENCH_WATCHERS_PUTS:-2000}"
 elif ((LARGE)); then
 	ROUNDS="${ROUNDS_FLAG:-${BENCH_ROUNDS:-1}}"
 else
@@ -106,13 +114,14 @@ LARGE_VAL_SIZE="${BENCH_LARGE_VAL_SIZE:-1024}"
 LARGE_RANGE_TOTAL="${LARGE_RANGE_TOTAL:-${BENCH_LARGE_RANGE_TOTAL:-20000}}"
 LARGE_SCAN_TOTAL="${LARGE_SCAN_TOTAL:-${BENCH_LARGE_SCAN_TOTAL:-500}}"
 LARGE_PUT_TOTAL="${LARGE_PUT_TOTAL:-${BENCH_LARGE_PUT_TOTAL:-50000}}"
+WATCHERS_PUTS="${WATCHERS_PUTS:-${BENCH_WATCHERS_PUTS:-20000}}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-600}"
 CLIENT_PORT="${BENCH_CLIENT_PORT:-32379}"
 PEER_PORT="${BENCH_PEER_PORT:-32380}"
 read -r -a ORDER <<<"${BENCH_ORDER:-metastore etcd}"
 
 for v in ROUNDS PUT1_TOTAL PUT_TOTAL RANGE1_TOTAL RANGE_TOTAL TXN_TOTAL WATCH_PUTS WATCH_RATE VAL_SIZE \
-	LARGE_KEYS LARGE_VAL_SIZE LARGE_RANGE_TOTAL LARGE_SCAN_TOTAL LARGE_PUT_TOTAL BENCH_TIMEOUT CLIENT_PORT PEER_PORT; do
+	LARGE_KEYS LARGE_VAL_SIZE LARGE_RANGE_TOTAL LARGE_SCAN_TOTAL LARGE_PUT_TOTAL WATCHERS_PUTS BENCH_TIMEOUT CLIENT_PORT PEER_PORT; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for s in "${ORDER[@]}"; do
@@ -122,8 +131,10 @@ done
 CLIENT_URL="http://127.0.0.1:$CLIENT_PORT"
 PEER_URL="http://127.0.0.1:$PEER_PORT"
 ENDPOINT="127.0.0.1:$CLIENT_PORT"
+((LARGE && WATCHERS)) && die "--large and --watchers are separate runs"
 MODE=suite
 ((LARGE)) && MODE=large
+((WATCHERS)) && MODE=watchers
 # Flags given to both servers, besides the member/URL flags. --large raises the
 # backend quota (default 2 GiB) on both so that 1M x 1 KiB fits in either.
 EXTRA_FLAGS=()
@@ -412,6 +423,28 @@ large() {
 	record_mem "$r" "$s" large-end
 }
 
+# watchers ROUND SERVER: the watch issue's scale test. The same put load
+# (100 clients, 8-byte keys cycling over 1,000) runs first with no watcher,
+# then with 10,000 watchers (100 streams x 100, ten on each key) through the
+# benchmark tool's watch command, which reports the events it received; the
+# put throughput under watchers is the puts over the span of those events.
+watchers() {
+	local r="$1" s="$2" load=(--conns=10 --clients=100) total
+	run_bench "$r" "$s" put-no-watchers all "${load[@]}" put --key-size=8 --sequential-keys \
+		--key-space-size=1000 --total="$WATCHERS_PUTS" || return 1
+	run_bench "$r" "$s" put-10k-watchers events "${load[@]}" watch --key-size=8 --sequential-keys \
+		--key-space-size=1000 --watched-key-total=1000 --streams=100 --watch-per-stream=100 \
+		--put-total="$WATCHERS_PUTS" || return 1
+	total="$(awk '/Watch events received summary:/ { on = 1 } on && /Total:/ { print $2; exit }' \
+		"$OUT/r$r-$s-put-10k-watchers.txt")"
+	if [[ "$total" =~ ^[0-9.]+$ ]]; then
+		record "$r" "$s" put-10k-watchers put_rps "$(awk -v n="$WATCHERS_PUTS" -v t="$total" 'BEGIN { printf "%.1f", n / t }')"
+	else
+		record "$r" "$s" put-10k-watchers put_rps NA
+	fi
+	record_mem "$r" "$s" watchers-end
+}
+
 # ---------------------------------------------------------------------------
 log "mode=$MODE rounds=$ROUNDS order=${ORDER[*]} work=$WORK"
 START_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -423,10 +456,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		log "round $round/$ROUNDS: starting $server"
 		start_server "$server" "$DATA" "$logf"
 		ok=1
-		if [[ "$MODE" == large ]]; then large "$round" "$server" || ok=0; else suite "$round" "$server" || ok=0; fi
+		case "$MODE" in
+		large) large "$round" "$server" || ok=0 ;;
+		watchers) watchers "$round" "$server" || ok=0 ;;
+		*) suite "$round" "$server" || ok=0 ;;
+		esac
 		((ok)) || FAILED=1
 		stop_server "$round" "$server"
-		if [[ "$MODE" == large ]]; then record_disk "$round" "$server" large-end "$DATA"; else record_disk "$round" "$server" end-of-suite "$DATA"; fi
+		case "$MODE" in
+		large) record_disk "$round" "$server" large-end "$DATA" ;;
+		suite) record_disk "$round" "$server" end-of-suite "$DATA" ;;
+		esac
 		rm -rf "$DATA"
 		if [[ "$server" == metastore ]] && grep -q '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf"; then
 			{
@@ -459,6 +499,14 @@ watch-latency (watch events)|watch-latency|avg_ms|ms|-|
 peak RSS end of suite|end-of-suite|peak_rss_mib|MiB|-|
 on-disk size end of suite|end-of-suite|disk_mib|MiB|-|
 EOF
+elif [[ "$MODE" == watchers ]]; then
+	cat >"$SPEC" <<EOF
+put $WATCHERS_PUTS, 100 clients, no watcher|put-no-watchers|rps|req/s|-|
+put $WATCHERS_PUTS, 100 clients, 10,000 watchers on the keys|put-10k-watchers|put_rps|req/s|ge|1.0
+watch events delivered to 10,000 watchers|put-10k-watchers|rps|events/s|ge|1.0
+watch events: errors|put-10k-watchers|errors|-|-|
+peak RSS with 10,000 watchers|watchers-end|peak_rss_mib|MiB|le|1.0
+EOF
 else
 	cat >"$SPEC" <<EOF
 load $LARGE_KEYS keys x $LARGE_VAL_SIZE B, 1000 clients|large-load|rps|req/s|-|
@@ -490,6 +538,7 @@ raw_table() { # per-round numbers, one line per (bench, metric)
 cmdline="$(env | grep -E '^(BENCH_[A-Z0-9_]+|METASTORE_BIN)=' | sort | tr '\n' ' ' || true)bench/compare.sh"
 ((QUICK)) && cmdline+=" --quick"
 ((LARGE)) && cmdline+=" --large"
+((WATCHERS)) && cmdline+=" --watchers"
 [[ -n "$ROUNDS_FLAG" ]] && cmdline+=" --rounds $ROUNDS_FLAG"
 REPORT="$OUT/report.md"
 {

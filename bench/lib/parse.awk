@@ -14,13 +14,18 @@
 # summary:"); with section=watch only the second one is read, because the
 # put side is rate-limited and says nothing about watch delivery.
 #
-# Usage: awk -v section=all|watch -f parse.awk FILE
+# The watch command prints "Watch creation summary:" then "Watch events
+# received summary:"; with section=events only the second one is read.
+#
+# Usage: awk -v section=all|watch|events -f parse.awk FILE
 BEGIN {
-	on = (section != "watch")
+	on = (section != "watch" && section != "events")
 	rps = "NA"; avg = "NA"; p99 = "NA"; errs = 0
 }
-/^Watch events summary:/ { on = 1; next }
-/^Put summary:/ { if (section == "watch") on = 0; next }
+/Watch events summary:/ { if (section == "watch") on = 1; next }
+/Watch events received summary:/ { if (section == "events") on = 1; next }
+/Put summary:/ { if (section == "watch") on = 0; next }
+/Watch creation summary:/ { if (section == "events") on = 0; next }
 !on { next }
 /^[ \t]*Average:/ { v = $2; avg = v * 1000 }
 /^[ \t]*Requests\/sec:/ { rps = $2 + 0 }
