@@ -23,8 +23,8 @@ var implemented = map[string]bool{
 	"initial-cluster-state":       true,
 	"initial-cluster-token":       true,
 	"force-new-cluster":           false,
-	"strict-reconfig-check":       false,
-	"max-learners":                false,
+	"strict-reconfig-check":       true,
+	"max-learners":                true,
 	"v2-deprecation":              false,
 
 	// Discovery
