@@ -212,6 +212,11 @@ func (s *Server) openStorage() error {
 		s.lg.Warn("completed a snapshot installation interrupted by a crash")
 	}
 	s.snapRecv = raftsnap.NewReceiver(s.eng)
+	if s.cfg.Cluster.ForceNewCluster {
+		if err := s.forceNewCluster(); err != nil {
+			return err
+		}
+	}
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
 		return fmt.Errorf("server: open raft log: %w", err)
 	}

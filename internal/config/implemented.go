@@ -22,7 +22,7 @@ var implemented = map[string]bool{
 	"initial-cluster":             true,
 	"initial-cluster-state":       true,
 	"initial-cluster-token":       true,
-	"force-new-cluster":           false,
+	"force-new-cluster":           true,
 	"strict-reconfig-check":       true,
 	"max-learners":                true,
 	"v2-deprecation":              false,

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// forceNewCluster rewrites the raft log of an existing member so that it
+// restarts as the only member of its cluster (--force-new-cluster): the
+// recovery after a permanent loss of quorum. The data is kept; the other
+// members are removed through committed conf changes that the applier
+// applies before anything else, so they can never rejoin. On a fresh data
+// dir the flag does nothing, as in etcd.
+func (s *Server) forceNewCluster() error {
+	v, err := s.eng.Get(storage.KeyMemberID)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.lg.Info("--force-new-cluster has no effect on a new data dir", zap.String("data-dir", s.cfg.Member.DataDir))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("server: read member id: %w", err)
+	}
+	if len(v) != 8 {
+		return fmt.Errorf("server: member id record has %d bytes", len(v))
+	}
+	self := binary.BigEndian.Uint64(v)
+	applied, _, err := apply.ReadAppliedIndex(s.eng)
+	if err != nil {
+		return err
+	}
+	members, err := membership.Load(s.eng)
+	if err != nil {
+		return fmt.Errorf("server: load members: %w", err)
+	}
+	var promote []byte
+	if m := members.Member(self); m != nil {
+		promote = (&membership.ConfChangeContext{Member: *m, IsPromote: true}).Encode()
+	}
+	res, err := raftlog.RewriteStandalone(s.eng, self, applied, promote)
+	if err != nil {
+		return fmt.Errorf("server: --force-new-cluster: %w", err)
+	}
+	removed := make([]string, len(res.Removed))
+	for i, id := range res.Removed {
+		removed[i] = idHex(id)
+	}
+	s.lg.Warn("forcing a new one-member cluster from existing data (--force-new-cluster)",
+		zap.String("member-id", idHex(self)),
+		zap.Strings("removed-members", removed),
+		zap.Bool("promoted-from-learner", res.Promoted),
+		zap.Uint64("uncommitted-entries-dropped", res.Dropped),
+		zap.Uint64("applied-index", applied),
+		zap.Uint64("commit-index", res.Commit))
+	return nil
+}
