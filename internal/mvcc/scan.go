@@ -43,6 +43,9 @@ type engineScan struct {
 	v     version
 	// buf holds seek keys built while scanning; reused.
 	buf []byte
+	// key is the iterator's key, nil once it is exhausted; kept so that
+	// each position costs one Key call (engine iterators may lock per call).
+	key []byte
 }
 
 func newEngineScan(r storage.Reader, key, end []byte, atRev int64, values bool) (*engineScan, error) {
@@ -61,9 +64,7 @@ func newEngineScan(r storage.Reader, key, end []byte, atRev int64, values bool) 
 	if single {
 		seek = func(k []byte) bool { return seekPrefix(it, k) }
 	}
-	if !seek(lo) {
-		s.done = true
-	}
+	s.moved(seek(lo))
 	return s, nil
 }
 
@@ -84,6 +85,16 @@ func (s *engineScan) close() {
 	}
 }
 
+// moved records the iterator's position after a positioning call that
+// reported ok.
+func (s *engineScan) moved(ok bool) bool {
+	s.key = nil
+	if ok {
+		s.key = s.it.Key()
+	}
+	return s.key != nil
+}
+
 // inGroup reports whether engine key k is a version of the current group.
 func (s *engineScan) inGroup(k []byte) bool {
 	return len(k) == len(s.group)+revSuffixLen && bytes.HasPrefix(k, s.group)
@@ -92,10 +103,10 @@ func (s *engineScan) inGroup(k []byte) bool {
 // next advances to the next user key that has a version <= atRev.
 func (s *engineScan) next() bool {
 	for !s.done {
-		if !s.it.Valid() {
+		if s.key == nil {
 			return s.stop()
 		}
-		group, main, _, err := splitVersionKey(s.it.Key())
+		group, main, _, err := splitVersionKey(s.key)
 		if err != nil {
 			s.fail(err)
 			return false
@@ -107,7 +118,7 @@ func (s *engineScan) next() bool {
 		if s.done {
 			return false
 		}
-		k := s.it.Key()
+		k := s.key
 		_, main, sub, err := splitVersionKey(k)
 		if err != nil {
 			s.fail(err)
@@ -144,11 +155,11 @@ func (s *engineScan) next() bool {
 // set when it is); it reports true with done set when the iterator failed.
 func (s *engineScan) stepToAtRev() bool {
 	for i := 0; i < nextStepsBeforeSeek; i++ {
-		if !s.it.Next() {
+		if !s.moved(s.it.Next()) {
 			s.stop()
 			return false
 		}
-		k := s.it.Key()
+		k := s.key
 		if !s.inGroup(k) {
 			return false
 		}
@@ -162,11 +173,11 @@ func (s *engineScan) stepToAtRev() bool {
 		}
 	}
 	s.buf = appendSeekAtRev(s.buf[:0], s.group, s.atRev)
-	if !s.it.SeekGE(s.buf) {
+	if !s.moved(s.it.SeekGE(s.buf)) {
 		s.stop()
 		return false
 	}
-	return s.inGroup(s.it.Key())
+	return s.inGroup(s.key)
 }
 
 // skipGroup positions the iterator on the first version of the next key.
@@ -176,16 +187,16 @@ func (s *engineScan) skipGroup() {
 		return
 	}
 	for i := 0; i < nextStepsBeforeSeek; i++ {
-		if !s.it.Next() {
-			return // next() notices !Valid
+		if !s.moved(s.it.Next()) {
+			return // next() notices the end
 		}
-		if !s.inGroup(s.it.Key()) {
+		if !s.inGroup(s.key) {
 			return
 		}
 	}
 	s.buf = append(s.buf[:0], s.group...)
 	s.buf[len(s.buf)-1]++ // groupEnd: 0x00 0x01 -> 0x00 0x02
-	s.it.SeekGE(s.buf)
+	s.moved(s.it.SeekGE(s.buf))
 }
 
 // stop ends the scan at the end of the iterator, keeping its error.
