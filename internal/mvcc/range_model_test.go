@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -182,5 +183,27 @@ func TestRangeMatchesModel(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestRangeCountStopsOnCancel: counting past the limit still notices a
+// cancelled request, so a count over millions of keys cannot outlive it.
+func TestRangeCountStopsOnCancel(t *testing.T) {
+	s, _ := newStore(t)
+	apply(t, s, func(tw *TxnWrite) {
+		for i := range 3 * ctxCheckEvery {
+			tw.Put([]byte(fmt.Sprintf("k%05d", i)), []byte("v"), 0)
+		}
+	})
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, ro := range []RangeOptions{{Limit: 1}, {Count: true}, {}} {
+		if _, err := s.Range(cctx, []byte("k"), []byte("l"), ro); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%+v: err %v, want context.Canceled", ro, err)
+		}
+		res, err := s.Range(ctx, []byte("k"), []byte("l"), ro)
+		if err != nil || res.Count != 3*ctxCheckEvery {
+			t.Fatalf("%+v: count %v err %v", ro, res, err)
+		}
 	}
 }
