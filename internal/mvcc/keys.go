@@ -97,10 +97,14 @@ func versionKey(g []byte, main, sub int64) []byte {
 // seekAtRev is the engine key of the first (newest) version of group g whose
 // main revision is <= rev.
 func seekAtRev(g []byte, rev int64) []byte {
-	k := make([]byte, 0, len(g)+revSuffixLen)
-	k = append(k, g...)
-	k = binary.BigEndian.AppendUint64(k, ^uint64(rev))
-	return append(k, 0, 0, 0, 0, 0, 0, 0, 0)
+	return appendSeekAtRev(make([]byte, 0, len(g)+revSuffixLen), g, rev)
+}
+
+// appendSeekAtRev appends seekAtRev(g, rev) to dst.
+func appendSeekAtRev(dst, g []byte, rev int64) []byte {
+	dst = append(dst, g...)
+	dst = binary.BigEndian.AppendUint64(dst, ^uint64(rev))
+	return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 // splitVersionKey splits an engine key from the k/ space into its group

@@ -237,30 +237,23 @@ func (v *view) rangeKeys(ctx context.Context, key, end []byte, ro RangeOptions) 
 		return &RangeResult{Count: -1}, ErrCompacted
 	}
 	res := &RangeResult{Rev: v.cur}
-	limit := int(ro.Limit)
-	n := 0
-	var ctxErr error
-	err := scanRange(v.r, v.ov, key, end, rev, !ro.KeysOnly && !ro.Count, func() error {
+	// Only the first limit keys are decoded; the rest of the range is
+	// counted from key and flag byte alone (or not at all with NoTotal).
+	max := int(ro.Limit)
+	switch {
+	case ro.Count:
+		max = 0
+	case max <= 0:
+		max = -1
+	}
+	rest, err := scanRange(ctx, v.r, v.ov, key, end, rev, !ro.KeysOnly && !ro.Count, max, func() error {
 		if rev < v.compact() {
 			return ErrCompacted
 		}
 		return nil
 	}, func(it rangeItem) bool {
-		n++
-		if n&1023 == 0 {
-			if ctxErr = ctx.Err(); ctxErr != nil {
-				return false
-			}
-		}
-		res.Count++
-		if ro.Count {
-			return true
-		}
-		if limit <= 0 || len(res.KVs) < limit {
-			res.KVs = append(res.KVs, toKV(it.key, &it.v))
-			return true
-		}
-		return !ro.NoTotal
+		res.KVs = append(res.KVs, toKV(it.key, &it.v))
+		return !ro.NoTotal || len(res.KVs) != max
 	})
 	if err != nil {
 		if errors.Is(err, ErrCompacted) {
@@ -268,9 +261,7 @@ func (v *view) rangeKeys(ctx context.Context, key, end []byte, ro RangeOptions) 
 		}
 		return nil, fmt.Errorf("mvcc: range: %w", err)
 	}
-	if ctxErr != nil {
-		return nil, fmt.Errorf("mvcc: range: %w", ctxErr)
-	}
+	res.Count = len(res.KVs) + rest
 	if ro.NoTotal && !ro.Count {
 		res.Count = len(res.KVs)
 	}

@@ -375,7 +375,9 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 // nothing.
 func (t *TxnWrite) DeleteRange(key, end []byte) []*mvccpb.KeyValue {
 	var items []rangeItem
-	err := scanRange(t.w.s.eng, t.w.ov, key, end, t.Rev(), true, nil, func(it rangeItem) bool {
+	// Not cancellable: the txn has begun, a half-done delete must not be
+	// committed.
+	_, err := scanRange(context.Background(), t.w.s.eng, t.w.ov, key, end, t.Rev(), true, -1, nil, func(it rangeItem) bool {
 		items = append(items, it)
 		return true
 	})
