@@ -55,51 +55,11 @@ func (t *Transport) rejectStream(w http.ResponseWriter, r *http.Request, code in
 
 // serveStream receives one stream of frames and steps each message.
 func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		refuse(w, "method not allowed", http.StatusMethodNotAllowed)
+	from, ok := t.admitPeer(w, r, "stream")
+	if !ok {
 		return
 	}
-	if v := r.Header.Get(HeaderVersion); v != protocolVersion {
-		t.rejectStream(w, r, http.StatusPreconditionFailed, "unsupported peer protocol version "+strconv.Quote(v))
-		return
-	}
-	if cid := r.Header.Get(HeaderClusterID); cid != idString(t.clusterID.Load()) {
-		t.rejectCluster(w, r, cid)
-		return
-	}
-	if to := r.Header.Get(HeaderTo); to != idString(t.cfg.LocalID) {
-		t.rejectStream(w, r, http.StatusPreconditionFailed, "stream addressed to member "+strconv.Quote(to)+", this is "+idString(t.cfg.LocalID))
-		return
-	}
-	from := RequestFrom(r)
-	if from == 0 {
-		t.rejectStream(w, r, http.StatusBadRequest, "missing or invalid "+HeaderFrom)
-		return
-	}
-	if f := t.cfg.IsRemoved; f != nil && f(from) {
-		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
-		return
-	}
-
-	t.mu.RLock()
-	if t.stopped {
-		t.mu.RUnlock()
-		refuse(w, "transport stopped", http.StatusServiceUnavailable)
-		return
-	}
-	t.inbound.Add(1)
-	t.mu.RUnlock()
 	defer t.inbound.Done()
-
-	select {
-	case <-t.raftReady:
-	case <-t.ctx.Done():
-		refuse(w, "transport stopped", http.StatusServiceUnavailable)
-		return
-	case <-r.Context().Done():
-		return
-	}
 	rft := t.raft.Load().r
 
 	rc := http.NewResponseController(w)
@@ -175,4 +135,55 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 			lg.Debug("raft did not accept a message", zap.Stringer("type", m.GetType()), zap.Error(err))
 		}
 	}
+}
+
+// admitPeer runs the checks every inbound peer request (a message stream or
+// a snapshot, named by what) must pass: method, protocol version, cluster,
+// addressee, sender, not removed, transport running and raft attached.
+// When it returns ok it has counted the request in t.inbound (the caller
+// calls t.inbound.Done when finished); otherwise it has answered it.
+func (t *Transport) admitPeer(w http.ResponseWriter, r *http.Request, what string) (from uint64, ok bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, "method not allowed", http.StatusMethodNotAllowed)
+		return 0, false
+	}
+	if v := r.Header.Get(HeaderVersion); v != protocolVersion {
+		t.rejectStream(w, r, http.StatusPreconditionFailed, "unsupported peer protocol version "+strconv.Quote(v))
+		return 0, false
+	}
+	if cid := r.Header.Get(HeaderClusterID); cid != idString(t.clusterID.Load()) {
+		t.rejectCluster(w, r, cid)
+		return 0, false
+	}
+	if to := r.Header.Get(HeaderTo); to != idString(t.cfg.LocalID) {
+		t.rejectStream(w, r, http.StatusPreconditionFailed, what+" addressed to member "+strconv.Quote(to)+", this is "+idString(t.cfg.LocalID))
+		return 0, false
+	}
+	from = RequestFrom(r)
+	if from == 0 {
+		t.rejectStream(w, r, http.StatusBadRequest, "missing or invalid "+HeaderFrom)
+		return 0, false
+	}
+	if f := t.cfg.IsRemoved; f != nil && f(from) {
+		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
+		return 0, false
+	}
+	t.mu.RLock()
+	if t.stopped {
+		t.mu.RUnlock()
+		refuse(w, "transport stopped", http.StatusServiceUnavailable)
+		return 0, false
+	}
+	t.inbound.Add(1)
+	t.mu.RUnlock()
+	select {
+	case <-t.raftReady:
+		return from, true
+	case <-t.ctx.Done():
+		refuse(w, "transport stopped", http.StatusServiceUnavailable)
+	case <-r.Context().Done():
+	}
+	t.inbound.Done()
+	return 0, false
 }

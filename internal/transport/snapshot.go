@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -129,49 +128,15 @@ func (p *peer) postSnapshot(m *raftpb.Message) (int64, error) {
 // steps the message into raft, which installs the staged image through
 // the apply loop.
 func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		refuse(w, "method not allowed", http.StatusMethodNotAllowed)
+	if t.cfg.Snapshots == nil {
+		t.rejectStream(w, r, http.StatusBadRequest, "no snapshot support")
 		return
 	}
-	if v := r.Header.Get(HeaderVersion); v != protocolVersion {
-		t.rejectStream(w, r, http.StatusPreconditionFailed, "unsupported peer protocol version "+strconv.Quote(v))
+	from, ok := t.admitPeer(w, r, "snapshot")
+	if !ok {
 		return
 	}
-	if cid := r.Header.Get(HeaderClusterID); cid != idString(t.clusterID.Load()) {
-		t.rejectCluster(w, r, cid)
-		return
-	}
-	if to := r.Header.Get(HeaderTo); to != idString(t.cfg.LocalID) {
-		t.rejectStream(w, r, http.StatusPreconditionFailed, "snapshot addressed to member "+strconv.Quote(to)+", this is "+idString(t.cfg.LocalID))
-		return
-	}
-	from := RequestFrom(r)
-	if from == 0 || t.cfg.Snapshots == nil {
-		t.rejectStream(w, r, http.StatusBadRequest, "missing sender or no snapshot support")
-		return
-	}
-	if f := t.cfg.IsRemoved; f != nil && f(from) {
-		t.rejectStream(w, r, http.StatusGone, errMemberRemoved)
-		return
-	}
-	t.mu.RLock()
-	if t.stopped {
-		t.mu.RUnlock()
-		refuse(w, "transport stopped", http.StatusServiceUnavailable)
-		return
-	}
-	t.inbound.Add(1)
-	t.mu.RUnlock()
 	defer t.inbound.Done()
-	select {
-	case <-t.raftReady:
-	case <-t.ctx.Done():
-		refuse(w, "transport stopped", http.StatusServiceUnavailable)
-		return
-	case <-r.Context().Done():
-		return
-	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{}) // an image of many GiB takes as long as it takes
 	ctx, cancel := context.WithCancel(r.Context())

@@ -66,7 +66,7 @@ func NewMember(t testing.TB, opts Options) *Member {
 	if bin == "" {
 		bin = ServerBinary(t)
 	}
-	m := newMember(t, opts, bin, t.TempDir())
+	m := newMember(t, opts, bin, t.TempDir()) // TempDir registered before our cleanup, so removed after the kill
 	t.Cleanup(m.cleanup)
 	return m
 }

@@ -79,19 +79,8 @@ type Member struct {
 // with SIGKILL in t.Cleanup, whatever the outcome of the test.
 func Start(t testing.TB, opts Options) *Member {
 	t.Helper()
-	if opts.Name == "" {
-		opts.Name = "m0"
-	}
-	if opts.StartTimeout == 0 {
-		opts.StartTimeout = 30 * time.Second
-	}
-	bin := opts.Binary
-	if bin == "" {
-		bin = ServerBinary(t)
-	}
-	m := newMember(t, opts, bin, t.TempDir()) // TempDir registered before our cleanup, so removed after the kill
+	m := NewMember(t, opts)
 	m.setArgs(m.Name + "=" + m.PeerURL)
-	t.Cleanup(m.cleanup)
 	if err := m.start(); err != nil {
 		t.Fatalf("start %s: %v", m.Name, err)
 	}
