@@ -264,8 +264,15 @@ func (s *stream) run() {
 			// or it aborted after a bad frame): what was in flight may be
 			// lost. Reconnect on the next send.
 			wasUp := isClosed(c.accepted)
+			wasReset := c.reset.Load()
 			s.closeConn(c)
 			c = nil
+			if wasReset {
+				// UpdatePeer closed it to move to the new address: dial
+				// there at once. Pausing would drop what raft sends
+				// meanwhile, and the peer is not unreachable.
+				continue
+			}
 			s.p.signalUnreachable()
 			if s.eager {
 				// Redial by itself, but not in a tight loop on a peer
