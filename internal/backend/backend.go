@@ -93,8 +93,13 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if b.cfg.MaxRequestBytes > 0 && len(data) > b.cfg.MaxRequestBytes {
 		return apply.Result{}, ErrRequestTooLarge
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	defer cancel()
+	// Requests from clients usually carry the limits interceptor's earlier
+	// deadline already; a second timer per write would only cost.
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > b.cfg.RequestTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		defer cancel()
+	}
 	ch := b.cfg.Wait.Register(id)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)

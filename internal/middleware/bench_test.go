@@ -72,3 +72,40 @@ func BenchmarkUnaryLoopback(b *testing.B) {
 		})
 	}
 }
+
+// deep recurses n frames of ~1 KiB each, as a handler deep in gRPC, our
+// layers and Pebble does.
+//
+//go:noinline
+func deep(n int) byte {
+	var buf [1000]byte
+	buf[n%len(buf)] = byte(n)
+	if n == 0 {
+		return buf[0]
+	}
+	return deep(n-1) + buf[n%len(buf)]
+}
+
+// BenchmarkFreshGoroutineDeepCall compares a request on a fresh goroutine
+// that grows its stack on the way down with one that pre-grows it first
+// (GrowStackUnary).
+func BenchmarkFreshGoroutineDeepCall(b *testing.B) {
+	for _, grow := range []bool{false, true} {
+		name := "no-pregrow"
+		if grow {
+			name = "pregrow"
+		}
+		b.Run(name, func(b *testing.B) {
+			done := make(chan byte)
+			for b.Loop() {
+				go func() {
+					if grow {
+						growStack()
+					}
+					done <- deep(20)
+				}()
+				<-done
+			}
+		})
+	}
+}

@@ -20,7 +20,7 @@ type ChainOptions struct {
 
 // Chain returns the interceptors in the order
 //
-//	recover → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
+//	(grow stack, unary only) → recover → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
 //
 // for grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor. The outer
 // recover protects the interceptors themselves; the inner one, next to the
@@ -32,7 +32,8 @@ type ChainOptions struct {
 // metastore_rate_limited_total and metastore_requests_rejected_total
 // (unless MetricsOuter).
 func Chain(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
-	var us []grpc.UnaryServerInterceptor
+	// Streams are long-lived: their stacks grow once, not per request.
+	us := []grpc.UnaryServerInterceptor{GrowStackUnary}
 	var ss []grpc.StreamServerInterceptor
 	if o.Recover != nil {
 		us = append(us, o.Recover.UnaryServerInterceptor())

@@ -58,8 +58,9 @@ func TestChainOrderAndMetrics(t *testing.T) {
 	}
 	f := newFullChain(t, 1000, auth)
 	us, ss := Chain(f.opts)
-	if len(us) != 6 || len(ss) != 5 {
-		t.Fatalf("chain lengths unary=%d stream=%d, want 6 and 5", len(us), len(ss))
+	// Unary: grow stack, recover, metrics, rate limit, limits, auth, recover.
+	if len(us) != 7 || len(ss) != 5 {
+		t.Fatalf("chain lengths unary=%d stream=%d, want 7 and 5", len(us), len(ss))
 	}
 	var lis *LimitedListener
 	env := startServer(t, us, ss, func(l net.Listener) net.Listener {
@@ -150,5 +151,20 @@ func TestChainMetricsOuterCountsRejections(t *testing.T) {
 	want := `grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="Echo",grpc_service="test.Echo",grpc_type="unary"} 1`
 	if !strings.Contains(out, want) {
 		t.Fatalf("metrics lack %q", want)
+	}
+}
+
+func TestGrowStackPassesThrough(t *testing.T) {
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "v")
+	wantErr := status.Error(codes.Aborted, "x")
+	resp, err := GrowStackUnary(ctx, "req", &grpc.UnaryServerInfo{}, func(c context.Context, req any) (any, error) {
+		if c.Value(key{}) != "v" || req != "req" {
+			t.Errorf("handler got ctx value %v, req %v", c.Value(key{}), req)
+		}
+		return "resp", wantErr
+	})
+	if resp != "resp" || err != wantErr {
+		t.Fatalf("GrowStackUnary = %v, %v", resp, err)
 	}
 }

@@ -366,7 +366,8 @@ func (s *Storage) dropCacheThrough(index uint64) {
 		for _, e := range s.cache[:drop] {
 			s.cacheSize -= len(e.Data)
 		}
-		s.cache = append([]*raftpb.Entry(nil), s.cache[drop:]...)
+		clear(s.cache[:drop]) // see appendCache
+		s.cache = s.cache[drop:]
 	}
 }
 
@@ -531,6 +532,10 @@ func (s *Storage) appendCache(ents []*raftpb.Entry) {
 		drop++
 	}
 	if drop > 0 {
-		s.cache = append([]*raftpb.Entry(nil), s.cache[drop:]...)
+		// Reslicing instead of copying keeps an append O(1) amortized: the
+		// backing array is replaced only when append outgrows it. Cleared
+		// slots let the dropped entries be collected before that.
+		clear(s.cache[:drop])
+		s.cache = s.cache[drop:]
 	}
 }

@@ -339,6 +339,12 @@ func (e *Engine) newIter(r pebbleIterMaker, opts storage.IterOptions) (storage.I
 	po := &pebble.IterOptions{
 		LowerBound: cloneBytes(opts.LowerBound),
 		UpperBound: cloneBytes(opts.UpperBound),
+		// Only SeekPrefixGE consults filters, and ours are mostly for keys
+		// that do not exist yet (every put of a new key looks up its latest
+		// version). Pebble skips the bottom level's filters by default, and
+		// that level holds most of the data: without them each such lookup
+		// read a data block (~10% of a put's CPU at 1000 clients).
+		UseL6Filters: true,
 	}
 	// An empty lower bound bounds nothing. Dropping it matters beyond
 	// thrift: Pebble's race and invariants builds index key[0] when seeking
