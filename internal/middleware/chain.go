@@ -4,9 +4,13 @@ import "google.golang.org/grpc"
 
 // ChainOptions are the interceptors to chain; any nil one is skipped.
 type ChainOptions struct {
-	Recover   *Recoverer
-	RateLimit *RateLimiter
-	Limits    *Limiter
+	Recover *Recoverer
+	// RoleUnary and RoleStream refuse requests this member's role cannot
+	// serve (a learner's); like etcd's check, they run before the metrics.
+	RoleUnary  grpc.UnaryServerInterceptor
+	RoleStream grpc.StreamServerInterceptor
+	RateLimit  *RateLimiter
+	Limits     *Limiter
 	// AuthUnary and AuthStream are the server's token check (the auth slot).
 	AuthUnary  grpc.UnaryServerInterceptor
 	AuthStream grpc.StreamServerInterceptor
@@ -20,7 +24,7 @@ type ChainOptions struct {
 
 // Chain returns the interceptors in the order
 //
-//	(grow stack, unary only) → recover → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
+//	(grow stack, unary only) → recover → role → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
 //
 // for grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor. The outer
 // recover protects the interceptors themselves; the inner one, next to the
@@ -38,6 +42,12 @@ func Chain(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerIn
 	if o.Recover != nil {
 		us = append(us, o.Recover.UnaryServerInterceptor())
 		ss = append(ss, o.Recover.StreamServerInterceptor())
+	}
+	if o.RoleUnary != nil {
+		us = append(us, o.RoleUnary)
+	}
+	if o.RoleStream != nil {
+		ss = append(ss, o.RoleStream)
 	}
 	if o.Metrics != nil && o.MetricsOuter {
 		us = append(us, o.Metrics.UnaryServerInterceptor())
