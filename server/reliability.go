@@ -39,6 +39,9 @@ type reliability struct {
 	// authUnary and authStream fill the chain's auth slot (server/auth.go).
 	authUnary  grpc.UnaryServerInterceptor
 	authStream grpc.StreamServerInterceptor
+	// roleUnary and roleStream fill the chain's role slot (server/learner.go).
+	roleUnary  grpc.UnaryServerInterceptor
+	roleStream grpc.StreamServerInterceptor
 }
 
 func (s *Server) setupReliability() error {
@@ -95,6 +98,8 @@ func (s *Server) setupReliability() error {
 func (r *reliability) serverOptions() []grpc.ServerOption {
 	us, ss := middleware.Chain(middleware.ChainOptions{
 		Recover:      r.recoverer,
+		RoleUnary:    r.roleUnary,
+		RoleStream:   r.roleStream,
 		RateLimit:    r.rate,
 		Limits:       r.limiter,
 		AuthUnary:    r.authUnary,

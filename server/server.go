@@ -548,6 +548,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	// to a goroutine per stream, so the pool bounds nothing.
 	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
 	s.authInterceptors()
+	s.rel.roleUnary, s.rel.roleStream = s.learnerUnary, s.learnerStream
 	opts = append(opts, s.rel.serverOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))

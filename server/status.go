@@ -114,10 +114,7 @@ func (s *Server) Alarms() []string {
 }
 
 // IsLearner implements httpapi.Probe.
-func (s *Server) IsLearner() bool {
-	m := s.members.Member(s.memberID)
-	return m != nil && m.IsLearner
-}
+func (s *Server) IsLearner() bool { return s.members.IsLearner(s.memberID) }
 
 // Read implements httpapi.Probe: the one-key read etcd's health check does.
 func (s *Server) Read(ctx context.Context, serializable bool) error {

@@ -179,6 +179,15 @@ func (s *Store) Member(id uint64) *Member {
 	return nil
 }
 
+// IsLearner reports whether member id is a learner. It copies nothing, for
+// the per-request check a learner makes (server/learner.go).
+func (s *Store) IsLearner(id uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, ok := s.members[id]
+	return ok && m.IsLearner
+}
+
 // StagePut records m in b; call Put after b committed.
 func StagePut(b storage.Batch, m *Member) error { return b.Set(memberKey(m.ID), m.Encode()) }
 

@@ -12,6 +12,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
 
 	"github.com/metastore/metastore/tests/framework"
 )
@@ -95,6 +96,7 @@ func TestMembershipChanges(t *testing.T) {
 	if r.Count != 120 || r.Header.Revision < last.Header.Revision {
 		t.Fatalf("learner has %d keys at revision %d", r.Count, r.Header.Revision)
 	}
+	checkLearnerRefuses(t, ctx, nc)
 	list := ms[2].MustEtcdctl("member", "list", "-w", "json")
 	if !strings.Contains(list, `"name":"m3"`) || !strings.Contains(list, `"isLearner":true`) {
 		t.Fatalf("member list after the learner started:\n%s", list)
@@ -169,3 +171,42 @@ func memberID(t *testing.T, ctx context.Context, c *clientv3.Client, peerURL str
 // ours reports whether the server under test is metastore (not etcd-ref),
 // for assertions on its log lines.
 func ours() bool { return os.Getenv(framework.EnvServerBin) == "" }
+
+// checkLearnerRefuses checks, through a client of the learner only, that
+// it refuses what a learner cannot serve with etcd's FailedPrecondition
+// "rpc not supported for learner" (clients then try another endpoint) and
+// serves Status and serializable reads.
+func checkLearnerRefuses(t *testing.T, ctx context.Context, nc *clientv3.Client) {
+	t.Helper()
+	want := rpctypes.Error(rpctypes.ErrGRPCNotSupportedForLearner)
+	refused := func(what string, err error) {
+		t.Helper()
+		requireErr(t, err, want)
+		if ee, ok := err.(rpctypes.EtcdError); !ok || ee.Code() != codes.FailedPrecondition {
+			t.Fatalf("%s on a learner: %v, want code FailedPrecondition", what, err)
+		}
+	}
+	_, err := nc.Get(ctx, "last")
+	refused("linearizable get", err)
+	_, err = nc.Put(ctx, "on-learner", "x")
+	refused("put", err)
+	_, err = nc.Txn(ctx).Then(clientv3.OpGet("last", clientv3.WithSerializable())).Commit()
+	refused("txn", err)
+	_, err = nc.Grant(ctx, 60)
+	refused("lease grant", err)
+	_, err = nc.MemberList(ctx)
+	refused("member list", err)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	wr, ok := <-nc.Watch(wctx, "last")
+	if !ok || wr.Err() == nil || !strings.Contains(wr.Err().Error(), "rpc not supported for learner") {
+		t.Fatalf("watch on a learner: open=%v err=%v, want the learner refusal", ok, wr.Err())
+	}
+	_, err = nc.Get(ctx, "last", clientv3.WithSerializable())
+	check(t, "serializable get on a learner", err)
+	st, err := nc.Status(ctx, nc.Endpoints()[0])
+	check(t, "status of a learner", err)
+	if !st.IsLearner {
+		t.Fatal("status of a learner: IsLearner = false")
+	}
+}
