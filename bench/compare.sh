@@ -8,7 +8,7 @@
 # flags, a fresh data dir under one work dir (same disk), default fsync. The
 # table reports medians over the rounds and the ratio metastore/etcd.
 #
-# Usage: bench/compare.sh [--quick] [--large|--watchers] [--rounds N] [--write-docs[=FILE]] [--keep]
+# Usage: bench/compare.sh [--quick] [--large|--watchers] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
 #   (default)      the suite: put, range (l/s), txn-put, watch-latency
 #   --quick        1 round, small totals: a smoke test of the harness (~2 min)
 #   --large        opt-in large data set: 1M keys of 1 KiB, then ranges and
@@ -17,6 +17,10 @@
 #                  watcher, then the same load with 10,000 watchers (100
 #                  streams x 100) on the 1,000 keys written: write throughput
 #                  with and without them, events/s delivered
+#   --members N    run every server as a cluster of N members on this machine
+#                  (default 1); writes go to the leader (--target-leader), reads
+#                  to all members, as in etcd's performance doc. Memory is the
+#                  largest member's, CPU and disk the sum over members.
 #   --rounds N     rounds (default 3; --large default 1)
 #   --write-docs   write the result into docs/benchmarks.md (or FILE), replacing
 #                  only the section of this mode
@@ -30,7 +34,7 @@
 #   BENCH_WATCHERS_PUTS,
 #   BENCH_CLIENT_PORT (32379), BENCH_PEER_PORT (32380), BENCH_TIMEOUT (seconds
 #   per benchmark run), BENCH_DIR (parent of the work dir; default $TMPDIR or
-#   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (1; see TODO below),
+#   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (same as --members),
 #   METASTORE_BIN (use this binary instead of building ./cmd/metastore).
 set -euo pipefail
 
@@ -44,6 +48,7 @@ WATCHERS=0
 KEEP=0
 WRITE_DOCS=""
 ROUNDS_FLAG=""
+MEMBERS_FLAG=""
 
 die() {
 	echo "compare: $*" >&2
@@ -61,6 +66,8 @@ while (($#)); do
 	--keep) KEEP=1 ;;
 	--rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS_FLAG="$2"; shift ;;
 	--rounds=*) ROUNDS_FLAG="${1#*=}" ;;
+	--members) [[ $# -ge 2 ]] || die "--members needs a value"; MEMBERS_FLAG="$2"; shift ;;
+	--members=*) MEMBERS_FLAG="${1#*=}" ;;
 	--write-docs) WRITE_DOCS="$ROOT/docs/benchmarks.md" ;;
 	--write-docs=*) WRITE_DOCS="${1#*=}" ;;
 	-h | --help) usage; exit 0 ;;
@@ -69,16 +76,7 @@ while (($#)); do
 	shift
 done
 
-# TODO(3-member): only single-member clusters work in metastore today. Once
-# members can join, run the same suite against 3 members per server (three
-# data dirs, peer ports BENCH_PEER_PORT+{0,1,2}, client ports
-# BENCH_CLIENT_PORT+{0,1,2}, --initial-cluster listing all three, benchmark
-# --endpoints with all three and --target-leader for writes, as etcd's
-# performance doc does) and report the 3-member table next to this one.
-MEMBERS="${BENCH_MEMBERS:-1}"
-if [[ "$MEMBERS" != 1 ]]; then
-	die "BENCH_MEMBERS=$MEMBERS: multi-member benchmarks are not implemented yet (TODO(3-member) in $0)"
-fi
+MEMBERS="${MEMBERS_FLAG:-${BENCH_MEMBERS:-1}}"
 
 # Totals. The defaults are sized so that one server-round of the suite takes
 # about 75 s on 2 cores (3 rounds x 2 servers ~ 8-10 min; an earlier run with
@@ -121,20 +119,34 @@ PEER_PORT="${BENCH_PEER_PORT:-32380}"
 read -r -a ORDER <<<"${BENCH_ORDER:-metastore etcd}"
 
 for v in ROUNDS PUT1_TOTAL PUT_TOTAL RANGE1_TOTAL RANGE_TOTAL TXN_TOTAL WATCH_PUTS WATCH_RATE VAL_SIZE \
-	LARGE_KEYS LARGE_VAL_SIZE LARGE_RANGE_TOTAL LARGE_SCAN_TOTAL LARGE_PUT_TOTAL WATCHERS_PUTS BENCH_TIMEOUT CLIENT_PORT PEER_PORT; do
+	LARGE_KEYS LARGE_VAL_SIZE LARGE_RANGE_TOTAL LARGE_SCAN_TOTAL LARGE_PUT_TOTAL WATCHERS_PUTS BENCH_TIMEOUT CLIENT_PORT PEER_PORT MEMBERS; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for s in "${ORDER[@]}"; do
 	[[ "$s" == metastore || "$s" == etcd ]] || die "BENCH_ORDER: unknown server '$s'"
 done
 
-CLIENT_URL="http://127.0.0.1:$CLIENT_PORT"
-PEER_URL="http://127.0.0.1:$PEER_PORT"
-ENDPOINT="127.0.0.1:$CLIENT_PORT"
+((MEMBERS <= 5)) || die "--members: at most 5 on one machine, got $MEMBERS"
+# Member i listens on CLIENT_PORT+10i (clients) and PEER_PORT+10i (peers).
+CLIENT_PORTS=() PEER_PORTS=() NAMES=() ENDPOINTS=() INITIAL_CLUSTER=""
+for ((i = 0; i < MEMBERS; i++)); do
+	CLIENT_PORTS+=($((CLIENT_PORT + 10 * i)))
+	PEER_PORTS+=($((PEER_PORT + 10 * i)))
+	NAMES+=("bench$i")
+	ENDPOINTS+=("127.0.0.1:${CLIENT_PORTS[i]}")
+	INITIAL_CLUSTER+="${INITIAL_CLUSTER:+,}bench$i=http://127.0.0.1:${PEER_PORTS[i]}"
+done
+ENDPOINT="$(IFS=,; echo "${ENDPOINTS[*]}")"
+# Writes go to the leader when there are several members (etcd's doc).
+WRITE_TARGET=()
+((MEMBERS > 1)) && WRITE_TARGET=(--target-leader)
 ((LARGE && WATCHERS)) && die "--large and --watchers are separate runs"
 MODE=suite
 ((LARGE)) && MODE=large
 ((WATCHERS)) && MODE=watchers
+# Each cluster size has its own section in docs/benchmarks.md.
+SECTION="$MODE"
+((MEMBERS > 1)) && SECTION="$MODE-$MEMBERS-members"
 # Flags given to both servers, besides the member/URL flags. --large raises the
 # backend quota (default 2 GiB) on both so that 1M x 1 KiB fits in either.
 EXTRA_FLAGS=()
@@ -144,17 +156,20 @@ EXTRA_FLAGS=()
 # Process bookkeeping: every server and benchmark process is killed on exit,
 # including Ctrl-C. Children run in the background and are waited for, so that
 # a signal interrupts the wait instead of being deferred until they finish.
-SERVER_PID=""
+SERVER_PIDS=() # the members of the running server
 BENCH_PID=""
 STOP_RC=0
 WORK=""
 FAILED=0
 
-stop_pid() { # stop_pid PID GRACE_SECONDS: SIGTERM, then SIGKILL after the grace period
+# stop_pid PID GRACE_SECONDS [signalled]: SIGTERM (unless the caller already
+# sent it: a second SIGTERM makes metastore exit at once, with status 143),
+# then SIGKILL after the grace period.
+stop_pid() {
 	local pid="$1" grace="$2" i
 	STOP_RC=0
 	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || STOP_RC=$?; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
+	[[ "${3:-}" == signalled ]] || kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < grace * 10; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -170,7 +185,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[[ -n "$BENCH_PID" ]] && stop_pid "$BENCH_PID" 5
-	[[ -n "$SERVER_PID" ]] && stop_pid "$SERVER_PID" 20
+	for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do stop_pid "$pid" 20; done
 	if [[ -n "$WORK" && -d "$WORK" ]]; then
 		rm -rf "$WORK/data"
 		if ((KEEP)) || ((rc != 0)); then
@@ -227,7 +242,7 @@ dirty="$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null |
 # Servers.
 wait_port_free() { # bounded: 60 s
 	local port i
-	for port in "$CLIENT_PORT" "$PEER_PORT"; do
+	for port in "${CLIENT_PORTS[@]}" "${PEER_PORTS[@]}"; do
 		for ((i = 0; i < 600; i++)); do
 			[[ -z "$(ss -Htln "sport = :$port")" ]] && break
 			sleep 0.1
@@ -236,26 +251,35 @@ wait_port_free() { # bounded: 60 s
 	done
 }
 
-# start_server KIND DATADIR LOG: sets SERVER_PID; returns once the server
-# logged readiness and answered a put.
+# start_server KIND DATADIR LOG: sets SERVER_PIDS (one process per member,
+# data in DATADIR/<name>, logs in LOG.<i> and, for member 0, LOG); returns
+# once every member logged readiness and the cluster answered a put.
 start_server() {
-	local kind="$1" dir="$2" logf="$3" bin i
+	local kind="$1" dir="$2" logf="$3" bin i m mlog
 	case "$kind" in
 	metastore) bin="$MS_BIN" ;;
 	etcd) bin="$ETCD_BIN" ;;
 	esac
 	wait_port_free
-	"$bin" --name bench --data-dir "$dir" \
-		--listen-client-urls "$CLIENT_URL" --advertise-client-urls "$CLIENT_URL" \
-		--listen-peer-urls "$PEER_URL" --initial-advertise-peer-urls "$PEER_URL" \
-		--initial-cluster "bench=$PEER_URL" ${EXTRA_FLAGS[@]+"${EXTRA_FLAGS[@]}"} >"$logf" 2>&1 &
-	SERVER_PID=$!
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$logf" >&2; die "$kind exited during start-up (log: $logf)"; }
-		grep -q 'ready to serve client requests' "$logf" && break
-		sleep 0.1
+	SERVER_PIDS=()
+	for ((m = 0; m < MEMBERS; m++)); do
+		mlog="$(member_log "$logf" "$m")"
+		local curl="http://127.0.0.1:${CLIENT_PORTS[m]}" purl="http://127.0.0.1:${PEER_PORTS[m]}"
+		"$bin" --name "${NAMES[m]}" --data-dir "$dir/${NAMES[m]}" \
+			--listen-client-urls "$curl" --advertise-client-urls "$curl" \
+			--listen-peer-urls "$purl" --initial-advertise-peer-urls "$purl" \
+			--initial-cluster "$INITIAL_CLUSTER" ${EXTRA_FLAGS[@]+"${EXTRA_FLAGS[@]}"} >"$mlog" 2>&1 &
+		SERVER_PIDS+=($!)
 	done
-	grep -q 'ready to serve client requests' "$logf" || die "$kind not ready after 60s (log: $logf)"
+	for ((m = 0; m < MEMBERS; m++)); do
+		mlog="$(member_log "$logf" "$m")"
+		for ((i = 0; i < 600; i++)); do
+			kill -0 "${SERVER_PIDS[m]}" 2>/dev/null || { tail -20 "$mlog" >&2; die "$kind ${NAMES[m]} exited during start-up (log: $mlog)"; }
+			grep -q 'ready to serve client requests' "$mlog" && break
+			sleep 0.1
+		done
+		grep -q 'ready to serve client requests' "$mlog" || die "$kind ${NAMES[m]} not ready after 60s (log: $mlog)"
+	done
 	for ((i = 0; i < 50; i++)); do
 		"$ETCDCTL" --endpoints "$ENDPOINT" --command-timeout=2s put foo bar >/dev/null 2>&1 && return 0
 		sleep 0.2
@@ -263,21 +287,62 @@ start_server() {
 	die "$kind does not accept puts (log: $logf)"
 }
 
-# stop_server ROUND KIND: SIGTERM, and a note in failures.txt if the server
-# did not exit with status 0 (a graceful stop is part of what is tested).
-# etcd re-raises SIGTERM after its own clean-up, so 143 is its normal status.
+# member_log LOG I: member 0 logs to LOG (what the rest of the script reads),
+# others to LOG.I.
+member_log() { if (($2 == 0)); then echo "$1"; else echo "$1.$2"; fi; }
+
+# stop_server ROUND KIND: SIGTERM to every member, and a note in
+# failures.txt if one did not exit with status 0 (a graceful stop is part
+# of what is tested). etcd re-raises SIGTERM after its own clean-up, so 143
+# is its normal status.
 stop_server() {
-	local pid="$SERVER_PID"
-	SERVER_PID=""
-	stop_pid "$pid" 60
-	if ((STOP_RC != 0)) && ! [[ "$2" == etcd && "$STOP_RC" == 143 ]]; then
-		printf '### round %s, %s: exit status %s after SIGTERM\n' "$1" "$2" "$STOP_RC" >>"$FAILURES"
-	fi
+	local pids=(${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}) pid
+	SERVER_PIDS=()
+	for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in ${pids[@]+"${pids[@]}"}; do
+		stop_pid "$pid" 60 signalled
+		if ((STOP_RC != 0)) && ! [[ "$2" == etcd && "$STOP_RC" == 143 ]]; then
+			printf '### round %s, %s: exit status %s after SIGTERM\n' "$1" "$2" "$STOP_RC" >>"$FAILURES"
+		fi
+	done
 }
 
-# mem_kb FIELD: VmHWM (peak RSS) or VmRSS of the running server, in kB.
-mem_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status"; }
+# servers_alive: whether every member is still running.
+servers_alive() {
+	local pid
+	for pid in "${SERVER_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
 
+# mem_kb FIELD: VmHWM (peak RSS) or VmRSS of the running server, in kB; with
+# several members, the largest.
+mem_kb() {
+	local pid max=0 v
+	for pid in "${SERVER_PIDS[@]}"; do
+		v="$(awk -v f="$1:" '$1 == f { print $2 }' "/proc/$pid/status")"
+		((v > max)) && max=$v
+	done
+	echo "$max"
+}
+
+CLK_TCK="$(getconf CLK_TCK)"
+# server_cpu_ticks: user+system CPU of the running server (all members), in
+# clock ticks.
+server_cpu_ticks() {
+	local f=()
+	for pid in "${SERVER_PIDS[@]}"; do f+=("/proc/$pid/stat"); done
+	awk '{ s += $14 + $15 } END { print s }' "${f[@]}" 2>/dev/null || echo NA
+}
+# children_cpu: sets CHILD_CPU to the user+system CPU seconds of this
+# shell's waited-for children. `times` must run in this shell, not in a
+# command substitution (a fresh subshell has no children), hence the file.
+children_cpu() {
+	times >"$OUT/times.txt"
+	CHILD_CPU="$(awk 'NR == 2 {
+		s = 0
+		for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
+		printf "%.3f", s
+	}' "$OUT/times.txt")"
+}
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
 
 # record_mem ROUND SERVER LABEL: peak and current RSS in MiB.
@@ -313,12 +378,19 @@ run_bench() {
 	load="$(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\t%s\t%s\t%s\n' "$round" "$server" "$name" "$load" >>"$LOADS"
 	log "round $round $server $name (load $load)"
+	local srv0 cli0 srv1 cli1
+	srv0="$(server_cpu_ticks)"
+	children_cpu
+	cli0="$CHILD_CPU"
 	timeout -k 10 "$BENCH_TIMEOUT" "$BENCHMARK" --endpoints="$ENDPOINT" --precise "$@" >"$out" 2>"$out.stderr" &
 	BENCH_PID=$!
 	wait "$BENCH_PID" || rc=$?
 	BENCH_PID=""
-	local rps avg p99 errs
-	read -r rps avg p99 errs < <(awk -v section="$section" -f "$LIB/parse.awk" "$out")
+	srv1="$(server_cpu_ticks)"
+	children_cpu
+	cli1="$CHILD_CPU"
+	local rps avg p99 errs total
+	read -r rps avg p99 errs total < <(awk -v section="$section" -f "$LIB/parse.awk" "$out")
 	if ((rc != 0)) || [[ "$rps" == NA ]]; then
 		local why="exit status $rc"
 		((rc == 124)) && why="timed out after ${BENCH_TIMEOUT}s"
@@ -336,13 +408,20 @@ run_bench() {
 	record "$round" "$server" "$name" avg_ms "$avg"
 	record "$round" "$server" "$name" p99_ms "$p99"
 	record "$round" "$server" "$name" errors "$errs"
+	# CPU per request of the server and of the load generator: on a shared
+	# 2-core machine the two compete, so throughput is bounded by their sum
+	# (docs/benchmarks.md, "Where the time goes").
+	local n
+	n="$(awk -v r="$rps" -v t="$total" 'BEGIN { if (r == "NA" || t == "NA" || r * t < 1) print "NA"; else printf "%.0f", r * t }')"
+	record "$round" "$server" "$name" server_cpu_us "$(awk -v a="$srv0" -v b="$srv1" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { if (n == "NA" || a == "NA" || b == "NA") print "NA"; else printf "%.1f", (b - a) / hz * 1e6 / n }')"
+	record "$round" "$server" "$name" client_cpu_us "$(awk -v a="$cli0" -v b="$cli1" -v n="$n" 'BEGIN { if (n == "NA") print "NA"; else printf "%.1f", (b - a) * 1e6 / n }')"
 	if ((errs > 0)); then
 		{
 			printf '### round %s, %s, %s: %s failed requests\n' "$round" "$server" "$name" "$errs"
 			sed -n '/Error distribution/,$p' "$out" | head -10
 		} >>"$FAILURES"
 	fi
-	if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+	if ! servers_alive; then
 		printf '### round %s, %s: server died during %s\n' "$round" "$server" "$name" >>"$FAILURES"
 		log "  $server DIED during $name"
 		return 1
@@ -378,16 +457,16 @@ watch_probe() {
 # key (the doc's key-space-size of 1 would rewrite one key).
 suite() {
 	local r="$1" s="$2" one=(--conns=1 --clients=1) many=(--conns=100 --clients=1000)
-	run_bench "$r" "$s" put-1 all "${one[@]}" put --key-size=8 --val-size="$VAL_SIZE" \
+	run_bench "$r" "$s" put-1 all ${WRITE_TARGET[@]+"${WRITE_TARGET[@]}"} "${one[@]}" put --key-size=8 --val-size="$VAL_SIZE" \
 		--sequential-keys --key-space-size="$PUT1_TOTAL" --total="$PUT1_TOTAL" || return 1
-	run_bench "$r" "$s" put-1000 all "${many[@]}" put --key-size=8 --val-size="$VAL_SIZE" \
+	run_bench "$r" "$s" put-1000 all ${WRITE_TARGET[@]+"${WRITE_TARGET[@]}"} "${many[@]}" put --key-size=8 --val-size="$VAL_SIZE" \
 		--sequential-keys --key-space-size="$PUT_TOTAL" --total="$PUT_TOTAL" || return 1
 	record_mem "$r" "$s" after-put-suite
 	run_bench "$r" "$s" range-l-1 all "${one[@]}" range foo --consistency=l --total="$RANGE1_TOTAL" || return 1
 	run_bench "$r" "$s" range-s-1 all "${one[@]}" range foo --consistency=s --total="$RANGE1_TOTAL" || return 1
 	run_bench "$r" "$s" range-l-1000 all "${many[@]}" range foo --consistency=l --total="$RANGE_TOTAL" || return 1
 	run_bench "$r" "$s" range-s-1000 all "${many[@]}" range foo --consistency=s --total="$RANGE_TOTAL" || return 1
-	run_bench "$r" "$s" txn-put-1000 all "${many[@]}" txn-put --key-size=8 --val-size="$VAL_SIZE" \
+	run_bench "$r" "$s" txn-put-1000 all ${WRITE_TARGET[@]+"${WRITE_TARGET[@]}"} "${many[@]}" txn-put --key-size=8 --val-size="$VAL_SIZE" \
 		--key-space-size="$TXN_TOTAL" --total="$TXN_TOTAL" || return 1
 	# 10 streams x 10 watchers on one key; a put every 1/rate s. If Watch is
 	# missing the tool spins on a closed channel (burning CPU until the
@@ -446,7 +525,7 @@ watchers() {
 }
 
 # ---------------------------------------------------------------------------
-log "mode=$MODE rounds=$ROUNDS order=${ORDER[*]} work=$WORK"
+log "mode=$MODE members=$MEMBERS rounds=$ROUNDS order=${ORDER[*]} work=$WORK"
 START_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 start_s=$SECONDS
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -468,10 +547,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		suite) record_disk "$round" "$server" end-of-suite "$DATA" ;;
 		esac
 		rm -rf "$DATA"
-		if [[ "$server" == metastore ]] && grep -q '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf"; then
+		if [[ "$server" == metastore ]] && grep -qs '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf"*; then
 			{
-				printf '### round %s, metastore log errors (first 5 of %s):\n' "$round" "$(grep -c '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf")"
-				grep '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf" | head -5 | cut -c1-400
+				printf '### round %s, metastore log errors (first 5 of %s):\n' "$round" "$(cat "$logf"* | grep -c '"level":"\(error\|fatal\|panic\)"\|^panic:')"
+				grep -h '"level":"\(error\|fatal\|panic\)"\|^panic:' "$logf"* | head -5 | cut -c1-400 || true
 			} >>"$FAILURES"
 		fi
 	done
@@ -492,6 +571,11 @@ range linearizable, 1 client|range-l-1|rps|req/s|-|
 range serializable, 1 client|range-s-1|rps|req/s|-|
 range linearizable, 1000 clients|range-l-1000|rps|req/s|ge|1.5
 range serializable, 1000 clients|range-s-1000|rps|req/s|ge|1.5
+put, 1000 clients: server CPU per request|put-1000|server_cpu_us|us|-|
+put, 1000 clients: load generator CPU per request|put-1000|client_cpu_us|us|-|
+range serializable, 1000 clients: server CPU per request|range-s-1000|server_cpu_us|us|-|
+range serializable, 1000 clients: load generator CPU per request|range-s-1000|client_cpu_us|us|-|
+txn-put, 1000 clients: server CPU per request|txn-put-1000|server_cpu_us|us|-|
 txn-put, 1000 clients|txn-put-1000|rps|req/s|ge|2.0
 txn-put, 1000 clients|txn-put-1000|p99_ms|ms|-|
 watch-latency (watch events)|watch-latency|p99_ms|ms|le|1.0
@@ -539,10 +623,11 @@ cmdline="$(env | grep -E '^(BENCH_[A-Z0-9_]+|METASTORE_BIN)=' | sort | tr '\n' '
 ((QUICK)) && cmdline+=" --quick"
 ((LARGE)) && cmdline+=" --large"
 ((WATCHERS)) && cmdline+=" --watchers"
+((MEMBERS > 1)) && cmdline+=" --members $MEMBERS"
 [[ -n "$ROUNDS_FLAG" ]] && cmdline+=" --rounds $ROUNDS_FLAG"
 REPORT="$OUT/report.md"
 {
-	echo "### Results ($MODE) — $START_DATE"
+	echo "### Results ($SECTION) — $START_DATE"
 	echo
 	echo "Command: \`$cmdline\`; $ROUNDS round(s), order per round: ${ORDER[*]}; wall time ${elapsed}s."
 	echo "Medians over rounds; ratio = metastore/etcd (for req/s higher is better, for ms and MiB lower is better)."
@@ -556,7 +641,7 @@ REPORT="$OUT/report.md"
 	echo '```'
 	echo
 	echo "Servers: metastore \`$MS_VERSION\` (${METASTORE_BIN:+given as METASTORE_BIN=$METASTORE_BIN; }built from the working tree with \`go build ./cmd/metastore\`),"
-	echo "etcd \`$("$ETCD_BIN" --version | head -1)\`; both started with \`--name bench --data-dir <fresh dir> --listen-client-urls $CLIENT_URL --advertise-client-urls $CLIENT_URL --listen-peer-urls $PEER_URL --initial-advertise-peer-urls $PEER_URL --initial-cluster bench=$PEER_URL${EXTRA_FLAGS[*]:+ ${EXTRA_FLAGS[*]}}\`, default fsync."
+	echo "etcd \`$("$ETCD_BIN" --version | head -1)\`; both started as $MEMBERS member(s), member i with \`--name bench<i> --data-dir <fresh dir> --listen-client-urls http://127.0.0.1:<$CLIENT_PORT+10i> --advertise-client-urls <same> --listen-peer-urls http://127.0.0.1:<$PEER_PORT+10i> --initial-advertise-peer-urls <same> --initial-cluster $INITIAL_CLUSTER${EXTRA_FLAGS[*]:+ ${EXTRA_FLAGS[*]}}\`, default fsync."
 	echo
 	echo "<details><summary>Benchmark commands ($(basename "$BENCHMARK") = go.etcd.io/etcd/v3/tools/benchmark v3.6.8)</summary>"
 	echo
@@ -589,8 +674,8 @@ cat "$REPORT"
 if [[ -n "$WRITE_DOCS" ]]; then
 	# Replace only this mode's section, delimited by markers, so that the
 	# suite and --large results can be refreshed independently.
-	begin="<!-- BEGIN bench/compare.sh $MODE -->"
-	end="<!-- END bench/compare.sh $MODE -->"
+	begin="<!-- BEGIN bench/compare.sh $SECTION -->"
+	end="<!-- END bench/compare.sh $SECTION -->"
 	[[ -f "$WRITE_DOCS" ]] || printf '# Benchmarks\n' >"$WRITE_DOCS"
 	if grep -qF "$begin" "$WRITE_DOCS"; then
 		awk -v b="$begin" -v e="$end" -v f="$REPORT" '

@@ -20,13 +20,14 @@
 # Usage: awk -v section=all|watch|events -f parse.awk FILE
 BEGIN {
 	on = (section != "watch" && section != "events")
-	rps = "NA"; avg = "NA"; p99 = "NA"; errs = 0
+	rps = "NA"; avg = "NA"; p99 = "NA"; errs = 0; total = "NA"
 }
 /Watch events summary:/ { if (section == "watch") on = 1; next }
 /Watch events received summary:/ { if (section == "events") on = 1; next }
 /Put summary:/ { if (section == "watch") on = 0; next }
 /Watch creation summary:/ { if (section == "events") on = 0; next }
 !on { next }
+/^[ \t]*Total:/ { total = $2 + 0 }
 /^[ \t]*Average:/ { v = $2; avg = v * 1000 }
 /^[ \t]*Requests\/sec:/ { rps = $2 + 0 }
 /^[ \t]*99% in / { v = $3; p99 = v * 1000 }
@@ -37,5 +38,5 @@ END {
 	if (avg != "NA") avg = sprintf("%.3f", avg)
 	if (p99 != "NA") p99 = sprintf("%.3f", p99)
 	if (rps != "NA") rps = sprintf("%.1f", rps)
-	print rps, avg, p99, errs
+	print rps, avg, p99, errs, total
 }

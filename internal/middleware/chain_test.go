@@ -158,13 +158,15 @@ func TestGrowStackPassesThrough(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "v")
 	wantErr := status.Error(codes.Aborted, "x")
-	resp, err := GrowStackUnary(ctx, "req", &grpc.UnaryServerInfo{}, func(c context.Context, req any) (any, error) {
-		if c.Value(key{}) != "v" || req != "req" {
-			t.Errorf("handler got ctx value %v, req %v", c.Value(key{}), req)
+	for _, method := range []string{rangeMethod, "/etcdserverpb.KV/Put"} {
+		resp, err := GrowStackUnary(ctx, "req", &grpc.UnaryServerInfo{FullMethod: method}, func(c context.Context, req any) (any, error) {
+			if c.Value(key{}) != "v" || req != "req" {
+				t.Errorf("%s: handler got ctx value %v, req %v", method, c.Value(key{}), req)
+			}
+			return "resp", wantErr
+		})
+		if resp != "resp" || err != wantErr {
+			t.Fatalf("%s: GrowStackUnary = %v, %v", method, resp, err)
 		}
-		return "resp", wantErr
-	})
-	if resp != "resp" || err != wantErr {
-		t.Fatalf("GrowStackUnary = %v, %v", resp, err)
 	}
 }

@@ -11,6 +11,8 @@
 //     continue, and a default deadline for unary requests.
 //   - conn.go: a net.Listener that refuses connections beyond a maximum.
 //   - metrics.go: etcd's grpc_server_* metrics plus in-flight gauges.
+//   - stack.go: grows a KV Range goroutine's stack in one early step
+//     instead of many deep ones (a performance measure, not a limit).
 //   - chain.go: the order the server installs them in.
 //   - writes.go: EtcdWrites, a ready-made "which requests write" predicate
 //     for the memory watermark.

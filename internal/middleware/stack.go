@@ -6,8 +6,8 @@ import (
 	"google.golang.org/grpc"
 )
 
-// stackReserve is how much stack growStack makes room for. A range or put
-// handler reaches ~20 KiB deep (gRPC, our layers, Pebble's iterator
+// stackReserve is how much stack growStack makes room for. A range handler
+// reaches ~20 KiB deep (gRPC, our layers, Pebble's iterator
 // construction); with the chain's frames on top of a fresh goroutine's
 // 2 KiB this makes the runtime allocate a 32 KiB stack in one step.
 // Keep it in step with the frame size in stack_amd64.s and stack_arm64.s.
