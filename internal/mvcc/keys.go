@@ -76,10 +76,13 @@ func appendGroup(dst, u []byte) []byte {
 
 // groupEnd returns the smallest encoded key after every version of the group
 // g (as returned by keyGroup).
-func groupEnd(g []byte) []byte {
-	e := append([]byte(nil), g...)
-	e[len(e)-1]++ // 0x00 0x01 -> 0x00 0x02
-	return e
+func groupEnd(g []byte) []byte { return appendGroupEnd(nil, g) }
+
+// appendGroupEnd appends groupEnd(g) to dst.
+func appendGroupEnd(dst, g []byte) []byte {
+	dst = append(dst, g...)
+	dst[len(dst)-1]++ // 0x00 0x01 -> 0x00 0x02
+	return dst
 }
 
 func appendRev(dst []byte, main, sub int64) []byte {

@@ -194,8 +194,7 @@ func (s *engineScan) skipGroup() {
 			return
 		}
 	}
-	s.buf = append(s.buf[:0], s.group...)
-	s.buf[len(s.buf)-1]++ // groupEnd: 0x00 0x01 -> 0x00 0x02
+	s.buf = appendGroupEnd(s.buf[:0], s.group)
 	s.moved(s.it.SeekGE(s.buf))
 }
 
