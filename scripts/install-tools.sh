@@ -6,12 +6,14 @@
 #   etcd-e2e-common.test        etcd's compiled e2e "common" client test suite
 #   grpc_health_probe           the standard gRPC health client (tools/healthprobe)
 #   promtool                    Prometheus' rule checker (tools/promtool)
+#   staticcheck                 the linter scripts/test.sh runs (tools/staticcheck)
 # Versions are pinned by tools/go.mod+go.sum and tools/*/go.mod+go.sum (one module each
-# for benchmark, healthprobe and promtool, so their dependencies never move each other).
+# for benchmark, healthprobe, promtool and staticcheck, so their dependencies never move each other).
 # Idempotent: a binary is rebuilt only when its stamp (hash of the pinning
 # files and the Go version) changed or the binary is missing.
 # Usage: scripts/install-tools.sh [--force] [test|bench|deploy|all]
-#   test   etcdctl, etcdutl, etcd's e2e suite and grpc_health_probe (what scripts/test.sh needs)
+#   test   etcdctl, etcdutl, etcd's e2e suite, grpc_health_probe and staticcheck
+#          (what scripts/test.sh needs)
 #   deploy promtool built from source (scripts/check-deploy.sh takes Debian's
 #          promtool first; a cold source build takes many minutes, so only
 #          this argument asks for it)
@@ -74,6 +76,7 @@ if want test; then
 	build etcdutl "$TOOLS" bin go.etcd.io/etcd/etcdutl/v3
 	build etcd-e2e-common.test "$TOOLS" test go.etcd.io/etcd/tests/v3/common
 	build grpc_health_probe "$TOOLS/healthprobe" bin github.com/grpc-ecosystem/grpc-health-probe
+	build staticcheck "$TOOLS/staticcheck" bin honnef.co/go/tools/cmd/staticcheck
 fi
 if want deploy; then
 	build promtool "$TOOLS/promtool" bin github.com/prometheus/prometheus/cmd/promtool

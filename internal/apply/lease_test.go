@@ -40,7 +40,6 @@ func (c *testClock) Advance(d time.Duration) {
 // leaseRig is an applier on the memory engine with the real mvcc store,
 // executor and lessor; entries are fed by hand.
 type leaseRig struct {
-	t      *testing.T
 	eng    storage.Engine
 	clock  *testClock
 	store  *mvcc.Store

@@ -43,7 +43,6 @@ type harness struct {
 	tick chan time.Time
 	now  time.Time
 	tgt  *fakeTarget
-	ack  chan struct{}
 }
 
 func start(t *testing.T, cfg Config) *harness {

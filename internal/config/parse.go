@@ -285,9 +285,7 @@ func flagError(err error) error {
 		{"not defined: -", "not defined: --"},
 		{"flag: help requested", "help requested"},
 	} {
-		if strings.Contains(msg, p.from) {
-			msg = strings.Replace(msg, p.from, p.to, 1)
-		}
+		msg = strings.Replace(msg, p.from, p.to, 1)
 	}
 	return errors.New(msg)
 }

@@ -420,7 +420,6 @@ type fakeProposer struct {
 	revoked   int
 	perTick   []int
 	cps       []*pb.LeaseCheckpointRequest
-	release   chan struct{} // when set, each Revoke waits on it
 }
 
 func (p *fakeProposer) IsLeader() bool {

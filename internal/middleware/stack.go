@@ -11,6 +11,8 @@ import (
 // construction); with the chain's frames on top of a fresh goroutine's
 // 2 KiB this makes the runtime allocate a 32 KiB stack in one step.
 // Keep it in step with the frame size in stack_amd64.s and stack_arm64.s.
+//
+//lint:ignore U1000 used by stack_generic.go, built on other architectures.
 const stackReserve = 16 << 10
 
 // growStack (stack_asm.go, stack_generic.go) forces the runtime to grow the

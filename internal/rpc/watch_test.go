@@ -67,9 +67,7 @@ func (f *wtStore) txn(ops ...wtOp) int64 {
 		return f.rev
 	}
 	f.rev = rev
-	for i := range evs {
-		f.hist = append(f.hist, evs[i])
-	}
+	f.hist = append(f.hist, evs...)
 	f.mu.Unlock()
 	f.hub.Notify(rev, evs)
 	return rev

@@ -48,11 +48,6 @@ func newGroup() *group {
 
 func (g *group) size() int { return len(g.all) }
 
-func (g *group) has(w *watcher) bool {
-	_, ok := g.all[w]
-	return ok
-}
-
 func (g *group) add(w *watcher) {
 	if _, ok := g.all[w]; ok {
 		return

@@ -123,8 +123,8 @@ func TestTxnEventsInOneResponse(t *testing.T) {
 	id := mustWatch(t, s, WatchRequest{Key: []byte("k"), End: []byte("l"), PrevKV: true})
 	f.put("k1", "old")
 	rev := f.txn(put("k1", "new"), put("k2", "x"), del("k1"), put("zz", "out"))
-	_, rs := collect(t, s, id, 1)
-	_, rs = collect(t, s, id, 3)
+	collect(t, s, id, 1)
+	_, rs := collect(t, s, id, 3)
 	if len(rs) != 1 {
 		t.Fatalf("txn events came in %d responses", len(rs))
 	}
