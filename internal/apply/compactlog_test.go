@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/membership"
-	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/storage/memory"
 	"github.com/metastore/metastore/internal/txn"
@@ -22,11 +22,7 @@ func TestRaftLogCompactedEverySnapshotCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := mvcc.Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := mvcctest.Open(t, eng, nil)
 	members, err := membership.Load(eng)
 	if err != nil {
 		t.Fatal(err)

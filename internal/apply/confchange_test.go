@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/membership"
-	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/storage/memory"
 	"github.com/metastore/metastore/internal/txn"
@@ -36,11 +36,7 @@ func (o *fakeObserver) MemberRemoved(id uint64)            { o.removed = append(
 func TestConfChangeValidatedAtApply(t *testing.T) {
 	eng := memory.New()
 	log, _ := raftlog.Open(eng)
-	store, err := mvcc.Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := mvcctest.Open(t, eng, nil)
 	members, _ := membership.Load(eng)
 	conf, obs, wait := &fakeConf{}, &fakeObserver{}, NewWait()
 	a, err := New(Config{Engine: eng, Store: store, Executor: txn.New(store, nil, nil), RaftLog: log, Members: members,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	"github.com/metastore/metastore/internal/txn"
@@ -54,11 +55,7 @@ type leaseRig struct {
 
 func newLeaseRig(t testing.TB, eng storage.Engine, clock *testClock) *leaseRig {
 	t.Helper()
-	store, err := mvcc.Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := mvcctest.Open(t, eng, nil)
 	le, err := lease.New(lease.Config{Engine: eng, ElectionTimeout: time.Second, Clock: clock})
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,10 @@ type Store struct {
 
 	comp atomic.Pointer[compactor]
 
+	// closed is set by Close: the counters above may then lag the engine,
+	// which another Store may have opened since (CheckInvariants).
+	closed atomic.Bool
+
 	hashMu sync.Mutex
 	hashes []recordedHash // hashes recorded by recent compactions
 }
@@ -159,6 +163,7 @@ func (s *Store) Reload() error {
 
 // Close stops background compaction (it resumes at the next Open).
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	s.comp.Load().stop()
 	return nil
 }

@@ -24,7 +24,14 @@ func openStore(t testing.TB, eng storage.Engine, opts ...Option) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() {
+		// As mvcctest.Open does for other packages (it cannot be
+		// imported here): a store left inconsistent fails its test.
+		if err := s.CheckInvariants(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			t.Error(err)
+		}
+		_ = s.Close()
+	})
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
@@ -47,11 +48,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	eng := memory.New()
 	t.Cleanup(func() { _ = eng.Close() })
-	s, err := mvcc.Open(eng, zaptest.NewLogger(t), mvcc.WithCompactionSleepInterval(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := mvcctest.Open(t, eng, zaptest.NewLogger(t), mvcc.WithCompactionSleepInterval(0))
 	fl := &fakeLeases{ids: map[int64]bool{7: true, 8: true}}
 	return &env{t: t, eng: eng, store: s, ex: New(s, fl, zaptest.NewLogger(t)), leases: fl}
 }

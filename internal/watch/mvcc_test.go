@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
@@ -19,17 +20,11 @@ type realStore struct {
 
 func newRealHub(t *testing.T, opts Options) (*realStore, *Hub) {
 	eng := memory.New()
-	s, err := mvcc.Open(eng, zaptest.NewLogger(t), mvcc.WithCompactionSleepInterval(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = eng.Close() })
+	s := mvcctest.Open(t, eng, zaptest.NewLogger(t), mvcc.WithCompactionSleepInterval(0))
 	h := NewHub(s, zaptest.NewLogger(t), opts)
 	s.OnCommit(h.Notify)
-	t.Cleanup(func() {
-		h.Close()
-		_ = s.Close()
-		_ = eng.Close()
-	})
+	t.Cleanup(h.Close)
 	return &realStore{t: t, s: s, e: eng}, h
 }
 
