@@ -3,12 +3,10 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
-	"hash/crc32"
 
+	"github.com/metastore/metastore/internal/crc32c"
 	"github.com/metastore/metastore/internal/storage"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // maxRecordedHashes is how many compaction hashes are remembered (etcd keeps 10).
 const maxRecordedHashes = 10
@@ -96,7 +94,7 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 // (compaction keeps it, older stores did not). These are etcd's HashKV rules,
 // and they make the hash the same whatever part of a compaction was done.
 func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error) {
-	h := crc32.New(castagnoli)
+	h := crc32c.New()
 	_, _ = h.Write([]byte("key"))
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: storage.PrefixEnd(prefixK)})
 	if err != nil {
@@ -139,7 +137,7 @@ func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error
 // Hash is Maintenance.Hash: a hash of the whole MVCC key space as stored
 // (it changes as physical compaction progresses, like etcd's).
 func (s *Store) Hash() (uint32, error) {
-	h := crc32.New(castagnoli)
+	h := crc32c.New()
 	snap := s.eng.NewSnapshot()
 	defer func() { _ = snap.Close() }()
 	for _, p := range [][]byte{prefixK, prefixH} {

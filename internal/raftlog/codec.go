@@ -4,22 +4,21 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/crc32c"
 )
 
 // ErrCorrupt is wrapped by every error reporting a record whose checksum or
 // framing is wrong.
 var ErrCorrupt = errors.New("raftlog: corrupt record")
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // frame prefixes payload with its CRC32-C.
 func frame(payload []byte) []byte {
 	out := make([]byte, 4+len(payload))
-	binary.BigEndian.PutUint32(out, crc32.Checksum(payload, castagnoli))
+	binary.BigEndian.PutUint32(out, crc32c.Checksum(payload))
 	copy(out[4:], payload)
 	return out
 }
@@ -30,7 +29,7 @@ func unframe(key, v []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: key %q: record of %d bytes is shorter than its checksum", ErrCorrupt, key, len(v))
 	}
 	want := binary.BigEndian.Uint32(v)
-	if got := crc32.Checksum(v[4:], castagnoli); got != want {
+	if got := crc32c.Checksum(v[4:]); got != want {
 		return nil, fmt.Errorf("%w: key %q: crc mismatch (stored %08x, computed %08x)", ErrCorrupt, key, want, got)
 	}
 	return v[4:], nil
@@ -45,7 +44,7 @@ func encodeEntry(e *raftpb.Entry) []byte {
 	binary.BigEndian.PutUint64(p, e.GetTerm())
 	p[8] = byte(e.GetType())
 	copy(p[9:], e.Data)
-	binary.BigEndian.PutUint32(out, crc32.Checksum(p, castagnoli))
+	binary.BigEndian.PutUint32(out, crc32c.Checksum(p))
 	return out
 }
 

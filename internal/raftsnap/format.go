@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
+
+	"github.com/metastore/metastore/internal/crc32c"
 )
 
 // ErrCorrupt is wrapped by every error about a malformed or damaged image.
@@ -28,8 +29,6 @@ const (
 	maxChunk = 256 << 20
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 type chunkWriter struct {
 	w   io.Writer
 	buf []byte
@@ -40,7 +39,7 @@ func (cw *chunkWriter) write(typ byte, payload []byte) error {
 	var hdr [chunkHeaderSize]byte
 	hdr[0] = typ
 	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(payload)))
-	crc := crc32.Update(crc32.Checksum(hdr[:5], castagnoli), castagnoli, payload)
+	crc := crc32c.Update(crc32c.Checksum(hdr[:5]), payload)
 	binary.BigEndian.PutUint32(hdr[5:], crc)
 	if _, err := cw.w.Write(hdr[:]); err != nil {
 		return err
@@ -108,7 +107,7 @@ func (cr *chunkReader) next() (byte, []byte, error) {
 		}
 		return 0, nil, fmt.Errorf("raftsnap: read chunk: %w", err)
 	}
-	crc := crc32.Update(crc32.Checksum(hdr[:5], castagnoli), castagnoli, p)
+	crc := crc32c.Update(crc32c.Checksum(hdr[:5]), p)
 	if want := binary.BigEndian.Uint32(hdr[5:]); crc != want {
 		return 0, nil, fmt.Errorf("%w: chunk checksum %08x, want %08x", ErrCorrupt, crc, want)
 	}

@@ -5,16 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/crc32c"
 )
 
 const frameHeaderSize = 8
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errCorrupt marks a frame that failed validation; the stream carrying it
 // cannot be trusted any further.
@@ -35,7 +34,7 @@ func appendFrame(buf []byte, m *raftpb.Message) ([]byte, error) {
 	binary.BigEndian.PutUint32(buf[start:], uint32(n))
 	// The length is covered too: a corrupt length would otherwise misalign
 	// every later frame before a payload check could notice.
-	crc := crc32.Update(crc32.Checksum(buf[start:start+4], castagnoli), castagnoli, buf[start+frameHeaderSize:])
+	crc := crc32c.Update(crc32c.Checksum(buf[start:start+4]), buf[start+frameHeaderSize:])
 	binary.BigEndian.PutUint32(buf[start+4:], crc)
 	return buf, nil
 }
@@ -73,7 +72,7 @@ func (fr *frameReader) next(m *raftpb.Message) (int, error) {
 		}
 		return 0, err
 	}
-	crc := crc32.Update(crc32.Checksum(hdr[:4], castagnoli), castagnoli, payload)
+	crc := crc32c.Update(crc32c.Checksum(hdr[:4]), payload)
 	if want := binary.BigEndian.Uint32(hdr[4:]); crc != want {
 		return 0, fmt.Errorf("%w: checksum %08x, want %08x", errCorrupt, crc, want)
 	}

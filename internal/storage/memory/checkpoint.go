@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/metastore/metastore/internal/crc32c"
 )
 
 // CheckpointFile is the name of the file Checkpoint writes inside its dir.
@@ -24,8 +25,6 @@ const CheckpointFile = "memory.dump"
 // The count in the trailer lets Load tell a truncated file from a short one
 // whose CRC happens to match.
 var magic = []byte("metastore-memory-v1\n")
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorrupt is returned (wrapped) by Load when the dump fails its checks.
 var ErrCorrupt = errors.New("memory: corrupt checkpoint")
@@ -49,7 +48,7 @@ func writeCheckpoint(dir string, t *tree) (err error) {
 			err = fmt.Errorf("memory: checkpoint %s: %w", dir, cerr)
 		}
 	}()
-	crc := crc32.New(castagnoli)
+	crc := crc32c.New()
 	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
 	var hdr [2 * binary.MaxVarintLen64]byte
 	var count uint64
@@ -125,7 +124,7 @@ func Load(dir string) (*Engine, error) {
 		return nil, corrupt("bad header or too short")
 	}
 	body, sum := data[:len(data)-4], data[len(data)-4:]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(sum) {
+	if crc32c.Checksum(body) != binary.BigEndian.Uint32(sum) {
 		return nil, corrupt("checksum mismatch")
 	}
 	want := binary.BigEndian.Uint64(body[len(body)-8:])
