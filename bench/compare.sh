@@ -234,6 +234,10 @@ else
 	(cd "$ROOT" && go build -o "$MS_BIN" ./cmd/metastore)
 fi
 [[ -x "$MS_BIN" ]] || die "missing metastore binary $MS_BIN"
+# The line a member logs once it serves clients: defined once, as
+# tests/framework's ReadyLine, and read from there.
+READY_LINE="$(cd "$ROOT" && go doc ./tests/framework ReadyLine | sed -n 's/^const ReadyLine = "\(.*\)"$/\1/p')"
+[[ -n "$READY_LINE" ]] || die "cannot read framework.ReadyLine from tests/framework"
 MS_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
 ((dirty == 0)) || MS_VERSION+=" + $dirty uncommitted file(s)"
@@ -275,10 +279,10 @@ start_server() {
 		mlog="$(member_log "$logf" "$m")"
 		for ((i = 0; i < 600; i++)); do
 			kill -0 "${SERVER_PIDS[m]}" 2>/dev/null || { tail -20 "$mlog" >&2; die "$kind ${NAMES[m]} exited during start-up (log: $mlog)"; }
-			grep -q 'ready to serve client requests' "$mlog" && break
+			grep -qF "$READY_LINE" "$mlog" && break
 			sleep 0.1
 		done
-		grep -q 'ready to serve client requests' "$mlog" || die "$kind ${NAMES[m]} not ready after 60s (log: $mlog)"
+		grep -qF "$READY_LINE" "$mlog" || die "$kind ${NAMES[m]} not ready after 60s (log: $mlog)"
 	done
 	for ((i = 0; i < 50; i++)); do
 		"$ETCDCTL" --endpoints "$ENDPOINT" --command-timeout=2s put foo bar >/dev/null 2>&1 && return 0
