@@ -1,0 +1,14 @@
+// Command compare measures metastore against the real etcd v3.7.3 with
+// etcd's own benchmark tool (tools/benchmark v3.6.8), on this machine, in one
+// run: a claim of "faster than etcd" only holds for numbers produced this way.
+// bench/compare.sh runs it.
+//
+// Each round starts metastore, runs the whole suite, stops it, then does the
+// same with etcd (A B A B ...): both servers see the same machine state, same
+// flags, a fresh data dir under one work dir (same disk), default fsync. The
+// table reports medians over the rounds and the ratio metastore/etcd.
+// Members are started and stopped through tests/framework (Process), the
+// benchmark tool and etcdctl come from scripts/install-tools.sh.
+//
+// The modes, flags and environment variables are in usage (main.go).
+package main

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// spec is the comparison table of a mode.
+func (h *harness) spec() []specRow {
+	n := h.cfg.n
+	switch h.cfg.mode {
+	case "watchers":
+		p := itoa(n["WATCHERS_PUTS"])
+		return []specRow{
+			{"put " + p + ", 100 clients, no watcher", "put-no-watchers", "rps", "req/s", "-", 0},
+			{"put " + p + ", 100 clients, 10,000 watchers on the keys", "put-10k-watchers", "put_rps", "req/s", "ge", 1.0},
+			{"watch events delivered to 10,000 watchers", "put-10k-watchers", "rps", "events/s", "ge", 1.0},
+			{"watch events: errors", "put-10k-watchers", "errors", "-", "-", 0},
+			{"peak RSS with 10,000 watchers", "watchers-end", "peak_rss_mib", "MiB", "le", 1.0},
+		}
+	case "large":
+		return []specRow{
+			{fmt.Sprintf("load %d keys x %d B, 1000 clients", n["LARGE_KEYS"], n["LARGE_VAL_SIZE"]), "large-load", "rps", "req/s", "-", 0},
+			{"peak RSS after load", "large-after-load", "peak_rss_mib", "MiB", "le", 0.5},
+			{"on-disk size after load", "large-after-load", "disk_mib", "MiB", "-", 0},
+			{"range linearizable, 1000 clients", "large-range-l-1000", "rps", "req/s", "-", 0},
+			{"range serializable, 1000 clients", "large-range-s-1000", "rps", "req/s", "-", 0},
+			{"scan 100 keys, 100 clients", "large-scan-100", "rps", "req/s", "-", 0},
+			{"put (overwrite), 1000 clients", "large-put-1000", "rps", "req/s", "-", 0},
+			{"put (overwrite), 1000 clients", "large-put-1000", "p99_ms", "ms", "-", 0},
+			{"peak RSS end", "large-end", "peak_rss_mib", "MiB", "le", 0.5},
+			{"RSS end", "large-end", "rss_mib", "MiB", "-", 0},
+			{"on-disk size end (after stop)", "large-end", "disk_mib", "MiB", "-", 0},
+		}
+	}
+	return []specRow{
+		{"put, 1 client", "put-1", "avg_ms", "ms", "le", 0.6},
+		{"put, 1 client", "put-1", "rps", "req/s", "-", 0},
+		{"put, 1000 clients", "put-1000", "rps", "req/s", "ge", 2.0},
+		{"put, 1000 clients", "put-1000", "p99_ms", "ms", "le", 1.0},
+		{"peak RSS after put suite", "after-put-suite", "peak_rss_mib", "MiB", "le", 0.7},
+		{"range linearizable, 1 client", "range-l-1", "rps", "req/s", "-", 0},
+		{"range serializable, 1 client", "range-s-1", "rps", "req/s", "-", 0},
+		{"range linearizable, 1000 clients", "range-l-1000", "rps", "req/s", "ge", 1.5},
+		{"range serializable, 1000 clients", "range-s-1000", "rps", "req/s", "ge", 1.5},
+		{"put, 1000 clients: server CPU per request", "put-1000", "server_cpu_us", "us", "-", 0},
+		{"put, 1000 clients: load generator CPU per request", "put-1000", "client_cpu_us", "us", "-", 0},
+		{"range serializable, 1000 clients: server CPU per request", "range-s-1000", "server_cpu_us", "us", "-", 0},
+		{"range serializable, 1000 clients: load generator CPU per request", "range-s-1000", "client_cpu_us", "us", "-", 0},
+		{"txn-put, 1000 clients: server CPU per request", "txn-put-1000", "server_cpu_us", "us", "-", 0},
+		{"txn-put, 1000 clients", "txn-put-1000", "rps", "req/s", "ge", 2.0},
+		{"txn-put, 1000 clients", "txn-put-1000", "p99_ms", "ms", "-", 0},
+		{"watch-latency (watch events)", "watch-latency", "p99_ms", "ms", "le", 1.0},
+		{"watch-latency (watch events)", "watch-latency", "avg_ms", "ms", "-", 0},
+		{"peak RSS end of suite", "end-of-suite", "peak_rss_mib", "MiB", "-", 0},
+		{"on-disk size end of suite", "end-of-suite", "disk_mib", "MiB", "-", 0},
+	}
+}
+
+// commandLine is how to repeat this run.
+func (h *harness) commandLine() string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BENCH_") || strings.HasPrefix(kv, "METASTORE_BIN=") {
+			env = append(env, kv)
+		}
+	}
+	sort.Strings(env)
+	s := strings.Join(append(env, "bench/compare.sh"), " ")
+	c := h.cfg
+	if c.quick {
+		s += " --quick"
+	}
+	if c.large {
+		s += " --large"
+	}
+	if c.watchers {
+		s += " --watchers"
+	}
+	if c.members > 1 {
+		s += fmt.Sprintf(" --members %d", c.members)
+	}
+	if c.roundsFlag != "" {
+		s += " --rounds " + c.roundsFlag
+	}
+	return s
+}
+
+// report prints the markdown report and, with --write-docs, writes it into
+// the docs file's section of this mode.
+func (h *harness) report() error {
+	c := h.cfg
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("### Results (%s) — %s", c.section, h.startDate)
+	p("")
+	p("Command: `%s`; %d round(s), order per round: %s; wall time %ds.", h.commandLine(), c.rounds, strings.Join(c.order, " "), int(h.elapsed.Seconds()))
+	p("Medians over rounds; ratio = metastore/etcd (for req/s higher is better, for ms and MiB lower is better).")
+	p("")
+	p("%s", summaryTable(h.spec(), h.results))
+	p("")
+	goVersion, _ := h.output("go", "env", "GOVERSION")
+	p("Machine: %d CPUs (%s), kernel %s, %s.", runtime.NumCPU(), cpuModel(), kernel(), goVersion)
+	p("")
+	p("```")
+	free, _ := exec.Command("free", "-g").Output()
+	b.Write(free)
+	p("```")
+	p("")
+	given := ""
+	if v := os.Getenv("METASTORE_BIN"); v != "" {
+		given = "given as METASTORE_BIN=" + v + "; "
+	}
+	etcdVersion, _ := exec.Command(h.etcdBin, "--version").Output()
+	extra := ""
+	if len(h.extraFlags) > 0 {
+		extra = " " + strings.Join(h.extraFlags, " ")
+	}
+	p("Servers: metastore `%s` (%sbuilt from the working tree with `go build ./cmd/metastore`),", h.msVersion, given)
+	p("etcd `%s`; both started as %d member(s), member i with `--name bench<i> --data-dir <fresh dir> --listen-client-urls http://127.0.0.1:<%d+10i> --advertise-client-urls <same> --listen-peer-urls http://127.0.0.1:<%d+10i> --initial-advertise-peer-urls <same> --initial-cluster %s%s`, default fsync.",
+		strings.SplitN(string(etcdVersion), "\n", 2)[0], c.members, c.clientPort, c.peerPort, h.initialCluster, extra)
+	p("")
+	p("<details><summary>Benchmark commands (%s = go.etcd.io/etcd/v3/tools/benchmark v3.6.8)</summary>", filepath.Base(h.benchmk))
+	p("")
+	p("```")
+	for _, l := range h.commands {
+		p("%s", l)
+	}
+	p("```")
+	p("</details>")
+	p("")
+	p("<details><summary>Raw per-round numbers and load averages</summary>")
+	p("")
+	p("%s", rawTable(h.results))
+	p("")
+	p("| Round | Server | Benchmark | /proc/loadavg before |")
+	p("|---|---|---|---|")
+	for _, l := range h.loads {
+		p("| %s |", strings.ReplaceAll(l, "\t", " | "))
+	}
+	p("</details>")
+	if h.failures.Len() > 0 {
+		p("")
+		p("<details><summary>Failures and errors</summary>")
+		p("")
+		p("```")
+		b.WriteString(h.failures.String())
+		p("```")
+		p("</details>")
+	}
+	report := b.String()
+	// The raw data next to the report, for --keep.
+	var tsv strings.Builder
+	for _, r := range h.results {
+		fmt.Fprintf(&tsv, "%d\t%s\t%s\t%s\t%s\n", r.round, r.server, r.bench, r.metric, r.value)
+	}
+	for name, data := range map[string]string{
+		"report.md":    report,
+		"results.tsv":  tsv.String(),
+		"loadavg.tsv":  strings.Join(append(h.loads, ""), "\n"),
+		"failures.txt": h.failures.String(),
+		"commands.txt": strings.Join(append(h.commands, ""), "\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(h.out, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(report)
+	if c.writeDocs != "" {
+		if err := writeSection(c.writeDocs, c.section, report); err != nil {
+			return err
+		}
+		logf("wrote %s", c.writeDocs)
+	}
+	kept := " (removed; use --keep)"
+	if c.keep {
+		kept = ""
+	}
+	logf("done in %ds; raw outputs in %s%s", int(h.elapsed.Seconds()), h.out, kept)
+	return nil
+}
+
+// writeSection replaces only this mode's section of the docs file,
+// delimited by markers (kept from the shell version of this harness, so
+// earlier results are replaced in place), so that each mode's results can
+// be refreshed independently.
+func writeSection(path, section, report string) error {
+	begin := "<!-- BEGIN bench/compare.sh " + section + " -->"
+	end := "<!-- END bench/compare.sh " + section + " -->"
+	old, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		old, err = []byte("# Benchmarks\n"), nil
+	}
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	lines := strings.SplitAfter(string(old), "\n")
+	found, skip := false, false
+	for _, l := range lines {
+		t := strings.TrimSuffix(l, "\n")
+		switch {
+		case t == begin:
+			found, skip = true, true
+			out.WriteString(l)
+			out.WriteString(report)
+			continue
+		case t == end:
+			skip = false
+		}
+		if !skip {
+			out.WriteString(l)
+		}
+	}
+	if !found {
+		out.WriteString("\n" + begin + "\n" + report + end + "\n")
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(out.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if i := strings.Index(l, ": "); i >= 0 {
+				return l[i+2:]
+			}
+		}
+	}
+	return ""
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
