@@ -332,7 +332,8 @@ func otherBolt(t *testing.T, path string) string {
 	return addHash(t, path)
 }
 
-// withStorageVersion rewrites the storage version of a saved snapshot.
+// withStorageVersion rewrites the storage version of a saved snapshot ("":
+// none, as etcd v3.5 wrote).
 func withStorageVersion(t *testing.T, saved []byte, v, path string) string {
 	t.Helper()
 	if err := os.WriteFile(path, saved[:len(saved)-sha256.Size], 0o600); err != nil {
@@ -343,10 +344,70 @@ func withStorageVersion(t *testing.T, saved []byte, v, path string) string {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if v == "" {
+			return tx.Bucket([]byte("meta")).Delete([]byte("storageVersion"))
+		}
 		return tx.Bucket([]byte("meta")).Put([]byte("storageVersion"), []byte(v))
 	})
 	if err := errors.Join(err, db.Close()); err != nil {
 		t.Fatal(err)
 	}
 	return addHash(t, path)
+}
+
+// etcd v3.5 recorded no storage version; its files restore, and so do those
+// of v3.6.
+func TestRestoreOlderStorageVersions(t *testing.T) {
+	src := memory.New()
+	defer src.Close()
+	s := fill(t, src)
+	defer s.Close()
+	good := filepath.Join(t.TempDir(), "snap.db")
+	saveAsEtcdctl(t, src, good)
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]string{"": "3.5.0", "3.6.0": "3.6.0"} {
+		file := withStorageVersion(t, data, v, filepath.Join(t.TempDir(), "old.db"))
+		sum, err := Restore(file, filepath.Join(t.TempDir(), "d"), RestoreOptions{})
+		if err != nil || sum.StorageVersion != want || sum.Revision != s.Rev() {
+			t.Fatalf("storage version %q: %+v, %v", v, sum, err)
+		}
+	}
+}
+
+// --bump-revision with --mark-compacted, as etcdutl: the store resumes
+// above the old revisions and every read of them is refused as compacted.
+func TestRestoreBumpRevision(t *testing.T) {
+	src := memory.New()
+	defer src.Close()
+	s := fill(t, src)
+	defer s.Close()
+	file := filepath.Join(t.TempDir(), "snap.db")
+	saveAsEtcdctl(t, src, file)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	if _, err := Restore(file, dataDir, RestoreOptions{RevisionBump: 1000, MarkCompacted: true}); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := pebbleengine.Open(filepath.Join(dataDir, "member", "pebble"), pebbleengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	s2, err := mvcc.Open(eng, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if s2.Rev() != s.Rev()+1000 || s2.CompactRev() != s2.Rev() {
+		t.Fatalf("rev %d compact %d, want both %d", s2.Rev(), s2.CompactRev(), s.Rev()+1000)
+	}
+	if _, err := s2.Range(context.Background(), []byte("after"), nil, mvcc.RangeOptions{Rev: s.Rev()}); !errors.Is(err, mvcc.ErrCompacted) {
+		t.Fatalf("read of an old revision: %v", err)
+	}
+	res, err := s2.Range(context.Background(), []byte("after"), nil, mvcc.RangeOptions{})
+	if err != nil || len(res.KVs) != 1 || string(res.KVs[0].Value) != "compaction" {
+		t.Fatalf("latest value after the bump: %v, %v", res, err)
+	}
 }
