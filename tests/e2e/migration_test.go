@@ -282,7 +282,7 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 	// --unsafe-no-fsync: the source is thrown away, and fsyncs dominate the
 	// fill on a loaded machine.
 	etcd := framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
 	defer cancel()
 	compactAt := fillHistory(t, ctx, etcd.Client())
 	file := filepath.Join(t.TempDir(), "etcd.db")
@@ -307,6 +307,19 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 	if r.Header.Revision != before.Header.Revision+1 {
 		t.Fatalf("first write after restore at revision %d, want %d", r.Header.Revision, before.Header.Revision+1)
 	}
+
+	// Every member of a new three-member cluster restored from the same
+	// file, as with etcdutl: any member answers as etcd did.
+	var dirs []string
+	for i := 0; i < 3; i++ {
+		d := filepath.Join(t.TempDir(), "restored")
+		runTool(t, framework.ServerBinary(t), "snapshot", "restore", file, "--data-dir", d, "--name", fmt.Sprintf("m%d", i))
+		dirs = append(dirs, d)
+	}
+	members := framework.StartCluster(t, 3, framework.Options{MemberOptions: func(i int, o *framework.Options) {
+		o.ExtraArgs = append(o.ExtraArgs, "--data-dir", dirs[i])
+	}})
+	compareServers(t, ctx, migClient(t, etcd), migClient(t, members[2]), compactAt)
 
 	// Bad input, through the binary: each refused with one line.
 	data, err := os.ReadFile(file)
