@@ -133,6 +133,9 @@ type Summary struct {
 	StorageVersion                         string
 }
 
+// attachBatchCount bounds the lease attachments one restore batch holds.
+const attachBatchCount = 10000
+
 // restoreEtcd imports the etcd backend file at path into eng, which must
 // be empty.
 func restoreEtcd(path string, eng storage.Engine, opts RestoreOptions) (Summary, error) {
@@ -188,7 +191,7 @@ func restoreEtcd(path string, eng storage.Engine, opts RestoreOptions) (Summary,
 		}
 	}
 	b := eng.NewBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	errs := []error{auth.StageImport(b, as), alarm.StageImport(b, alarms)}
 	for _, l := range leases {
 		errs = append(errs, lease.StageImport(b, l))
@@ -202,10 +205,20 @@ func restoreEtcd(path string, eng storage.Engine, opts RestoreOptions) (Summary,
 	}
 	err = im.Finish(rev, func(id int64, key []byte) error {
 		if !live[id] {
-			// etcd too drops the lease of a key whose lease is gone.
+			// etcd too leaves a key whose lease is gone unattached.
 			return nil
 		}
-		return lease.StageImportAttach(b, id, key)
+		if err := lease.StageImportAttach(b, id, key); err != nil {
+			return err
+		}
+		if b.Count() < attachBatchCount {
+			return nil
+		}
+		// Bounded batches: a store may hold millions of leased keys.
+		err := b.Commit(false)
+		err = errors.Join(err, b.Close())
+		b = eng.NewBatch()
+		return err
 	})
 	if err != nil {
 		return sum, err

@@ -71,17 +71,44 @@ func Restore(file, dataDir string, opts RestoreOptions) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	// Build the engine under another name and rename it into place at the
+	// end: a restore cut short (a crash, a full disk) never leaves a
+	// member/pebble that a member would start on and serve half the data.
 	dir := filepath.Join(dataDir, "member", "pebble")
+	tmp := dir + ".restoring"
 	if format == FormatArchive {
-		err = restoreArchive(file, dir)
+		err = restoreArchive(file, tmp)
 	} else {
-		sum, err = restoreEtcdInto(file, dir, opts)
+		sum, err = restoreEtcdInto(file, tmp, opts)
+	}
+	if err == nil {
+		err = renameSynced(tmp, dir)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dataDir)
 		return sum, err
 	}
 	return sum, nil
+}
+
+// renameSynced renames from to to and syncs their directory, so that the
+// rename is durable when Restore returns.
+func renameSynced(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(to))
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot: sync %s: %w", filepath.Dir(to), err)
+	}
+	return nil
 }
 
 func restoreEtcdInto(file, dir string, opts RestoreOptions) (Summary, error) {
