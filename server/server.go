@@ -47,6 +47,7 @@ import (
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/snapshot"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
@@ -193,6 +194,9 @@ func (s *Server) openStorage() error {
 		s.eng = memory.New()
 	default:
 		dir := filepath.Join(s.cfg.Member.DataDir, "member", "pebble")
+		if err := snapshot.PrepareMemberDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("server: create data dir %s: %w", dir, err)
 		}

@@ -22,13 +22,16 @@ type Snapshotter interface {
 	NewSnapshot() storage.Snapshot
 }
 
+// scratchPrefix names the directories Export writes its file in.
+const scratchPrefix = "snapshot-"
+
 // Export writes a point-in-time copy of the state eng holds as an etcd
 // backend file in a new file under dir and returns it open for reading,
 // with its size; closing it removes the file. This is what
 // Maintenance.Snapshot streams, so that `etcdutl snapshot status|restore`
 // read what `etcdctl snapshot save` wrote.
 func Export(eng Snapshotter, dir string) (io.ReadCloser, int64, error) {
-	tmp, err := os.MkdirTemp(dir, "snapshot-")
+	tmp, err := os.MkdirTemp(dir, scratchPrefix+"*")
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: scratch dir: %w", err)
 	}

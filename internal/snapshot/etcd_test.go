@@ -411,3 +411,27 @@ func TestRestoreBumpRevision(t *testing.T) {
 		t.Fatalf("latest value after the bump: %v, %v", res, err)
 	}
 }
+
+// A member start removes the scratch copies a crash left during a snapshot
+// and refuses a data dir whose restore was interrupted.
+func TestPrepareMemberDir(t *testing.T) {
+	member := filepath.Join(t.TempDir(), "member")
+	for _, d := range []string{"pebble", "snapshot-123", "snapshot-456/db"} {
+		if err := os.MkdirAll(filepath.Join(member, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := PrepareMemberDir(member); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(member)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "pebble" {
+		t.Fatalf("left %v, %v; want only pebble", entries, err)
+	}
+	if err := os.Mkdir(filepath.Join(member, "pebble.restoring"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareMemberDir(member); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("interrupted restore: %v", err)
+	}
+}

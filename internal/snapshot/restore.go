@@ -156,3 +156,24 @@ func restoreArchive(file, dir string) error {
 	}
 	return nil
 }
+
+// PrepareMemberDir is called by a member before it opens its engine in
+// memberDir (<data-dir>/member). It removes the scratch copies of snapshots
+// a crash left behind (Export removes its own when the stream closes), and
+// refuses a data dir whose restore was interrupted, which would otherwise
+// start as an empty new member.
+func PrepareMemberDir(memberDir string) error {
+	if _, err := os.Stat(filepath.Join(memberDir, "pebble.restoring")); err == nil {
+		return fmt.Errorf("snapshot: %s holds an interrupted `metastore snapshot restore`: remove the data dir and restore again", filepath.Dir(memberDir))
+	}
+	stale, err := filepath.Glob(filepath.Join(memberDir, scratchPrefix+"*"))
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("snapshot: remove stale snapshot copy: %w", err)
+		}
+	}
+	return nil
+}
