@@ -554,6 +554,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	s.authInterceptors()
 	s.rel.roleUnary, s.rel.roleStream = s.learnerUnary, s.learnerStream
 	opts = append(opts, s.rel.serverOptions()...)
+	opts = append(opts, s.migrationOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/snapshot"
 )
 
-const snapshotUsage = "metastore: usage: metastore snapshot restore <file> [--data-dir <dir>] [--name ...] [--initial-cluster ...] [--initial-cluster-token ...] [--initial-advertise-peer-urls ...] [--skip-hash-check] [--bump-revision N --mark-compacted]"
+const snapshotUsage = "metastore: usage: metastore snapshot restore <file> [--data-dir <dir>] [--name ...] [--initial-cluster ...] [--initial-cluster-token ...] [--initial-advertise-peer-urls ...] [--skip-hash-check] [--bump-revision N --mark-compacted] [--migrate-token T]"
 
 // runSnapshot handles `metastore snapshot restore FILE --data-dir DIR`,
 // metastore's counterpart of `etcdutl snapshot restore`, with its flags. It
@@ -36,6 +38,7 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64("initial-memory-map-size", 0, "accepted for etcdutl compatibility; metastore does not use bbolt")
 	bump := fs.Int64("bump-revision", 0, "raise the revision by this much after the restore")
 	markCompacted := fs.Bool("mark-compacted", false, "compact at the raised revision (required with --bump-revision)")
+	migrateToken := fs.String("migrate-token", "", "start in migration mode: client writes are refused until `metastore migrate cutover`, and `metastore migrate follow` with this token applies the live etcd's revisions (docs/migration.md)")
 	// Accept the file before or after the flags, as etcdutl does.
 	rest := args[1:]
 	var file string
@@ -72,6 +75,18 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "metastore: snapshot restore: %v\n", err)
 		return exitFailed
+	}
+	if *migrateToken != "" {
+		if sum.StorageVersion == "" {
+			fmt.Fprintln(stderr, "metastore: snapshot restore: --migrate-token needs an etcd snapshot")
+			_ = os.RemoveAll(*dataDir)
+			return exitUsage
+		}
+		if err := migrate.WriteMarker(*dataDir, migrate.Marker{Token: *migrateToken, Revision: sum.Revision}); err != nil {
+			fmt.Fprintf(stderr, "metastore: snapshot restore: %v\n", err)
+			_ = os.RemoveAll(*dataDir)
+			return exitFailed
+		}
 	}
 	if sum.StorageVersion != "" {
 		fmt.Fprintf(stdout, "restored etcd snapshot %s (storage version %s) into %s: %d versions up to revision %d, compacted at %d, %d leases, %d users, %d roles, %d alarms\n",

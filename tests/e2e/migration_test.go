@@ -139,7 +139,7 @@ func watchLines(t *testing.T, ctx context.Context, c *clientv3.Client, rev, upTo
 
 // compareServers fails unless want and got (both root clients) serve the
 // same history, leases and auth.
-func compareServers(t *testing.T, ctx context.Context, want, got *clientv3.Client, compactAt int64) {
+func compareServers(t *testing.T, ctx context.Context, want, got *clientv3.Client, compactAt int64, wantLeases int) {
 	t.Helper()
 	wr, err := want.Get(ctx, "", clientv3.WithFromKey())
 	check(t, "get from source", err)
@@ -179,7 +179,7 @@ func compareServers(t *testing.T, ctx context.Context, want, got *clientv3.Clien
 		slices.Sort(out)
 		return out
 	}
-	if a, b := ids(lw), ids(lg); !slices.Equal(a, b) || len(a) != 2 {
+	if a, b := ids(lw), ids(lg); !slices.Equal(a, b) || len(a) != wantLeases {
 		t.Fatalf("leases: source %x, target %x", a, b)
 	}
 	for _, id := range ids(lw) {
@@ -258,6 +258,15 @@ func userCanRead(t *testing.T, ctx context.Context, m *framework.Member) {
 	}
 }
 
+// onlyAgainstMetastore skips a test that compares metastore with etcd-ref
+// when the suite runs against another server binary.
+func onlyAgainstMetastore(t *testing.T) {
+	t.Helper()
+	if os.Getenv(framework.EnvServerBin) != "" {
+		t.Skip("compares metastore with etcd-ref: runs only against metastore")
+	}
+}
+
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	bin := name
@@ -276,9 +285,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 // TestMigrationEtcdToMetastore: a snapshot of a real etcd restored with
 // `metastore snapshot restore` serves the same state.
 func TestMigrationEtcdToMetastore(t *testing.T) {
-	if os.Getenv(framework.EnvServerBin) != "" {
-		t.Skip("compares metastore with etcd-ref: runs only against metastore")
-	}
+	onlyAgainstMetastore(t)
 	// --unsafe-no-fsync: the source is thrown away, and fsyncs dominate the
 	// fill on a loaded machine.
 	etcd := framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
@@ -296,7 +303,7 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 		t.Fatalf("restore output: %s", out)
 	}
 	m := framework.Start(t, framework.Options{Name: "m0", ExtraArgs: []string{"--data-dir", restored}})
-	compareServers(t, ctx, migClient(t, etcd), migClient(t, m), compactAt)
+	compareServers(t, ctx, migClient(t, etcd), migClient(t, m), compactAt, 2)
 	userCanRead(t, ctx, m)
 	// The restored member goes on from the imported revision.
 	c := migClient(t, m)
@@ -319,7 +326,7 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 	members := framework.StartCluster(t, 3, framework.Options{MemberOptions: func(i int, o *framework.Options) {
 		o.ExtraArgs = append(o.ExtraArgs, "--data-dir", dirs[i])
 	}})
-	compareServers(t, ctx, migClient(t, etcd), migClient(t, members[2]), compactAt)
+	compareServers(t, ctx, migClient(t, etcd), migClient(t, members[2]), compactAt, 2)
 
 	// Bad input, through the binary: each refused with one line.
 	data, err := os.ReadFile(file)
@@ -342,9 +349,7 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 // writes a file etcdutl reads and restores into a working etcd with the same
 // state.
 func TestMigrationMetastoreToEtcd(t *testing.T) {
-	if os.Getenv(framework.EnvServerBin) != "" {
-		t.Skip("compares metastore with etcd-ref: runs only against metastore")
-	}
+	onlyAgainstMetastore(t)
 	m, c, _ := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
@@ -362,12 +367,12 @@ func TestMigrationMetastoreToEtcd(t *testing.T) {
 	runTool(t, "etcdutl", "snapshot", "restore", file, "--data-dir", restored, "--name", "e0",
 		"--initial-cluster", "e0="+migPeerURL, "--initial-advertise-peer-urls", migPeerURL)
 	etcd := framework.Start(t, framework.Options{Name: "e0", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--data-dir", restored}})
-	compareServers(t, ctx, migClient(t, m), migClient(t, etcd), compactAt)
+	compareServers(t, ctx, migClient(t, m), migClient(t, etcd), compactAt, 2)
 	userCanRead(t, ctx, etcd)
 
 	// The same file also restores into metastore.
 	restored2 := filepath.Join(t.TempDir(), "restored")
 	runTool(t, framework.ServerBinary(t), "snapshot", "restore", file, "--data-dir", restored2, "--name", "m2")
 	m2 := framework.Start(t, framework.Options{Name: "m2", ExtraArgs: []string{"--data-dir", restored2}})
-	compareServers(t, ctx, migClient(t, m), migClient(t, m2), compactAt)
+	compareServers(t, ctx, migClient(t, m), migClient(t, m2), compactAt, 2)
 }

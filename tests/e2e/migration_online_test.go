@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/tests/framework"
+)
+
+const migToken = "migration-secret"
+
+// startFromEtcdSnapshot fills a real etcd, snapshots it and starts a
+// metastore restored from the snapshot in migration mode.
+func startFromEtcdSnapshot(t *testing.T, ctx context.Context) (etcd, m *framework.Member, compactAt, snapRev int64) {
+	t.Helper()
+	etcd = framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
+	compactAt = fillHistory(t, ctx, etcd.Client())
+	file := filepath.Join(t.TempDir(), "etcd.db")
+	etcd.MustEtcdctl("--user", "root:"+migRootPassword, "snapshot", "save", file)
+	restored := filepath.Join(t.TempDir(), "restored")
+	runTool(t, framework.ServerBinary(t), "snapshot", "restore", file, "--data-dir", restored, "--name", "m0", "--migrate-token", migToken)
+	m = framework.Start(t, framework.Options{Name: "m0", ExtraArgs: []string{"--data-dir", restored}})
+	r, err := migClient(t, m).Get(ctx, "\x00")
+	check(t, "metastore revision", err)
+	return etcd, m, compactAt, r.Header.Revision
+}
+
+// follower is a running `metastore migrate follow`.
+type follower struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	exited chan error
+}
+
+func startFollower(t *testing.T, etcd, m *framework.Member) *follower {
+	t.Helper()
+	f := &follower{exited: make(chan error, 1)}
+	f.cmd = exec.Command(framework.ServerBinary(t), "migrate", "follow", "--from", etcd.ClientURL, "--to", m.ClientURL,
+		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword)
+	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
+	check(t, "start follower", f.cmd.Start())
+	go func() { f.exited <- f.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = f.cmd.Process.Kill()
+		<-f.exited
+	})
+	return f
+}
+
+func (f *follower) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-f.exited:
+		f.exited <- err
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("the follower did not stop within %v; output:\n%s", timeout, f.out.String())
+		return nil
+	}
+}
+
+// TestMigrationOnlineFollowCutover: a writer keeps writing to etcd while a
+// metastore restored from its snapshot follows it; after the cut-over no
+// revision is missing or renumbered, and a watcher that read part of the
+// history from etcd resumes on metastore with no gap and no duplicate.
+func TestMigrationOnlineFollowCutover(t *testing.T) {
+	onlyAgainstMetastore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
+	defer cancel()
+	etcd, m, compactAt, snapRev := startFromEtcdSnapshot(t, ctx)
+	ec, mc := migClient(t, etcd), migClient(t, m)
+
+	// Migration mode: reads are served, client writes refused clearly.
+	if _, err := mc.Get(ctx, migPrefix, clientv3.WithPrefix()); err != nil {
+		t.Fatalf("read during migration: %v", err)
+	}
+	_, err := mc.Put(ctx, "client/write", "x")
+	if s, _ := status.FromError(err); err == nil || s.Code() != codes.FailedPrecondition || !strings.Contains(err.Error(), "writes are refused until `metastore migrate cutover`") {
+		t.Fatalf("client write during migration: %v", err)
+	}
+
+	f := startFollower(t, etcd, m)
+	// The writer: single puts, a multi-key txn, deletes, a new lease with
+	// keys, and a revoke that deletes its keys in one revision.
+	l, err := ec.Grant(ctx, 900)
+	check(t, "grant", err)
+	gone, err := ec.Grant(ctx, 900)
+	check(t, "grant", err)
+	for i := 0; i < 40; i++ {
+		key := fmt.Sprintf("%sonline/%02d", migPrefix, i%13)
+		switch i % 5 {
+		case 0, 1:
+			mustPut(t, ec, ctx, key, fmt.Sprintf("v%d", i))
+		case 2:
+			mustPut(t, ec, ctx, key, fmt.Sprintf("leased-%d", i), clientv3.WithLease(l.ID))
+			mustPut(t, ec, ctx, key+"/gone", "x", clientv3.WithLease(gone.ID))
+		case 3:
+			_, err := ec.Txn(ctx).Then(clientv3.OpPut(key+"/a", "1"), clientv3.OpPut(key+"/b", "2"), clientv3.OpDelete(key)).Commit()
+			check(t, "txn", err)
+		case 4:
+			_, err := ec.Delete(ctx, key, clientv3.WithPrefix())
+			check(t, "delete", err)
+		}
+	}
+	_, err = ec.Revoke(ctx, gone.ID)
+	check(t, "revoke", err)
+	last, err := ec.Get(ctx, "\x00")
+	check(t, "etcd revision", err)
+	final := last.Header.Revision
+	if final < snapRev+40 {
+		t.Fatalf("etcd at %d, snapshot at %d: the writer wrote too little", final, snapRev)
+	}
+	mid := snapRev + (final-snapRev)/2
+	fromEtcd := watchLines(t, ctx, ec, snapRev+1, mid)
+
+	out, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "cutover", "--from", etcd.ClientURL, "--to", m.ClientURL,
+		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword, "--timeout", "40s").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("cut over at revision %d", final)) {
+		t.Fatalf("cutover: %v\n%s\nfollower:\n%s", err, out, f.out.String())
+	}
+	if err := f.wait(t, 20*time.Second); err != nil || !strings.Contains(f.out.String(), "cut over") {
+		t.Fatalf("follower after the cut-over: %v\n%s", err, f.out.String())
+	}
+
+	compareServers(t, ctx, ec, mc, compactAt, 3)
+	// The watcher resumes on metastore where it stopped on etcd.
+	resumed := append(fromEtcd, watchLines(t, ctx, mc, mid+1, final)...)
+	if all := watchLines(t, ctx, ec, snapRev+1, final); !slices.Equal(all, resumed) {
+		t.Fatalf("watch across the switch:\netcd     %v\nresumed  %v", all, resumed)
+	}
+	r := mustPut(t, mc, ctx, "client/write", "after cutover")
+	if r.Header.Revision != final+1 {
+		t.Fatalf("first write after the cut-over at revision %d, want %d", r.Header.Revision, final+1)
+	}
+}
+
+// TestMigrationOnlineCompactedPast: when etcd compacted past the restored
+// revision, the follower stops with a clear error and applies nothing.
+func TestMigrationOnlineCompactedPast(t *testing.T) {
+	onlyAgainstMetastore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	etcd, m, _, snapRev := startFromEtcdSnapshot(t, ctx)
+	ec := migClient(t, etcd)
+	var r *clientv3.PutResponse
+	for i := 0; i < 3; i++ {
+		r = mustPut(t, ec, ctx, migPrefix+"later", fmt.Sprint(i))
+	}
+	_, err := ec.Compact(ctx, r.Header.Revision)
+	check(t, "compact", err)
+
+	f := startFollower(t, etcd, m)
+	if err := f.wait(t, 30*time.Second); err == nil || !strings.Contains(f.out.String(), "etcd compacted past metastore's revision") {
+		t.Fatalf("follower: %v, output:\n%s", err, f.out.String())
+	}
+	got, err := migClient(t, m).Get(ctx, "\x00")
+	check(t, "metastore revision", err)
+	if got.Header.Revision != snapRev {
+		t.Fatalf("metastore moved from %d to %d", snapRev, got.Header.Revision)
+	}
+}
