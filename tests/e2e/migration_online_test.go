@@ -121,6 +121,11 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	if final < snapRev+40 {
 		t.Fatalf("etcd at %d, snapshot at %d: the writer wrote too little", final, snapRev)
 	}
+	st, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "status", "--from", etcd.ClientURL, "--to", m.ClientURL,
+		"--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), fmt.Sprintf("etcd revision %d", final)) || !strings.Contains(string(st), "migrating true") {
+		t.Fatalf("migrate status: %v\n%s", err, st)
+	}
 	mid := snapRev + (final-snapRev)/2
 	fromEtcd := watchLines(t, ctx, ec, snapRev+1, mid)
 
