@@ -21,19 +21,35 @@ import (
 const migToken = "migration-secret"
 
 // startFromEtcdSnapshot fills a real etcd, snapshots it and starts a
-// metastore restored from the snapshot in migration mode.
-func startFromEtcdSnapshot(t *testing.T, ctx context.Context) (etcd, m *framework.Member, compactAt, snapRev int64) {
+// cluster of n metastore members, each restored from the snapshot in
+// migration mode.
+func startFromEtcdSnapshot(t *testing.T, ctx context.Context, n int) (etcd *framework.Member, ms []*framework.Member, compactAt, snapRev int64) {
 	t.Helper()
 	etcd = framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
 	compactAt = fillHistory(t, ctx, etcd.Client())
 	file := filepath.Join(t.TempDir(), "etcd.db")
 	etcd.MustEtcdctl("--user", "root:"+migRootPassword, "snapshot", "save", file)
-	restored := filepath.Join(t.TempDir(), "restored")
-	runTool(t, framework.ServerBinary(t), "snapshot", "restore", file, "--data-dir", restored, "--name", "m0", "--migrate-token", migToken)
-	m = framework.Start(t, framework.Options{Name: "m0", ExtraArgs: []string{"--data-dir", restored}})
-	r, err := migClient(t, m).Get(ctx, "\x00")
+	var dirs []string
+	for i := 0; i < n; i++ {
+		d := filepath.Join(t.TempDir(), "restored")
+		runTool(t, framework.ServerBinary(t), "snapshot", "restore", file, "--data-dir", d, "--name", fmt.Sprintf("m%d", i), "--migrate-token", migToken)
+		dirs = append(dirs, d)
+	}
+	ms = framework.StartCluster(t, n, framework.Options{MemberOptions: func(i int, o *framework.Options) {
+		o.ExtraArgs = append(o.ExtraArgs, "--data-dir", dirs[i])
+	}})
+	r, err := migClient(t, ms[0]).Get(ctx, "\x00")
 	check(t, "metastore revision", err)
-	return etcd, m, compactAt, r.Header.Revision
+	return etcd, ms, compactAt, r.Header.Revision
+}
+
+// clientURLs lists the members' client URLs, comma-separated.
+func clientURLs(ms []*framework.Member) string {
+	var urls []string
+	for _, m := range ms {
+		urls = append(urls, m.ClientURL)
+	}
+	return strings.Join(urls, ",")
 }
 
 // follower is a running `metastore migrate follow`.
@@ -43,10 +59,10 @@ type follower struct {
 	exited chan error
 }
 
-func startFollower(t *testing.T, etcd, m *framework.Member) *follower {
+func startFollower(t *testing.T, etcd *framework.Member, ms []*framework.Member) *follower {
 	t.Helper()
 	f := &follower{exited: make(chan error, 1)}
-	f.cmd = exec.Command(framework.ServerBinary(t), "migrate", "follow", "--from", etcd.ClientURL, "--to", m.ClientURL,
+	f.cmd = exec.Command(framework.ServerBinary(t), "migrate", "follow", "--from", etcd.ClientURL, "--to", clientURLs(ms),
 		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword)
 	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
 	check(t, "start follower", f.cmd.Start())
@@ -78,8 +94,10 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	onlyAgainstMetastore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
 	defer cancel()
-	etcd, m, compactAt, snapRev := startFromEtcdSnapshot(t, ctx)
-	ec, mc := migClient(t, etcd), migClient(t, m)
+	// Three members: the follower's writes reach the leader through any of
+	// them, and the cut-over must open every one.
+	etcd, ms, compactAt, snapRev := startFromEtcdSnapshot(t, ctx, 3)
+	ec, mc := migClient(t, etcd), migClient(t, ms[2])
 
 	// Migration mode: reads are served, client writes refused clearly.
 	if _, err := mc.Get(ctx, migPrefix, clientv3.WithPrefix()); err != nil {
@@ -90,7 +108,7 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 		t.Fatalf("client write during migration: %v", err)
 	}
 
-	f := startFollower(t, etcd, m)
+	f := startFollower(t, etcd, ms)
 	// The writer: single puts, a multi-key txn, deletes, a new lease with
 	// keys, and a revoke that deletes its keys in one revision.
 	l, err := ec.Grant(ctx, 900)
@@ -121,7 +139,7 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	if final < snapRev+40 {
 		t.Fatalf("etcd at %d, snapshot at %d: the writer wrote too little", final, snapRev)
 	}
-	st, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "status", "--from", etcd.ClientURL, "--to", m.ClientURL,
+	st, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "status", "--from", etcd.ClientURL, "--to", clientURLs(ms),
 		"--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword).CombinedOutput()
 	if err != nil || !strings.Contains(string(st), fmt.Sprintf("etcd revision %d", final)) || !strings.Contains(string(st), "migrating true") {
 		t.Fatalf("migrate status: %v\n%s", err, st)
@@ -129,7 +147,7 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	mid := snapRev + (final-snapRev)/2
 	fromEtcd := watchLines(t, ctx, ec, snapRev+1, mid)
 
-	out, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "cutover", "--from", etcd.ClientURL, "--to", m.ClientURL,
+	out, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "cutover", "--from", etcd.ClientURL, "--to", clientURLs(ms),
 		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword, "--timeout", "40s").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), fmt.Sprintf("cut over at revision %d", final)) {
 		t.Fatalf("cutover: %v\n%s\nfollower:\n%s", err, out, f.out.String())
@@ -144,9 +162,11 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	if all := watchLines(t, ctx, ec, snapRev+1, final); !slices.Equal(all, resumed) {
 		t.Fatalf("watch across the switch:\netcd     %v\nresumed  %v", all, resumed)
 	}
-	r := mustPut(t, mc, ctx, "client/write", "after cutover")
-	if r.Header.Revision != final+1 {
-		t.Fatalf("first write after the cut-over at revision %d, want %d", r.Header.Revision, final+1)
+	for i, m := range ms {
+		r := mustPut(t, migClient(t, m), ctx, "client/write", "after cutover")
+		if r.Header.Revision != final+1+int64(i) {
+			t.Fatalf("write %d after the cut-over at revision %d, want %d", i, r.Header.Revision, final+1+int64(i))
+		}
 	}
 }
 
@@ -156,7 +176,7 @@ func TestMigrationOnlineCompactedPast(t *testing.T) {
 	onlyAgainstMetastore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	etcd, m, _, snapRev := startFromEtcdSnapshot(t, ctx)
+	etcd, ms, _, snapRev := startFromEtcdSnapshot(t, ctx, 1)
 	ec := migClient(t, etcd)
 	var r *clientv3.PutResponse
 	for i := 0; i < 3; i++ {
@@ -165,11 +185,11 @@ func TestMigrationOnlineCompactedPast(t *testing.T) {
 	_, err := ec.Compact(ctx, r.Header.Revision)
 	check(t, "compact", err)
 
-	f := startFollower(t, etcd, m)
+	f := startFollower(t, etcd, ms)
 	if err := f.wait(t, 30*time.Second); err == nil || !strings.Contains(f.out.String(), "etcd compacted past metastore's revision") {
 		t.Fatalf("follower: %v, output:\n%s", err, f.out.String())
 	}
-	got, err := migClient(t, m).Get(ctx, "\x00")
+	got, err := migClient(t, ms[0]).Get(ctx, "\x00")
 	check(t, "metastore revision", err)
 	if got.Header.Revision != snapRev {
 		t.Fatalf("metastore moved from %d to %d", snapRev, got.Header.Revision)
