@@ -116,6 +116,13 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	gone, err := ec.Grant(ctx, 900)
 	check(t, "grant", err)
 	for i := 0; i < 40; i++ {
+		if i == 20 {
+			// A follower killed mid-way is started again and resumes from
+			// metastore's revision.
+			check(t, "kill follower", f.cmd.Process.Kill())
+			_ = f.wait(t, 10*time.Second)
+			f = startFollower(t, etcd, ms)
+		}
 		key := fmt.Sprintf("%sonline/%02d", migPrefix, i%13)
 		switch i % 5 {
 		case 0, 1:
