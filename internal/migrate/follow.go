@@ -9,7 +9,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // ErrCompactedPast: etcd compacted its history past the revision metastore
@@ -145,16 +147,50 @@ func (f *Follower) applyRevision(ctx context.Context, rev int64, evs []*clientv3
 			ops = append(ops, &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: ev.Kv.Key}}})
 		}
 	}
-	resp, err := f.kv.Txn(f.wctx, &pb.TxnRequest{Success: ops})
-	if err != nil {
-		return fmt.Errorf("migrate: apply etcd revision %d (%d changes): %w", rev, len(ops), err)
+	req := &pb.TxnRequest{Success: ops}
+	for attempt := 1; ; attempt++ {
+		resp, err := f.kv.Txn(f.wctx, req)
+		got := int64(0)
+		if err == nil {
+			got = resp.Header.Revision
+		} else {
+			// The outcome of a failed call (a leader change, a timeout) is
+			// unknown: only the follower writes, so metastore's revision
+			// tells whether the txn was applied.
+			r, rerr := f.To.Get(ctx, "\x00")
+			if rerr != nil || r.Header.Revision == f.cur {
+				if attempt >= maxApplyAttempts || ctx.Err() != nil || !transient(err) {
+					return fmt.Errorf("migrate: apply etcd revision %d (%d changes): %w", rev, len(ops), err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+				}
+				continue
+			}
+			got = r.Header.Revision
+		}
+		if got != rev {
+			return fmt.Errorf("%w: etcd revision %d became metastore revision %d", ErrDiverged, rev, got)
+		}
+		f.cur = rev
+		return nil
 	}
-	if resp.Header.Revision != rev {
-		return fmt.Errorf("%w: etcd revision %d became metastore revision %d", ErrDiverged, rev, resp.Header.Revision)
-	}
-	f.cur = rev
-	return nil
 }
+
+// transient reports whether a failed call may succeed when repeated; a
+// refused request (too many operations, no permission) never will.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied, codes.NotFound, codes.OutOfRange:
+		return false
+	}
+	return true
+}
+
+// maxApplyAttempts bounds the retries of one revision whose txn failed
+// without being applied.
+const maxApplyAttempts = 10
 
 // ensureLease grants on metastore, with etcd's ID and TTL, a lease a put
 // uses, before the put.

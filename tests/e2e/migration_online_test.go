@@ -123,6 +123,14 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 			_ = f.wait(t, 10*time.Second)
 			f = startFollower(t, etcd, ms)
 		}
+		if i == 30 {
+			// A metastore member dies under the follower and comes back:
+			// the follower's calls fail over, and the member catches up.
+			ms[0].Kill9()
+		}
+		if i == 35 {
+			ms[0].StartAgain()
+		}
 		key := fmt.Sprintf("%sonline/%02d", migPrefix, i%13)
 		switch i % 5 {
 		case 0, 1:
