@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -15,7 +19,7 @@ import (
 	"github.com/metastore/metastore/internal/migrate"
 )
 
-const migrateUsage = `metastore: usage: metastore migrate follow|status|cutover --from <etcd endpoints> --to <metastore endpoints> [--token T] [--from-user u:p] [--to-user u:p] [--timeout D]`
+const migrateUsage = `metastore: usage: metastore migrate follow|status|cutover --from <etcd endpoints> --to <metastore endpoints> [--token T] [--from-user u:p] [--to-user u:p] [--from-cacert F --from-cert F --from-key F] [--to-cacert F --to-cert F --to-key F] [--timeout D]`
 
 // runMigrate handles `metastore migrate follow|status|cutover`, the online
 // migration from a live etcd (internal/migrate, docs/migration.md).
@@ -33,16 +37,30 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fromUser := fs.String("from-user", "", "etcd user:password")
 	toUser := fs.String("to-user", "", "metastore user:password (the restored etcd users)")
 	timeout := fs.Duration("timeout", time.Minute, "cutover: how long to wait for metastore to catch up")
+	var fromTLS, toTLS tlsFiles
+	fromTLS.register(fs, "from", "etcd")
+	toTLS.register(fs, "to", "metastore")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
+	fromCfg, err := fromTLS.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "metastore: migrate: %v\n", err)
+		return exitUsage
+	}
+	toCfg, err := toTLS.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "metastore: migrate: %v\n", err)
+		return exitUsage
+	}
+	fromConn, toConn := conn{user: *fromUser, tls: fromCfg}, conn{user: *toUser, tls: toCfg}
 	if *from == "" || *to == "" || (cmd != "status" && *token == "") {
 		fmt.Fprintln(stderr, migrateUsage)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	src, err := newClient(*from, *fromUser)
+	src, err := newClient(*from, fromConn)
 	if err != nil {
 		fmt.Fprintf(stderr, "metastore: migrate: etcd: %v\n", err)
 		return exitFailed
@@ -51,7 +69,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	dsts := strings.Split(*to, ",")
 	switch cmd {
 	case "follow":
-		dst, err := newClient(*to, *toUser)
+		dst, err := newClient(*to, toConn)
 		if err != nil {
 			fmt.Fprintf(stderr, "metastore: migrate: metastore: %v\n", err)
 			return exitFailed
@@ -66,22 +84,66 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	case "status":
-		return migrateStatus(ctx, src, dsts, *toUser, stdout, stderr)
+		return migrateStatus(ctx, src, dsts, toConn, stdout, stderr)
 	default:
-		return migrateCutover(ctx, src, dsts, *toUser, *token, *timeout, stdout, stderr)
+		return migrateCutover(ctx, src, dsts, toConn, *token, *timeout, stdout, stderr)
 	}
 }
 
-func newClient(endpoints, user string) (*clientv3.Client, error) {
-	cfg := clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 10 * time.Second}
-	if user != "" {
-		u, p, ok := strings.Cut(user, ":")
+// conn is how to reach one cluster: credentials and TLS (nil: plain).
+type conn struct {
+	user string // user:password, or empty
+	tls  *tls.Config
+}
+
+func newClient(endpoints string, c conn) (*clientv3.Client, error) {
+	cfg := clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 10 * time.Second, TLS: c.tls}
+	if c.user != "" {
+		u, p, ok := strings.Cut(c.user, ":")
 		if !ok {
-			return nil, fmt.Errorf("user %q is not user:password", user)
+			return nil, fmt.Errorf("user %q is not user:password", c.user)
 		}
 		cfg.Username, cfg.Password = u, p
 	}
 	return clientv3.New(cfg)
+}
+
+// tlsFiles are the --<side>-cacert/-cert/-key flags, as etcdctl's.
+type tlsFiles struct{ ca, cert, key string }
+
+func (f *tlsFiles) register(fs *flag.FlagSet, side, what string) {
+	fs.StringVar(&f.ca, side+"-cacert", "", "CA bundle that signed the "+what+" servers' certificates (enables TLS)")
+	fs.StringVar(&f.cert, side+"-cert", "", "client certificate for "+what)
+	fs.StringVar(&f.key, side+"-key", "", "client key for "+what)
+}
+
+// config is nil when no flag was given.
+func (f *tlsFiles) config() (*tls.Config, error) {
+	if f.ca == "" && f.cert == "" && f.key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", f.ca)
+		}
+	}
+	if (f.cert == "") != (f.key == "") {
+		return nil, errors.New("a client certificate needs both --*-cert and --*-key")
+	}
+	if f.cert != "" {
+		c, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
 }
 
 // etcdRevision is the etcd cluster's current revision.
@@ -93,7 +155,7 @@ func etcdRevision(ctx context.Context, c *clientv3.Client) (int64, error) {
 	return r.Header.Revision, nil
 }
 
-func migrateStatus(ctx context.Context, src *clientv3.Client, dsts []string, user string, stdout, stderr io.Writer) int {
+func migrateStatus(ctx context.Context, src *clientv3.Client, dsts []string, to conn, stdout, stderr io.Writer) int {
 	erev, err := etcdRevision(ctx, src)
 	if err != nil {
 		fmt.Fprintf(stderr, "metastore: migrate status: %v\n", err)
@@ -102,7 +164,7 @@ func migrateStatus(ctx context.Context, src *clientv3.Client, dsts []string, use
 	fmt.Fprintf(stdout, "etcd revision %d\n", erev)
 	code := exitOK
 	for _, ep := range dsts {
-		c, err := newClient(ep, user)
+		c, err := newClient(ep, to)
 		if err == nil {
 			var migrating bool
 			var rev int64
@@ -122,7 +184,7 @@ func migrateStatus(ctx context.Context, src *clientv3.Client, dsts []string, use
 // migrateCutover waits until every member applied etcd's last revision,
 // checks etcd is no longer written and its auth state is the restored one,
 // then opens the members for writes.
-func migrateCutover(ctx context.Context, src *clientv3.Client, dsts []string, user, token string, timeout time.Duration, stdout, stderr io.Writer) int {
+func migrateCutover(ctx context.Context, src *clientv3.Client, dsts []string, to conn, token string, timeout time.Duration, stdout, stderr io.Writer) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "metastore: migrate cutover: "+format+"\n", a...)
 		return exitFailed
@@ -140,7 +202,7 @@ func migrateCutover(ctx context.Context, src *clientv3.Client, dsts []string, us
 		}
 	}()
 	for _, ep := range dsts {
-		c, err := newClient(ep, user)
+		c, err := newClient(ep, to)
 		if err != nil {
 			return fail("%s: %v", ep, err)
 		}

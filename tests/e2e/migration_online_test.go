@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -15,20 +16,48 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/internal/tlsutil/tlstest"
 	"github.com/metastore/metastore/tests/framework"
 )
 
 const migToken = "migration-secret"
 
-// startFromEtcdSnapshot fills a real etcd, snapshots it and starts a
-// cluster of n metastore members, each restored from the snapshot in
-// migration mode.
-func startFromEtcdSnapshot(t *testing.T, ctx context.Context, n int) (etcd *framework.Member, ms []*framework.Member, compactAt, snapRev int64) {
+// etcdTLS is a source etcd served over TLS with client certificates.
+type etcdTLS struct {
+	caFile, certFile, keyFile string
+	cfg                       *tls.Config
+	serverArgs                []string
+}
+
+func newEtcdTLS(t *testing.T) *etcdTLS {
 	t.Helper()
-	etcd = framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "migration-ca")
+	srvCert, srvKey := ca.Issue(t, tlstest.Loopback("etcd")).Write(t, dir, "etcd")
+	leaf := ca.Issue(t, tlstest.Names{CN: "root"})
+	e := &etcdTLS{caFile: ca.WriteCA(t, dir, "ca"),
+		cfg: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12}}
+	e.certFile, e.keyFile = leaf.Write(t, dir, "client")
+	e.serverArgs = []string{"--cert-file", srvCert, "--key-file", srvKey, "--trusted-ca-file", e.caFile, "--client-cert-auth"}
+	return e
+}
+
+// startFromEtcdSnapshot fills a real etcd (over TLS when sec is set),
+// snapshots it and starts a cluster of n metastore members, each restored
+// from the snapshot in migration mode.
+func startFromEtcdSnapshot(t *testing.T, ctx context.Context, n int, sec *etcdTLS) (etcd *framework.Member, ms []*framework.Member, compactAt, snapRev int64) {
+	t.Helper()
+	opts := framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}}
+	var ctlTLS []string
+	if sec != nil {
+		opts.ClientScheme, opts.ClientTLS = "https", sec.cfg
+		opts.ExtraArgs = append(opts.ExtraArgs, sec.serverArgs...)
+		ctlTLS = []string{"--cacert", sec.caFile, "--cert", sec.certFile, "--key", sec.keyFile}
+	}
+	etcd = framework.Start(t, opts)
 	compactAt = fillHistory(t, ctx, etcd.Client())
 	file := filepath.Join(t.TempDir(), "etcd.db")
-	etcd.MustEtcdctl("--user", "root:"+migRootPassword, "snapshot", "save", file)
+	etcd.MustEtcdctl(append(ctlTLS, "--user", "root:"+migRootPassword, "snapshot", "save", file)...)
 	var dirs []string
 	for i := 0; i < n; i++ {
 		d := filepath.Join(t.TempDir(), "restored")
@@ -59,11 +88,11 @@ type follower struct {
 	exited chan error
 }
 
-func startFollower(t *testing.T, etcd *framework.Member, ms []*framework.Member) *follower {
+func startFollower(t *testing.T, etcd *framework.Member, ms []*framework.Member, extra ...string) *follower {
 	t.Helper()
 	f := &follower{exited: make(chan error, 1)}
-	f.cmd = exec.Command(framework.ServerBinary(t), "migrate", "follow", "--from", etcd.ClientURL, "--to", clientURLs(ms),
-		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword)
+	f.cmd = exec.Command(framework.ServerBinary(t), append([]string{"migrate", "follow", "--from", etcd.ClientURL, "--to", clientURLs(ms),
+		"--token", migToken, "--from-user", "root:" + migRootPassword, "--to-user", "root:" + migRootPassword}, extra...)...)
 	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
 	check(t, "start follower", f.cmd.Start())
 	go func() { f.exited <- f.cmd.Wait() }()
@@ -96,7 +125,7 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	defer cancel()
 	// Three members: the follower's writes reach the leader through any of
 	// them, and the cut-over must open every one.
-	etcd, ms, compactAt, snapRev := startFromEtcdSnapshot(t, ctx, 3)
+	etcd, ms, compactAt, snapRev := startFromEtcdSnapshot(t, ctx, 3, nil)
 	ec, mc := migClient(t, etcd), migClient(t, ms[2])
 
 	// Migration mode: reads are served, client writes refused clearly.
@@ -186,13 +215,16 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 }
 
 // TestMigrationOnlineCompactedPast: when etcd compacted past the restored
-// revision, the follower stops with a clear error and applies nothing.
+// revision, the follower stops with a clear error and applies nothing. The
+// source etcd is served over TLS with client certificates, as production
+// clusters are, so the follower's --from-cacert/-cert/-key are exercised.
 func TestMigrationOnlineCompactedPast(t *testing.T) {
 	onlyAgainstMetastore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	etcd, ms, _, snapRev := startFromEtcdSnapshot(t, ctx, 1)
-	ec := migClient(t, etcd)
+	sec := newEtcdTLS(t)
+	etcd, ms, _, snapRev := startFromEtcdSnapshot(t, ctx, 1, sec)
+	ec := migClientTLS(t, etcd, sec.cfg)
 	var r *clientv3.PutResponse
 	for i := 0; i < 3; i++ {
 		r = mustPut(t, ec, ctx, migPrefix+"later", fmt.Sprint(i))
@@ -200,7 +232,7 @@ func TestMigrationOnlineCompactedPast(t *testing.T) {
 	_, err := ec.Compact(ctx, r.Header.Revision)
 	check(t, "compact", err)
 
-	f := startFollower(t, etcd, ms)
+	f := startFollower(t, etcd, ms, "--from-cacert", sec.caFile, "--from-cert", sec.certFile, "--from-key", sec.keyFile)
 	if err := f.wait(t, 30*time.Second); err == nil || !strings.Contains(f.out.String(), "etcd compacted past metastore's revision") {
 		t.Fatalf("follower: %v, output:\n%s", err, f.out.String())
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,8 +36,14 @@ const (
 // migClient is a root client of m (auth is enabled by fillHistory).
 func migClient(t *testing.T, m *framework.Member) *clientv3.Client {
 	t.Helper()
+	return migClientTLS(t, m, nil)
+}
+
+// migClientTLS is migClient over TLS (cfg nil: plain).
+func migClientTLS(t *testing.T, m *framework.Member, cfg *tls.Config) *clientv3.Client {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: 10 * time.Second,
-		Username: "root", Password: migRootPassword})
+		Username: "root", Password: migRootPassword, TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
