@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/internal/migrate"
+	"github.com/metastore/metastore/internal/rpc"
 )
 
 // migrationOptions installs the guard of an online migration from etcd
@@ -29,6 +31,9 @@ func (s *Server) migrationOptions() []grpc.ServerOption {
 	}
 	if g.Migrating() {
 		s.lg.Warn("migration from etcd in progress: client writes are refused until `metastore migrate cutover`")
+		// The same KV service, but with no bound on the ops of one txn.
+		kv := rpc.NewKVServer(s.backend, s, math.MaxInt32, func(string) {})
+		g.FollowerTxn = kv.Txn
 	}
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(g.Unary)}
 }

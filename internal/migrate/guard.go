@@ -26,6 +26,7 @@ const (
 	HeaderMigrating = "metastore-migrating"
 
 	statusMethod = "/etcdserverpb.Maintenance/Status"
+	txnMethod    = "/etcdserverpb.KV/Txn"
 )
 
 // ErrMigrating is what a client write gets during a migration.
@@ -34,6 +35,12 @@ var ErrMigrating = status.Error(codes.FailedPrecondition,
 
 // Guard refuses client writes while the member is in migration mode.
 type Guard struct {
+	// FollowerTxn, when set, serves the follower's Txn calls instead of the
+	// regular handler: the server gives one without the --max-txn-ops
+	// bound, since one etcd revision (a lease revoke, a large delete) may
+	// change more keys than a client txn may, and must stay one revision.
+	FollowerTxn func(context.Context, *pb.TxnRequest) (*pb.TxnResponse, error)
+
 	dataDir string
 	// marker is nil once not migrating. An atomic pointer: every request
 	// reads it; only a cut-over, under cutMu, clears it.
@@ -74,10 +81,16 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if info.FullMethod == statusMethod {
 		return g.status(ctx, req, handler)
 	}
-	if !g.Migrating() || !IsWrite(info.FullMethod, req) || g.tokenOK(ctx) {
+	if !g.Migrating() || !IsWrite(info.FullMethod, req) {
 		return handler(ctx, req)
 	}
-	return nil, ErrMigrating
+	if !g.tokenOK(ctx) {
+		return nil, ErrMigrating
+	}
+	if r, ok := req.(*pb.TxnRequest); ok && info.FullMethod == txnMethod && g.FollowerTxn != nil {
+		return g.FollowerTxn(ctx, r)
+	}
+	return handler(ctx, req)
 }
 
 func (g *Guard) status(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
