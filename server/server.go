@@ -47,6 +47,7 @@ import (
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/snapshot"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
@@ -193,6 +194,9 @@ func (s *Server) openStorage() error {
 		s.eng = memory.New()
 	default:
 		dir := filepath.Join(s.cfg.Member.DataDir, "member", "pebble")
+		if err := snapshot.PrepareMemberDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("server: create data dir %s: %w", dir, err)
 		}
@@ -550,6 +554,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	s.authInterceptors()
 	s.rel.roleUnary, s.rel.roleStream = s.learnerUnary, s.learnerStream
 	opts = append(opts, s.rel.serverOptions()...)
+	opts = append(opts, s.migrationOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))

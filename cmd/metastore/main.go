@@ -33,6 +33,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "snapshot" {
 		return runSnapshot(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(args[1:], stdout, stderr)
+	}
 	cfg, err := config.Parse(args, environ)
 	switch {
 	case errors.Is(err, config.ErrHelp):
