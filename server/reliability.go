@@ -39,7 +39,7 @@ type reliability struct {
 	// authUnary and authStream fill the chain's auth slot (server/auth.go).
 	authUnary  grpc.UnaryServerInterceptor
 	authStream grpc.StreamServerInterceptor
-	// roleUnary and roleStream fill the chain's role slot (server/learner.go).
+	// roleUnary and roleStream fill the chain's role slot (internal/member/learner).
 	roleUnary  grpc.UnaryServerInterceptor
 	roleStream grpc.StreamServerInterceptor
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -24,7 +23,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
-	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
@@ -36,13 +34,20 @@ import (
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/corruption"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/httpapi"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/lifecycle"
+	"github.com/metastore/metastore/internal/member/bootstrap"
+	"github.com/metastore/metastore/internal/member/learner"
+	"github.com/metastore/metastore/internal/member/peers"
+	"github.com/metastore/metastore/internal/member/reconfig"
+	"github.com/metastore/metastore/internal/member/snapinstall"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/peerapi"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/raftsnap"
@@ -90,6 +95,9 @@ type Server struct {
 	backend   *backend.Backend
 	memberID  uint64
 	ticker    *time.Ticker
+	peers     *peers.Syncer
+	snaps     *snapinstall.Installer
+	reconf    *reconfig.Reconfigurer
 
 	grpcSrv   *grpc.Server
 	httpSrvs  []*http.Server
@@ -107,12 +115,46 @@ type Server struct {
 	stopErr   error
 }
 
-// New validates cfg and returns a Server that Start will run.
-func New(cfg *config.Config, lg *zap.Logger) (*Server, error) {
+// Config is a member's configuration: every etcd flag and metastore's
+// own, parsed and checked. Build it with ParseFlags (or config.Default and
+// config.Parse inside this module).
+type Config = config.Config
+
+// ParseFlags builds a Config from etcd-style command-line flags and
+// ETCD_* environment entries ("ETCD_NAME=m1"), as the metastore binary
+// does.
+func ParseFlags(args, environ []string) (*Config, error) { return config.Parse(args, environ) }
+
+// New checks cfg and returns a Server that Start will run. It opens
+// nothing: a configuration error is reported here, before any file or port
+// is touched.
+func New(cfg *Config, lg *zap.Logger) (*Server, error) {
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
 	if lg == nil {
 		lg = zap.NewNop()
 	}
 	return &Server{cfg: cfg, lg: lg, donec: make(chan struct{}), applyDone: make(chan struct{})}, nil
+}
+
+// validate rejects what no member can start with. config.Parse already
+// checks flag by flag; this guards an embedding program's hand-made Config.
+func validate(cfg *Config) error {
+	switch {
+	case cfg == nil:
+		return errors.New("server: no config")
+	case len(cfg.Member.ListenClientURLs) == 0:
+		return errors.New("server: no client URL to listen on (--listen-client-urls)")
+	case len(cfg.Member.ListenPeerURLs) == 0:
+		return errors.New("server: no peer URL to listen on (--listen-peer-urls)")
+	case cfg.Raft.HeartbeatInterval <= 0 || cfg.Raft.ElectionTicks() < 1:
+		return fmt.Errorf("server: --election-timeout (%v) must be at least --heartbeat-interval (%v), which must be positive",
+			cfg.Raft.ElectionTimeout, cfg.Raft.HeartbeatInterval)
+	case cfg.Storage.Engine != config.EngineMemory && cfg.Member.DataDir == "":
+		return errors.New("server: no --data-dir for the on-disk storage engine")
+	}
+	return nil
 }
 
 // Done is closed when the server stopped by itself after a fatal error.
@@ -213,8 +255,8 @@ func (s *Server) openStorage() error {
 	}
 	s.snapRecv = raftsnap.NewReceiver(s.eng)
 	if s.cfg.Cluster.ForceNewCluster {
-		if err := s.forceNewCluster(); err != nil {
-			return err
+		if err := bootstrap.ForceNewCluster(s.eng, s.cfg.Member.DataDir, s.lg.Named("bootstrap")); err != nil {
+			return fmt.Errorf("server: %w", err)
 		}
 	}
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
@@ -250,117 +292,65 @@ func (s *Server) openStorage() error {
 	return nil
 }
 
-// bootstrapPeers decides between a fresh start and a restart. A fresh start
-// derives every member's ID from --initial-cluster and records this
-// member's ID and the cluster ID before raft runs.
-func (s *Server) bootstrapPeers() ([]raft.Peer, []*membership.Member, error) {
-	if v, err := s.eng.Get(storage.KeyMemberID); err == nil {
-		if len(v) != 8 {
-			return nil, nil, fmt.Errorf("server: member id record has %d bytes", len(v))
-		}
-		s.memberID = binary.BigEndian.Uint64(v)
-		if s.cfg.Cluster.State == config.ClusterStateNew && s.cfg.IsSet("initial-cluster") {
-			s.lg.Info("data dir holds an existing member; ignoring --initial-cluster", zap.String("data-dir", s.cfg.Member.DataDir))
-		}
-		return nil, nil, nil
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, fmt.Errorf("server: read member id: %w", err)
-	}
-	if s.cfg.Cluster.State == config.ClusterStateExisting {
-		// A member added with MemberAdd, starting for the first time: raft
-		// starts empty and the leader sends it the log or a snapshot.
-		ms, err := s.joinExisting()
-		return nil, ms, err
-	}
-	var (
-		peers []raft.Peer
-		ids   []uint64
-	)
-	for name, urls := range s.cfg.Cluster.InitialMembers {
-		peerURLs := urlStrings(urls)
-		m := &membership.Member{ID: membership.ComputeMemberID(peerURLs, s.cfg.Cluster.Token), Name: name, PeerURLs: peerURLs}
-		// Every member must put identical bootstrap entries in its log, so
-		// the context holds only what --initial-cluster says; client URLs
-		// are published through Raft once the member serves.
-		if name == s.cfg.Member.Name {
-			s.memberID = m.ID
-		}
-		ids = append(ids, m.ID)
-		peers = append(peers, raft.Peer{ID: m.ID, Context: m.Encode()})
-	}
-	if s.memberID == 0 {
-		return nil, nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
-	}
-	clusterID := membership.ComputeClusterID(ids)
-	b := s.eng.NewBatch()
-	defer b.Close()
-	v := make([]byte, 8)
-	binary.BigEndian.PutUint64(v, s.memberID)
-	if err := b.Set(storage.KeyMemberID, v); err != nil {
-		return nil, nil, err
-	}
-	if err := s.members.StageClusterID(b, clusterID); err != nil {
-		return nil, nil, err
-	}
-	if err := b.Commit(true); err != nil {
-		return nil, nil, fmt.Errorf("server: record member id: %w", err)
-	}
-	s.members.SetClusterID(clusterID)
-	return peers, nil, nil
-}
-
 func (s *Server) startRaft() error {
-	peers, joined, err := s.bootstrapPeers()
-	if err != nil {
-		return err
-	}
 	var peerClientTLS *tls.Config
 	if s.peerTLS != nil {
 		peerClientTLS = s.peerTLS.Client
 	}
+	boot, err := bootstrap.Run(bootstrap.Config{
+		Engine:            s.eng,
+		Members:           s.members,
+		Name:              s.cfg.Member.Name,
+		InitialMembers:    initialMembers(s.cfg.Cluster.InitialMembers),
+		Token:             s.cfg.Cluster.Token,
+		InitialClusterSet: s.cfg.IsSet("initial-cluster"),
+		Join:              s.cfg.Cluster.State == config.ClusterStateExisting,
+		AdvertisePeerURLs: urlStrings(s.cfg.Member.AdvertisePeerURLs),
+		PeerTLS:           peerClientTLS,
+		DataDir:           s.cfg.Member.DataDir,
+		Logger:            s.lg.Named("bootstrap"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.memberID = boot.MemberID
+	s.snaps = snapinstall.New(snapinstall.Config{
+		Engine:    s.eng,
+		Receiver:  s.snapRecv,
+		RaftLog:   s.raftLog,
+		MVCC:      s.store,
+		Leases:    s.lessor,
+		Auth:      s.auth,
+		Alarms:    s.alarms,
+		Members:   s.members,
+		Watch:     s.hub,
+		SyncPeers: func(ms []*membership.Member) { s.peers.Sync(ms) },
+		Applied:   func() uint64 { return s.applier.AppliedIndex() },
+		Commit:    func() uint64 { return s.node.Status().GetCommit() },
+		Logger:    s.lg.Named("snapshot"),
+	})
 	s.transport = transport.New(transport.Config{
 		TLS:       peerClientTLS,
 		LocalID:   s.memberID,
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
-		Snapshots: s,
+		Snapshots: s.snaps,
 		IsRemoved: s.members.IsRemoved,
 		Removed: func() {
 			s.lg.Warn("a peer says this member was removed from the cluster")
 			s.fail(membership.ErrRemoved)
 		},
 	})
-	// Peers come from --initial-cluster on a fresh start and from the
-	// replicated member list on a restart.
-	if len(peers) > 0 {
-		for _, p := range peers {
-			m, err := membership.Decode(p.Context)
-			if err != nil {
-				return err
-			}
-			if m.ID != s.memberID {
-				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
-					return fmt.Errorf("server: peer %s: %w", m.Name, err)
-				}
-			}
-		}
-	} else {
-		known := s.members.Members()
-		if joined != nil {
-			known = joined // the log or a snapshot brings the member list
-		}
-		for _, m := range known {
-			if m.ID != s.memberID {
-				if err := s.transport.AddPeer(m.ID, m.PeerURLs); err != nil {
-					return fmt.Errorf("server: peer %s: %w", m.Name, err)
-				}
-			}
-		}
-	}
-	wait := apply.NewWait()
-	s.wait = wait
-	hb := s.cfg.Raft.HeartbeatInterval
-	s.ticker = time.NewTicker(hb)
+	s.peers = peers.New(peers.Config{
+		Self:         s.memberID,
+		Transport:    s.transport,
+		Removed:      func() { s.fail(membership.ErrRemoved) },
+		RemovedDelay: 10 * s.cfg.Raft.HeartbeatInterval,
+		Logger:       s.lg.Named("peers"),
+	})
+	s.peers.Reach(boot.Reach)
+	s.wait = apply.NewWait()
+	s.ticker = time.NewTicker(s.cfg.Raft.HeartbeatInterval)
 	// The node is created after the applier so the applier can be handed
 	// to it; the applier reaches the node only through this indirection.
 	cc := &confChanger{}
@@ -374,10 +364,10 @@ func (s *Server) startRaft() error {
 		RaftLog:        s.raftLog,
 		Members:        s.members,
 		Conf:           cc,
-		Snapshots:      s,
-		Observer:       s,
+		Snapshots:      s.snaps,
+		Observer:       s.peers,
 		MaxLearners:    s.cfg.Cluster.MaxLearners,
-		Wait:           wait,
+		Wait:           s.wait,
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
 		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
@@ -388,7 +378,7 @@ func (s *Server) startRaft() error {
 	}
 	s.node, err = raftnode.Start(raftnode.Config{
 		ID:             s.memberID,
-		Peers:          peers,
+		Peers:          boot.Peers,
 		ElectionTicks:  s.cfg.Raft.ElectionTicks(),
 		HeartbeatTicks: 1,
 		Tick:           s.ticker.C,
@@ -422,7 +412,7 @@ func (s *Server) startRaft() error {
 		MemberID:        s.memberID,
 		Node:            s.node,
 		Applier:         s.applier,
-		Wait:            wait,
+		Wait:            s.wait,
 		Store:           s.store,
 		Executor:        s.exec,
 		Lessor:          s.lessor,
@@ -436,18 +426,30 @@ func (s *Server) startRaft() error {
 		ProposalFailed:  s.rel.metrics.ProposalsFailed.Inc,
 		Pending:         func(d int) { s.rel.metrics.ProposalsPending.Add(float64(d)) },
 	})
-	for path, h := range s.backend.LeaseHandlers() {
-		s.transport.HandleFunc(path, h)
+	s.reconf = reconfig.New(reconfig.Config{
+		Self:                s.memberID,
+		Members:             s.members,
+		Node:                s.node,
+		Backend:             s.backend,
+		Peers:               s.transport,
+		Wait:                s.wait,
+		StrictReconfigCheck: s.cfg.Cluster.StrictReconfigCheck,
+		RequestTimeout:      s.requestTimeout(),
+		Logger:              s.lg.Named("reconfig"),
+	})
+	lease := s.backend.LeaseHandlers()
+	if err := (peerapi.Handlers{
+		LeaseRenew:      lease[peerapi.PathLeaseRenew],
+		LeaseTimeToLive: lease[peerapi.PathLeaseTimeToLive],
+		HashKV:          corruption.ServeHashKV(s.localHash),
+		Members:         bootstrap.ServeMembers(s.members),
+		Promote:         s.reconf.ServePromote,
+	}).Register(s.transport); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
-	s.transport.HandleFunc(pathHashKV, s.serveHashKV)
-	s.transport.HandleFunc(pathMembers, s.serveMembers)
-	s.transport.HandleFunc(pathPromote, s.servePromote)
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
-	if err := s.startPeerListeners(); err != nil {
-		return err
-	}
-	return nil
+	return s.startPeerListeners()
 }
 
 type confChanger struct{ node *raftnode.Node }
@@ -548,7 +550,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	// to a goroutine per stream, so the pool bounds nothing.
 	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
 	s.authInterceptors()
-	s.rel.roleUnary, s.rel.roleStream = s.learnerUnary, s.learnerStream
+	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(s.IsLearner)
 	opts = append(opts, s.rel.serverOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
@@ -559,7 +561,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	hdr := s
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
-	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
+	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
 	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))
 	pb.RegisterWatchServer(srv, rpc.NewWatchServer(s.hub, func() *pb.ResponseHeader { return rpc.NewHeader(hdr) }, rpc.WatchServerOptions{
@@ -842,6 +844,15 @@ func (s *Server) registerShutdown() {
 		}
 		return nil
 	})
+}
+
+// initialMembers is --initial-cluster with URLs as strings.
+func initialMembers(in map[string][]url.URL) map[string][]string {
+	out := make(map[string][]string, len(in))
+	for name, us := range in {
+		out[name] = urlStrings(us)
+	}
+	return out
 }
 
 func urlStrings(us []url.URL) []string {

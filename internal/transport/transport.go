@@ -19,6 +19,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/peerapi"
 )
 
 // Raft is the local raft member the transport delivers to and reports to.
@@ -107,10 +109,10 @@ const (
 	HeaderVersion   = "X-Metastore-Peer-Version"
 
 	// PathPrefix is where Handler serves; the lead mounts it there.
-	PathPrefix = "/raft/"
+	PathPrefix = peerapi.Prefix
 
-	pathMsgApp  = "/raft/stream/msgapp"
-	pathMessage = "/raft/stream/message"
+	pathMsgApp  = peerapi.PathStreamMsgApp
+	pathMessage = peerapi.PathStreamMessage
 
 	protocolVersion = "1"
 )
