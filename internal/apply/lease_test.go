@@ -141,7 +141,6 @@ func (r *leaseRig) keys(t testing.TB, id int64) []string {
 	return out
 }
 
-
 func TestApplyLeaseGrant(t *testing.T) {
 	r := newLeaseRig(t, memory.New(), clock.NewFake())
 	res := r.apply1(t, grantReq(5, 1))
