@@ -109,7 +109,7 @@ type Server struct {
 	applyDone chan struct{}
 	donec     chan struct{}
 	errMu     sync.Mutex
-	err       error
+	err       error // guarded by errMu
 	failOnce  sync.Once
 	stopOnce  sync.Once
 	stopErr   error
@@ -719,7 +719,7 @@ func isClosedErr(err error) bool {
 	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
 }
 
-// Stop shuts the member down in the seed's four phases: stop accepting
+// Stop shuts the member down in four phases (internal/lifecycle): stop accepting
 // (health NOT_SERVING, listeners closed), drain (in-flight requests finish),
 // persist (raft and apply stop, storage synced), close.
 func (s *Server) Stop(ctx context.Context) error {

@@ -81,9 +81,9 @@ func removedKey(id uint64) []byte {
 // Store holds the members; writes go into the apply batch.
 type Store struct {
 	mu        sync.RWMutex
-	clusterID uint64
-	members   map[uint64]*Member
-	removed   map[uint64]bool
+	clusterID uint64             // guarded by mu
+	members   map[uint64]*Member // guarded by mu
+	removed   map[uint64]bool    // guarded by mu
 }
 
 // Load reads the members from the engine.

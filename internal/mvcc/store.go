@@ -67,7 +67,7 @@ type Store struct {
 
 	comp atomic.Pointer[compactor]
 
-	hashMu sync.Mutex
+	hashMu sync.Mutex     // guards hashes
 	hashes []recordedHash // hashes recorded by recent compactions
 }
 

@@ -126,7 +126,7 @@ type Transport struct {
 	lg        *zap.Logger
 	clusterID atomic.Uint64
 
-	raftMu    sync.Mutex
+	raftMu    sync.Mutex // serialises SetRaft; raft is read without it
 	raft      atomic.Pointer[raftBox]
 	raftReady chan struct{} // closed by the first SetRaft
 
@@ -137,7 +137,7 @@ type Transport struct {
 
 	snapMu sync.Mutex // one inbound snapshot at a time
 
-	mu      sync.RWMutex
+	mu      sync.RWMutex // guards peers and stopped
 	peers   map[uint64]*peer
 	stopped bool
 	inbound sync.WaitGroup // handlers of inbound streams
