@@ -1,11 +1,13 @@
 package simcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
 	"strings"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
@@ -28,6 +30,8 @@ type Options struct {
 	SnapshotCount, CatchupEntries uint64
 	// MaxLearners is --max-learners (1 when zero, etcd's default).
 	MaxLearners int
+	// NoStrictReconfigCheck is --strict-reconfig-check=false.
+	NoStrictReconfigCheck bool
 }
 
 // Cluster is a set of simulated members and the network between them. It
@@ -40,6 +44,9 @@ type Cluster struct {
 	queue   []*raftpb.Message
 	// group maps a member to its side of a partition; empty when healed.
 	group map[uint64]int
+	// upSince is since when each link (lower ID first) has carried
+	// messages both ways: what transport.ActiveSince reports.
+	upSince map[[2]uint64]time.Time
 	// pending are the proposals not yet applied on their proposer.
 	pending []*proposal
 	nextReq uint64
@@ -63,7 +70,7 @@ func New(n int, opts Options) (*Cluster, error) {
 	if opts.MaxLearners == 0 {
 		opts.MaxLearners = 1
 	}
-	c := &Cluster{opts: opts, Clock: clock.NewFake(), members: map[uint64]*Member{}, group: map[uint64]int{}}
+	c := &Cluster{opts: opts, Clock: clock.NewFake(), members: map[uint64]*Member{}, group: map[uint64]int{}, upSince: map[[2]uint64]time.Time{}}
 	var peers []raft.Peer
 	for id := uint64(1); id <= uint64(n); id++ {
 		mb := &membership.Member{ID: id, Name: fmt.Sprintf("m%d", id), PeerURLs: []string{peerURL(id)}}
@@ -79,7 +86,37 @@ func New(n int, opts Options) (*Cluster, error) {
 		}
 		c.members[id] = m
 	}
+	c.relink()
 	return c, nil
+}
+
+func link(a, b uint64) [2]uint64 {
+	if a > b {
+		a, b = b, a
+	}
+	return [2]uint64{a, b}
+}
+
+// relink records when links came up or went down, after any change of the
+// partition or of which members run.
+func (c *Cluster) relink() {
+	ids := c.ids()
+	for i, a := range ids {
+		for _, b := range ids[i+1:] {
+			up := c.connected(a, b) && !c.members[a].stopped && !c.members[b].stopped
+			k := link(a, b)
+			if _, was := c.upSince[k]; up && !was {
+				c.upSince[k] = c.Clock.Now()
+			} else if !up {
+				delete(c.upSince, k)
+			}
+		}
+	}
+}
+
+// activeSince is member self's view of since when peer is reachable.
+func (c *Cluster) activeSince(self, peer uint64) time.Time {
+	return c.upSince[link(self, peer)]
 }
 
 func peerURL(id uint64) string { return fmt.Sprintf("http://127.0.0.1:%d", 20000+id) }
@@ -158,12 +195,14 @@ func (c *Cluster) Partition(groups ...[]uint64) {
 			c.group[id] = i + 1
 		}
 	}
+	c.relink()
 	c.logf("partition %v", groups)
 }
 
 // Heal joins the network again.
 func (c *Cluster) Heal() {
 	c.group = map[uint64]int{}
+	c.relink()
 	c.logf("healed")
 }
 
@@ -363,6 +402,69 @@ func (c *Cluster) propose(id uint64, label string, send func(m *Member, reqID ui
 	return nil
 }
 
+// MemberAdd runs internal/member/reconfig's policy for adding member nid
+// on member id and, if it passes, proposes the change there, as
+// reconfig.Reconfigurer.AddMember does (which names the member itself).
+func (c *Cluster) MemberAdd(id, nid uint64, learner bool) error {
+	m, err := c.member(id)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("member-add %d%s", nid, learnerTag(learner))
+	if err := m.policy.CheckAdd(learner); err != nil {
+		c.logf("%d: %s refused: %v", id, label, err)
+		return nil
+	}
+	mb := membership.Member{ID: nid, PeerURLs: []string{peerURL(nid)}, IsLearner: learner}
+	typ := raftpb.ConfChangeType_ConfChangeAddNode
+	if learner {
+		typ = raftpb.ConfChangeType_ConfChangeAddLearnerNode
+	}
+	return c.ProposeConfChange(id, label, &raftpb.ConfChange{
+		Type: typ.Enum(), NodeId: proto.Uint64(nid), Context: (&membership.ConfChangeContext{Member: mb}).Encode()})
+}
+
+// MemberRemove is MemberAdd's twin for removing member target.
+func (c *Cluster) MemberRemove(id, target uint64) error {
+	m, err := c.member(id)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("member-remove %d", target)
+	if err := m.policy.CheckRemove(target); err != nil {
+		c.logf("%d: %s refused: %v", id, label, err)
+		return nil
+	}
+	return c.ProposeConfChange(id, label, &raftpb.ConfChange{
+		Type: raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(target)})
+}
+
+// MemberPromote promotes learner target through member id. Only the leader
+// can judge a learner's progress, so a follower forwards the promotion to
+// it, as reconfig.Reconfigurer.PromoteMember does over the peer listener.
+func (c *Cluster) MemberPromote(id, target uint64) error {
+	m, err := c.member(id)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("member-promote %d", target)
+	err = m.policy.CheckPromote(context.Background(), target)
+	if errors.Is(err, membership.ErrNotLeader) && m.lead != 0 && m.lead != id {
+		c.logf("%d: %s forwarded to the leader %d", id, label, m.lead)
+		if m, err = c.member(m.lead); err != nil {
+			return err
+		}
+		err = m.policy.CheckPromote(context.Background(), target)
+	}
+	if err != nil {
+		c.logf("%d: %s refused: %v", m.ID, label, err)
+		return nil
+	}
+	return c.ProposeConfChange(m.ID, label, &raftpb.ConfChange{
+		Type: raftpb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(target),
+		Context: (&membership.ConfChangeContext{Member: membership.Member{ID: target}, IsPromote: true}).Encode()})
+}
+
 // collect reports the proposals whose outcome arrived. The applier
 // triggers waiters synchronously inside handleReady, so this sees every
 // outcome of the Readies just processed.
@@ -419,6 +521,7 @@ func (c *Cluster) AddMember(id uint64) error {
 		return err
 	}
 	c.members[id] = m
+	c.relink()
 	return nil
 }
 
@@ -430,6 +533,7 @@ func (c *Cluster) Stop(id uint64) error {
 		return err
 	}
 	m.stopped = true
+	c.relink()
 	c.logf("%d: stopped", id)
 	return nil
 }
@@ -453,6 +557,7 @@ func (c *Cluster) Restart(id uint64, forceNewCluster bool) error {
 		return err
 	}
 	c.members[id] = m
+	c.relink()
 	c.logf("%d: restarted%s", id, map[bool]string{true: " with --force-new-cluster"}[forceNewCluster])
 	return nil
 }

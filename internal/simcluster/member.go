@@ -18,6 +18,7 @@ import (
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -52,6 +53,7 @@ type Member struct {
 	recv    *raftsnap.Receiver
 	snaps   *snapinstall.Installer
 	raw     *raft.RawNode
+	policy  *reconfig.Policy
 
 	lead    uint64
 	state   raft.StateType
@@ -133,7 +135,26 @@ func (c *Cluster) open(id uint64, eng storage.Engine, peers []raft.Peer) (*Membe
 			return nil, err
 		}
 	}
+	m.policy = &reconfig.Policy{
+		Self:                id,
+		Members:             m.Members,
+		Status:              m.raw.Status,
+		ActiveSince:         func(peer uint64) time.Time { return c.activeSince(id, peer) },
+		Barrier:             m.caughtUp,
+		StrictReconfigCheck: !c.opts.NoStrictReconfigCheck,
+		Now:                 c.Clock.Now,
+		Logger:              lg,
+	}
 	return m, nil
+}
+
+// caughtUp is the policy's barrier: applying is synchronous here, so the
+// member has applied everything committed unless a Ready is pending.
+func (m *Member) caughtUp(context.Context) error {
+	if a, c := m.applier.AppliedIndex(), m.raw.Status().GetCommit(); a < c {
+		return fmt.Errorf("simcluster: member %d applied %d of %d committed entries; process first", m.ID, a, c)
+	}
+	return nil
 }
 
 // ApplyConfChange implements apply.ConfChanger: the applier runs on the
@@ -158,6 +179,7 @@ func (m *Member) MemberRemoved(id uint64) {
 	m.c.logf("%d: member %d removed", m.ID, id)
 	if id == m.ID {
 		m.stopped = true
+		m.c.relink()
 		m.c.logf("%d: stopped: removed from the cluster", m.ID)
 	}
 }

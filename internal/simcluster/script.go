@@ -8,10 +8,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
 )
 
@@ -40,7 +37,7 @@ func (cmd Command) has(key string) bool { _, ok := cmd.Args[key]; return ok }
 // Run runs one command and returns what it prints. The cluster is created
 // by the first command, start.
 //
-//	start n=3 [snapshot-count=N catchup=M max-learners=K]
+//	start n=3 [snapshot-count=N catchup=M max-learners=K strict=false]
 //	campaign id=1                 start an election on 1
 //	tick id=1 [n=1]               raft ticks on 1 (heartbeats on a leader)
 //	tick-election id=2            ticks past 2's election timeout, once
@@ -56,8 +53,8 @@ func (cmd Command) has(key string) bool { _, ok := cmd.Args[key]; return ok }
 //	put id=1 k=a v=b [lease=5]    propose a Put on 1
 //	get id=2 k=a                  serializable read of 2's local state
 //	read-index id=2 ctx=r1        ask raft for a read index on 2
-//	member-add id=1 new=4 [learner]
-//	member-promote id=1 target=4
+//	member-add id=1 new=4 [learner]   reconfig's policy on 1, then propose
+//	member-promote id=1 target=4      (a follower forwards to the leader)
 //	member-remove id=1 target=3
 //	start-member id=4             start added member 4, empty
 //	stop id=3 / restart id=3 [force-new-cluster]
@@ -131,22 +128,13 @@ func (c *Cluster) Run(cmd Command) (string, error) {
 		}
 	case "member-add":
 		nid, _ := cmd.uint("new", 0)
-		mb := membership.Member{ID: nid, PeerURLs: []string{peerURL(nid)}, IsLearner: cmd.has("learner")}
-		typ := raftpb.ConfChangeType_ConfChangeAddNode
-		if mb.IsLearner {
-			typ = raftpb.ConfChangeType_ConfChangeAddLearnerNode
-		}
-		err = c.ProposeConfChange(id, fmt.Sprintf("member-add %d%s", nid, learnerTag(mb.IsLearner)), &raftpb.ConfChange{
-			Type: typ.Enum(), NodeId: proto.Uint64(nid), Context: (&membership.ConfChangeContext{Member: mb}).Encode()})
+		err = c.MemberAdd(id, nid, cmd.has("learner"))
 	case "member-promote":
 		t, _ := cmd.uint("target", 0)
-		err = c.ProposeConfChange(id, fmt.Sprintf("member-promote %d", t), &raftpb.ConfChange{
-			Type: raftpb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(t),
-			Context: (&membership.ConfChangeContext{Member: membership.Member{ID: t}, IsPromote: true}).Encode()})
+		err = c.MemberPromote(id, t)
 	case "member-remove":
 		t, _ := cmd.uint("target", 0)
-		err = c.ProposeConfChange(id, fmt.Sprintf("member-remove %d", t), &raftpb.ConfChange{
-			Type: raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(t)})
+		err = c.MemberRemove(id, t)
 	case "start-member":
 		err = c.AddMember(id)
 	case "stop":

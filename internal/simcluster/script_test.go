@@ -71,6 +71,7 @@ func start(cmd Command) (*Cluster, error) {
 		return nil, err
 	}
 	o.MaxLearners = int(ml)
+	o.NoStrictReconfigCheck = cmd.Args["strict"] == "false"
 	return New(int(n), o)
 }
 

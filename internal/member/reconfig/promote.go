@@ -77,36 +77,12 @@ func (r *Reconfigurer) ServePromote(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Reconfigurer) promote(ctx context.Context, id uint64) ([]*membership.Member, error) {
-	if err := r.learnerReady(ctx, id); err != nil {
+	if err := r.policy.CheckPromote(ctx, id); err != nil {
 		return nil, err
-	}
-	if r.cfg.StrictReconfigCheck && !r.cfg.Members.ReadyToPromote(id) {
-		return nil, membership.ErrNotEnoughStarted
 	}
 	return r.configure(ctx, &raftpb.ConfChange{
 		Type:    raftpb.ConfChangeType_ConfChangeAddNode.Enum(),
 		NodeId:  proto.Uint64(id),
 		Context: (&membership.ConfChangeContext{Member: membership.Member{ID: id}, IsPromote: true}).Encode(),
 	})
-}
-
-// learnerReady is etcd's isLearnerReady: only the leader knows how far a
-// learner's log is; it must be within 90% of the leader's.
-func (r *Reconfigurer) learnerReady(ctx context.Context, id uint64) error {
-	// etcd first waits for the local state to catch up with the commit.
-	if err := r.cfg.Backend.LinearizableBarrier(ctx); err != nil {
-		return err
-	}
-	st := r.cfg.Node.Status()
-	if st.Progress == nil {
-		return membership.ErrNotLeader
-	}
-	pr, ok := st.Progress[id]
-	if !ok {
-		return membership.ErrIDNotFound
-	}
-	if float64(pr.Match) < float64(st.Progress[r.cfg.Self].Match)*learnerReadyPercent {
-		return membership.ErrLearnerNotReady
-	}
-	return nil
 }

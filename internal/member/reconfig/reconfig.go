@@ -17,21 +17,13 @@ import (
 	"github.com/metastore/metastore/internal/membership"
 )
 
-const (
-	// HealthInterval is how long every peer must have been reachable for
-	// a strict reconfiguration check to pass (etcd's HealthInterval).
-	HealthInterval = 5 * time.Second
-	// learnerReadyPercent is how close to the leader's log a learner must
-	// be to be promoted (etcd's readyPercentThreshold).
-	learnerReadyPercent = 0.9
-	// confChangeRetry is how long configure waits for a proposed change
-	// before proposing it again: raft's leader turns a conf change into an
-	// empty entry while an earlier one is not applied yet on it, and
-	// nothing tells the proposer. Proposing twice is harmless: the second
-	// application fails validation (the ID exists, was removed, is no
-	// learner any more) and only the first outcome reaches the waiter.
-	confChangeRetry = time.Second
-)
+// confChangeRetry is how long configure waits for a proposed change
+// before proposing it again: raft's leader turns a conf change into an
+// empty entry while an earlier one is not applied yet on it, and
+// nothing tells the proposer. Proposing twice is harmless: the second
+// application fails validation (the ID exists, was removed, is no
+// learner any more) and only the first outcome reaches the waiter.
+const confChangeRetry = time.Second
 
 // Node is the local raft node.
 type Node interface {
@@ -76,8 +68,9 @@ type Config struct {
 // Reconfigurer implements the membership calls of etcd's Cluster service
 // on one member. Its methods are safe for concurrent use.
 type Reconfigurer struct {
-	cfg Config
-	lg  *zap.Logger
+	cfg    Config
+	lg     *zap.Logger
+	policy *Policy
 }
 
 // New returns a Reconfigurer.
@@ -88,7 +81,16 @@ func New(cfg Config) *Reconfigurer {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Reconfigurer{cfg: cfg, lg: cfg.Logger}
+	return &Reconfigurer{cfg: cfg, lg: cfg.Logger, policy: &Policy{
+		Self:                cfg.Self,
+		Members:             cfg.Members,
+		Status:              cfg.Node.Status,
+		ActiveSince:         cfg.Peers.ActiveSince,
+		Barrier:             cfg.Backend.LinearizableBarrier,
+		StrictReconfigCheck: cfg.StrictReconfigCheck,
+		Now:                 cfg.Now,
+		Logger:              cfg.Logger,
+	}}
 }
 
 // Members returns the members (rpc.ClusterBackend).
@@ -107,13 +109,8 @@ func (r *Reconfigurer) AddMember(ctx context.Context, peerURLs []string, isLearn
 		return nil, nil, err
 	}
 	m := membership.Member{ID: membership.NewMemberID(urls, r.cfg.Now()), PeerURLs: urls, IsLearner: isLearner}
-	if r.cfg.StrictReconfigCheck {
-		if !isLearner && !r.cfg.Members.ReadyToAddVoter() {
-			return nil, nil, membership.ErrNotEnoughStarted
-		}
-		if !r.connectedFullySince(r.cfg.Now().Add(-HealthInterval)) {
-			return nil, nil, membership.ErrUnhealthy
-		}
+	if err := r.policy.CheckAdd(isLearner); err != nil {
+		return nil, nil, err
 	}
 	cc := &raftpb.ConfChange{
 		Type:    raftpb.ConfChangeType_ConfChangeAddNode.Enum(),
@@ -132,48 +129,13 @@ func (r *Reconfigurer) AddMember(ctx context.Context, peerURLs []string, isLearn
 
 // RemoveMember is etcd's RemoveMember.
 func (r *Reconfigurer) RemoveMember(ctx context.Context, id uint64) ([]*membership.Member, error) {
-	if r.cfg.StrictReconfigCheck {
-		if err := r.mayRemoveMember(id); err != nil {
-			return nil, err
-		}
+	if err := r.policy.CheckRemove(id); err != nil {
+		return nil, err
 	}
 	return r.configure(ctx, &raftpb.ConfChange{
 		Type:   raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(),
 		NodeId: proto.Uint64(id),
 	})
-}
-
-// mayRemoveMember is etcd's mayRemoveMember: removing a voter must leave a
-// quorum of the remaining voters among those reachable now.
-func (r *Reconfigurer) mayRemoveMember(id uint64) error {
-	if m := r.cfg.Members.Member(id); m != nil && m.IsLearner {
-		return nil // a learner is no part of any quorum
-	}
-	if !r.cfg.Members.ReadyToRemoveVoter(id) {
-		return membership.ErrNotEnoughStarted
-	}
-	// A member that is down is no part of the active quorum either.
-	if id != r.cfg.Self && r.cfg.Peers.ActiveSince(id).IsZero() {
-		return nil
-	}
-	voters := r.voters()
-	since := r.cfg.Now().Add(-HealthInterval)
-	active := 0
-	for _, v := range voters {
-		if v == r.cfg.Self || r.connectedSince(v, since) {
-			active++
-		}
-	}
-	if !quorumAfterRemoval(len(voters), active) {
-		return membership.ErrUnhealthy
-	}
-	return nil
-}
-
-// quorumAfterRemoval says whether removing one active voter out of voters
-// leaves at least a quorum of the remaining voters active.
-func quorumAfterRemoval(voters, active int) bool {
-	return active-1 >= 1+(voters-1)/2
 }
 
 // UpdateMember is etcd's UpdateMember.
@@ -221,33 +183,6 @@ func (r *Reconfigurer) configure(ctx context.Context, cc *raftpb.ConfChange) ([]
 			return nil, backend.ErrStopped
 		}
 	}
-}
-
-func (r *Reconfigurer) voters() []uint64 {
-	var out []uint64
-	for _, m := range r.cfg.Members.Members() {
-		if !m.IsLearner {
-			out = append(out, m.ID)
-		}
-	}
-	return out
-}
-
-func (r *Reconfigurer) connectedSince(id uint64, since time.Time) bool {
-	t := r.cfg.Peers.ActiveSince(id)
-	return !t.IsZero() && !t.After(since)
-}
-
-// connectedFullySince is etcd's isConnectedFullySince over the voters.
-func (r *Reconfigurer) connectedFullySince(since time.Time) bool {
-	for _, id := range r.voters() {
-		if id != r.cfg.Self && !r.connectedSince(id, since) {
-			r.lg.Warn("rejecting a membership change: a voting member has not been reachable long enough",
-				zap.String("member-id", idHex(id)), zap.Time("active-since", r.cfg.Peers.ActiveSince(id)), zap.Duration("required", HealthInterval))
-			return false
-		}
-	}
-	return true
 }
 
 func idHex(id uint64) string { return strconv.FormatUint(id, 16) }
