@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
@@ -231,27 +228,7 @@ func (s *Server) waitServing(ctx context.Context) error {
 	if err := s.backend.LinearizableBarrier(ctx); err != nil {
 		return err
 	}
-	return s.publishAttributes(ctx)
-}
-
-// publishAttributes replicates this member's name and client URLs, as etcd
-// does before it reports ready, so every member lists every client URL.
-func (s *Server) publishAttributes(ctx context.Context) error {
-	if m := s.members.Member(s.memberID); m != nil && m.Name == s.cfg.Member.Name &&
-		slices.Equal(m.ClientURLs, urlStrings(s.cfg.Member.AdvertiseClientURLs)) {
-		return nil // already published with these values
-	}
-	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
-		Member_ID: s.memberID,
-		MemberAttributes: &membershippb.Attributes{
-			Name:       s.cfg.Member.Name,
-			ClientUrls: urlStrings(s.cfg.Member.AdvertiseClientURLs),
-		},
-	}}
-	if _, err := s.backend.Propose(ctx, req); err != nil {
-		return fmt.Errorf("publish member attributes: %w", err)
-	}
-	return nil
+	return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
 }
 
 // startPeerListeners serves the raft transport on --listen-peer-urls.

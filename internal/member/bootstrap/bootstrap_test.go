@@ -1,11 +1,15 @@
 package bootstrap
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
@@ -152,5 +156,34 @@ func TestForceNewClusterIgnoresAFreshDataDir(t *testing.T) {
 	}
 	if _, ok, _ := membership.ReadLocalID(eng); ok {
 		t.Fatal("ForceNewCluster recorded an identity on a fresh data dir")
+	}
+}
+
+type recordingProposer struct{ reqs []*pb.InternalRaftRequest }
+
+func (p *recordingProposer) Propose(_ context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+	p.reqs = append(p.reqs, r)
+	return apply.Result{}, nil
+}
+
+func TestPublishProposesOnlyWhatChanged(t *testing.T) {
+	_, ms := newStore(t)
+	ms.Put(&membership.Member{ID: 7, Name: "m7", PeerURLs: []string{"http://127.0.0.1:7"}, ClientURLs: []string{"http://127.0.0.1:17"}})
+	p := &recordingProposer{}
+	if err := Publish(context.Background(), p, ms, 7, "m7", []string{"http://127.0.0.1:17"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.reqs) != 0 {
+		t.Fatalf("proposed %v although nothing changed", p.reqs)
+	}
+	if err := Publish(context.Background(), p, ms, 7, "m7", []string{"http://127.0.0.1:27"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.reqs) != 1 {
+		t.Fatalf("%d proposals, want 1", len(p.reqs))
+	}
+	a := p.reqs[0].GetClusterMemberAttrSet()
+	if a.GetMember_ID() != 7 || a.GetMemberAttributes().GetName() != "m7" || a.GetMemberAttributes().GetClientUrls()[0] != "http://127.0.0.1:27" {
+		t.Fatalf("proposed %v", a)
 	}
 }
