@@ -18,7 +18,6 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -131,10 +130,9 @@ func (s *Server) startListeners() error {
 			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
 			// serves both and hands gRPC calls to the gRPC server, as
 			// etcd's secure listeners do.
-			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second}
-			if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: s.maxStreams()}); err != nil {
-				return fmt.Errorf("server: http2 on %s: %w", u.String(), err)
-			}
+			// net/http serves HTTP/2 on a TLS listener that negotiates h2.
+			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
+				HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(s.maxStreams())}}
 			s.httpSrvs = append(s.httpSrvs, hs)
 			go func() { _ = hs.Serve(l) }()
 			continue
