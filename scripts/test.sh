@@ -30,10 +30,8 @@ fi
 go vet ./...
 
 step "staticcheck (default checks)"
-# server/ is left out until its findings (deprecated golang.org/x/net/http2
-# server configuration) are fixed by the member-package refactoring.
 # shellcheck disable=SC2046
-"${METASTORE_TOOLS_BIN:-$ROOT/.bin}/staticcheck" $(go list ./... | grep -v '/metastore/server$')
+"${METASTORE_TOOLS_BIN:-$ROOT/.bin}/staticcheck" $(go list ./...)
 
 step "unit tests (race detector)"
 # Every package but the end-to-end ones, all under the race detector: no

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
@@ -16,19 +15,9 @@ import (
 // openAuth loads the auth store with the token provider --auth-token names.
 func (s *Server) openAuth() error {
 	a := s.cfg.Auth
-	var tp auth.TokenProvider
-	kind, opts, _ := strings.Cut(a.Token, ",")
-	switch kind {
-	case "", "simple":
-		tp = auth.NewSimpleTokens(auth.SimpleOptions{TTL: a.TokenTTL})
-	case "jwt":
-		p, err := auth.NewJWTTokens(opts)
-		if err != nil {
-			return fmt.Errorf("server: --auth-token: %w", err)
-		}
-		tp = p
-	default:
-		return fmt.Errorf("server: --auth-token %q: unknown token type", kind)
+	tp, err := auth.NewTokenProvider(a.Token, a.TokenTTL)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	st, err := auth.Open(s.eng, auth.Options{Tokens: tp, BcryptCost: a.BcryptCost})
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 	"github.com/metastore/metastore/internal/version"
 )
 
-// reliability holds the seed's reliability layer for one server: metrics,
+// reliability holds the reliability layer for one server (docs/architecture.md): metrics,
 // supervised goroutines, health, the interceptor chain and shutdown.
 type reliability struct {
 	registry   *prometheus.Registry
@@ -39,7 +39,7 @@ type reliability struct {
 	// authUnary and authStream fill the chain's auth slot (server/auth.go).
 	authUnary  grpc.UnaryServerInterceptor
 	authStream grpc.StreamServerInterceptor
-	// roleUnary and roleStream fill the chain's role slot (server/learner.go).
+	// roleUnary and roleStream fill the chain's role slot (internal/member/learner).
 	roleUnary  grpc.UnaryServerInterceptor
 	roleStream grpc.StreamServerInterceptor
 }
@@ -164,14 +164,14 @@ func registerHealth(srv *grpc.Server, h *lifecycle.Health) {
 	healthpb.RegisterHealthServer(srv, h.Server())
 }
 
-// connCounters reports connections for the seed's resource stats and the
+// connCounters reports connections for ResourceStats and the
 // metrics. --max-connections applies to each client listener, so the
 // figure is that of the fullest listener: current >= limit means some
 // listener refuses connections.
 type connCounters struct {
 	max       int64
 	mu        sync.Mutex
-	listeners []*middleware.LimitedListener
+	listeners []*middleware.LimitedListener // guarded by mu
 }
 
 func (c *connCounters) wrap(l net.Listener, lg *zap.Logger) net.Listener {
@@ -199,7 +199,8 @@ func (c *connCounters) Count() int64 {
 
 func (c *connCounters) Max() int64 { return c.max }
 
-// ResourceStats is the seed's GetResourceStats.
+// ResourceStats reports the limits' current usage: requests and streams in
+// flight, connections and memory.
 func (s *Server) ResourceStats() middleware.ResourceStats { return s.rel.limiter.Stats() }
 
 // PanicCount returns how many panics were recovered (requests and

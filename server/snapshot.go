@@ -28,3 +28,6 @@ func (s *Server) Snapshot(context.Context) (io.ReadCloser, int64, error) {
 	s.lg.Info("sending snapshot", zap.Int64("bytes", size))
 	return r, size, nil
 }
+
+// engineDir is where a data dir keeps the Pebble engine.
+func engineDir(dataDir string) string { return filepath.Join(dataDir, "member", "pebble") }

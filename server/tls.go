@@ -10,9 +10,10 @@ import (
 	"net/url"
 	"os"
 
+	"go.uber.org/zap"
+
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/tlsutil"
-	"go.uber.org/zap"
 )
 
 func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.URL, protos []string) tlsutil.Settings {

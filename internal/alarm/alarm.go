@@ -26,7 +26,7 @@ type key struct {
 
 // Store holds the active alarms.
 type Store struct {
-	mu     sync.RWMutex
+	mu     sync.RWMutex // guards alarms
 	alarms map[key]bool
 }
 

@@ -91,7 +91,7 @@ type Applier struct {
 	appliedTerm atomic.Uint64
 	lastCompact uint64
 
-	mu      sync.Mutex
+	mu      sync.Mutex    // guards advance
 	advance chan struct{} // closed and replaced whenever applied moves
 }
 

@@ -7,6 +7,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/internal/clock"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
@@ -55,7 +56,7 @@ var benchValue = make([]byte, 256)
 func BenchmarkApplyPut(b *testing.B) {
 	for name, open := range engines(b) {
 		b.Run(name, func(b *testing.B) {
-			r := newLeaseRig(b, open(), newClock())
+			r := newLeaseRig(b, open(), clock.NewFake())
 			runBatches(b, r, func(i int) *pb.InternalRaftRequest {
 				return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(fmt.Sprintf("key-%09d", i%100000)), Value: benchValue}}
 			})
@@ -66,7 +67,7 @@ func BenchmarkApplyPut(b *testing.B) {
 func BenchmarkApplyTxn(b *testing.B) {
 	for name, open := range engines(b) {
 		b.Run(name, func(b *testing.B) {
-			r := newLeaseRig(b, open(), newClock())
+			r := newLeaseRig(b, open(), clock.NewFake())
 			runBatches(b, r, func(i int) *pb.InternalRaftRequest {
 				key := []byte(fmt.Sprintf("key-%09d", i%100000))
 				// Kubernetes' create: put if the key does not exist yet.
@@ -85,7 +86,7 @@ func BenchmarkApplyTxn(b *testing.B) {
 func BenchmarkRangeAfterApply(b *testing.B) {
 	for name, open := range engines(b) {
 		b.Run(name, func(b *testing.B) {
-			r := newLeaseRig(b, open(), newClock())
+			r := newLeaseRig(b, open(), clock.NewFake())
 			const keys = 10000
 			for i := 0; i < keys; i += benchBatch {
 				var reqs []*pb.InternalRaftRequest

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/clock"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/mvcc/mvcctest"
@@ -21,28 +22,11 @@ import (
 	"github.com/metastore/metastore/internal/txn"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // leaseRig is an applier on the memory engine with the real mvcc store,
 // executor and lessor; entries are fed by hand.
 type leaseRig struct {
 	eng    storage.Engine
-	clock  *testClock
+	clock  *clock.Fake
 	store  *mvcc.Store
 	lessor *lease.Lessor
 	a      *Applier
@@ -53,7 +37,7 @@ type leaseRig struct {
 	commit [][]*mvccpb.Event // one element per committed write txn
 }
 
-func newLeaseRig(t testing.TB, eng storage.Engine, clock *testClock) *leaseRig {
+func newLeaseRig(t testing.TB, eng storage.Engine, clock *clock.Fake) *leaseRig {
 	t.Helper()
 	store := mvcctest.Open(t, eng, nil)
 	le, err := lease.New(lease.Config{Engine: eng, ElectionTimeout: time.Second, Clock: clock})
@@ -153,10 +137,8 @@ func (r *leaseRig) keys(t testing.TB, id int64) []string {
 	return out
 }
 
-func newClock() *testClock { return &testClock{t: time.Unix(1_700_000_000, 0)} }
-
 func TestApplyLeaseGrant(t *testing.T) {
-	r := newLeaseRig(t, memory.New(), newClock())
+	r := newLeaseRig(t, memory.New(), clock.NewFake())
 	res := r.apply1(t, grantReq(5, 1))
 	resp, ok := res.Resp.(*pb.LeaseGrantResponse)
 	if res.Err != nil || !ok || resp.ID != 5 || resp.TTL != 2 {
@@ -179,7 +161,7 @@ func TestApplyLeaseGrant(t *testing.T) {
 
 func TestApplyAttachDetachRevoke(t *testing.T) {
 	eng := memory.New()
-	r := newLeaseRig(t, eng, newClock())
+	r := newLeaseRig(t, eng, clock.NewFake())
 	r.apply1(t, grantReq(1, 60))
 	r.apply1(t, grantReq(2, 60))
 	r.applyAll(t, putReq("a", 1), putReq("b", 1), putReq("c\x00\xff", 1), putReq("d", 2), putReq("plain", 0))
@@ -232,7 +214,7 @@ func TestApplyAttachDetachRevoke(t *testing.T) {
 }
 
 func TestApplyGrantPutRevokeInOneBatch(t *testing.T) {
-	r := newLeaseRig(t, memory.New(), newClock())
+	r := newLeaseRig(t, memory.New(), clock.NewFake())
 	res := r.applyAll(t, grantReq(1, 60), putReq("x", 1), putReq("y", 1), revokeReq(1), putReq("z", 1))
 	for i, rr := range res[:4] {
 		if rr.Err != nil {
@@ -249,7 +231,7 @@ func TestApplyGrantPutRevokeInOneBatch(t *testing.T) {
 
 func TestApplyLeasesSurviveReopen(t *testing.T) {
 	eng := memory.New()
-	clock := newClock()
+	clock := clock.NewFake()
 	r := newLeaseRig(t, eng, clock)
 	r.apply1(t, grantReq(1, 600))
 	r.applyAll(t, putReq("a", 1), putReq("b", 1))
@@ -283,7 +265,7 @@ func TestApplyLeasesSurviveReopen(t *testing.T) {
 // BenchmarkApplyLeaseGrant measures grants through the apply path, 64
 // entries per batch as raft hands them out under load.
 func BenchmarkApplyLeaseGrant(b *testing.B) {
-	r := newLeaseRig(b, memory.New(), newClock())
+	r := newLeaseRig(b, memory.New(), clock.NewFake())
 	const perBatch = 64
 	id := int64(0)
 	b.ResetTimer()

@@ -14,7 +14,7 @@ type Result struct {
 // that proposed an entry has a waiter for it; every other member applies the
 // entry and finds nobody to tell.
 type Wait struct {
-	mu sync.Mutex
+	mu sync.Mutex // guards m
 	m  map[uint64]chan Result
 }
 

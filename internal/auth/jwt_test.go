@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/metastore/metastore/internal/clock"
 )
 
 func writeECKeys(t *testing.T) (priv, pub string) {
@@ -44,7 +46,7 @@ func TestJWTTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{t: time.Now()}
+	clk := clock.NewFakeAt(time.Now())
 	tp.now = clk.Now
 	tok, _, err := tp.Assign("alice", 42, "")
 	if err != nil {
@@ -54,7 +56,7 @@ func TestJWTTokens(t *testing.T) {
 	if !ok || ai.Username != "alice" || ai.Revision != 42 {
 		t.Fatalf("info %+v %v", ai, ok)
 	}
-	clk.t = clk.t.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if _, ok := tp.Info(tok, 100); ok {
 		t.Fatal("expired JWT accepted")
 	}

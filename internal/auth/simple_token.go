@@ -45,7 +45,7 @@ type SimpleTokens struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards enabled and tokens
 	enabled bool
 	tokens  map[string]simpleEntry
 }

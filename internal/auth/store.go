@@ -93,9 +93,9 @@ type Store struct {
 	tokens TokenProvider
 	cost   int
 
-	mu     sync.RWMutex
-	cur    *state // committed: what requests are checked against
-	staged *state // apply's pending changes, published after the batch commits
+	mu     sync.RWMutex // guards cur and staged
+	cur    *state       // committed: what requests are checked against
+	staged *state       // apply's pending changes, published after the batch commits
 }
 
 // Open loads the auth state from r.

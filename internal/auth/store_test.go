@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/metastore/metastore/internal/clock"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
@@ -224,12 +225,8 @@ func TestStaleRevision(t *testing.T) {
 	}
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 func TestSimpleTokenExpiry(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := clock.NewFakeAt(time.Unix(1000, 0))
 	tp := NewSimpleTokens(SimpleOptions{TTL: 10 * time.Second, Now: clk.Now})
 	eng := memory.New()
 	s := setup(t, eng, tp)
@@ -248,15 +245,15 @@ func TestSimpleTokenExpiry(t *testing.T) {
 	if err != nil || ai.Username != "u" || ai.Revision != s.Revision() {
 		t.Fatalf("info %+v %v", ai, err)
 	}
-	clk.t = clk.t.Add(9 * time.Second) // use extends the life
+	clk.Advance(9 * time.Second) // use extends the life
 	if _, err := s.AuthInfoFromToken(resp.Token); err != nil {
 		t.Fatal(err)
 	}
-	clk.t = clk.t.Add(9 * time.Second)
+	clk.Advance(9 * time.Second)
 	if _, err := s.AuthInfoFromToken(resp.Token); err != nil {
 		t.Fatalf("token used 9 s ago expired: %v", err)
 	}
-	clk.t = clk.t.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	if _, err := s.AuthInfoFromToken(resp.Token); !errors.Is(err, ErrInvalidAuthToken) {
 		t.Fatalf("expired token: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/peerapi"
 )
 
 // Only the leader times leases, so a keep-alive or TimeToLive that reaches
@@ -25,8 +26,8 @@ type PeerCaller interface {
 
 // Paths of the forwarded calls on the peer listener.
 const (
-	PathLeaseRenew      = "/raft/lease/renew"
-	PathLeaseTimeToLive = "/raft/lease/ttl"
+	PathLeaseRenew      = peerapi.PathLeaseRenew
+	PathLeaseTimeToLive = peerapi.PathLeaseTimeToLive
 )
 
 const maxForwardBody = 64 << 20

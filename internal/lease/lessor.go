@@ -87,7 +87,7 @@ type Lessor struct {
 	clock  Clock
 	lg     *zap.Logger
 
-	mu       sync.RWMutex
+	mu       sync.RWMutex // guards leases, primary, demotec, promotec, expq, cpq
 	leases   map[int64]*lease
 	primary  bool
 	demotec  chan struct{} // closed when demoted; valid while primary

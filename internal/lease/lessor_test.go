@@ -11,40 +11,22 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/internal/clock"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	t     *testing.T
 	eng   storage.Engine
-	clock *fakeClock
+	clock *clock.Fake
 	le    *Lessor
 	mu    sync.Mutex // serialises "apply" like the single apply goroutine
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{t: t, eng: memory.New(), clock: newFakeClock()}
+	h := &harness{t: t, eng: memory.New(), clock: clock.NewFake()}
 	t.Cleanup(func() { _ = h.eng.Close() })
 	h.le = h.open(cfg)
 	return h
@@ -571,7 +553,7 @@ func TestRunExpiryFollowsLeadershipAndCheckpoints(t *testing.T) {
 // BenchmarkRenew measures keep-alives on the primary (the in-memory part of
 // LeaseKeepAlive), from parallel streams over 10,000 leases.
 func BenchmarkRenew(b *testing.B) {
-	h := &harness{t: &testing.T{}, eng: memory.New(), clock: newFakeClock()}
+	h := &harness{t: &testing.T{}, eng: memory.New(), clock: clock.NewFake()}
 	defer h.eng.Close()
 	le, err := New(Config{Engine: h.eng, Clock: h.clock, ElectionTimeout: time.Second})
 	if err != nil {

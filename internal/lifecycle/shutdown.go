@@ -47,7 +47,7 @@ func (p Phase) String() string {
 }
 
 const (
-	// DefaultShutdownTimeout bounds a whole shutdown, as in the seed.
+	// DefaultShutdownTimeout bounds a whole shutdown (--shutdown-timeout's default).
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultShutdownGrace is what each phase still gets once the overall
 	// timeout has fired.

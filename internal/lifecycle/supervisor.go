@@ -108,7 +108,7 @@ func (s *Supervisor) PanicCount() int64 { return s.panics.Load() }
 // Context is the context handed to supervised goroutines.
 func (s *Supervisor) Context() context.Context { return s.ctx }
 
-// Go runs fn in a goroutine (the seed's SafeGo). A panic is recovered,
+// Go runs fn in a supervised goroutine. A panic is recovered,
 // logged with its stack, counted and passed to OnPanic; it ends only this
 // goroutine.
 func (s *Supervisor) Go(name string, fn func(ctx context.Context)) {

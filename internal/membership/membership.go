@@ -81,9 +81,9 @@ func removedKey(id uint64) []byte {
 // Store holds the members; writes go into the apply batch.
 type Store struct {
 	mu        sync.RWMutex
-	clusterID uint64
-	members   map[uint64]*Member
-	removed   map[uint64]bool
+	clusterID uint64             // guarded by mu
+	members   map[uint64]*Member // guarded by mu
+	removed   map[uint64]bool    // guarded by mu
 }
 
 // Load reads the members from the engine.
@@ -112,9 +112,7 @@ func Load(r storage.Reader) (*Store, error) {
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("membership: scan: %w", err)
 	}
-	if v, err := r.Get(storage.KeyClusterID); err == nil && len(v) == 8 {
-		s.clusterID = binary.BigEndian.Uint64(v)
-	}
+	s.clusterID = readClusterID(r)
 	return s, nil
 }
 
@@ -141,14 +139,7 @@ func (s *Store) ClusterID() uint64 {
 	return s.clusterID
 }
 
-// StageClusterID records the cluster ID in b.
-func (s *Store) StageClusterID(b storage.Batch, id uint64) error {
-	v := make([]byte, 8)
-	binary.BigEndian.PutUint64(v, id)
-	return b.Set(storage.KeyClusterID, v)
-}
-
-// SetClusterID records the cluster ID in memory after its batch committed.
+// SetClusterID records the cluster ID in memory (RecordIdentity persists it).
 func (s *Store) SetClusterID(id uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,7 +171,7 @@ func (s *Store) Member(id uint64) *Member {
 }
 
 // IsLearner reports whether member id is a learner. It copies nothing, for
-// the per-request check a learner makes (server/learner.go).
+// the per-request check a learner makes (internal/member/learner).
 func (s *Store) IsLearner(id uint64) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -36,14 +36,16 @@ func TestMembersPersist(t *testing.T) {
 	if err := StagePut(b, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StageClusterID(b, 99); err != nil {
-		t.Fatal(err)
-	}
 	if err := b.Commit(true); err != nil {
 		t.Fatal(err)
 	}
 	s.Put(m)
-	s.SetClusterID(99)
+	if err := s.RecordIdentity(eng, 42, 99); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := ReadLocalID(eng); err != nil || !ok || id != 42 {
+		t.Fatalf("ReadLocalID = %x %v %v, want 42", id, ok, err)
+	}
 	re, err := Load(eng)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // member.
 //
 // Handshake and idle timeouts are left to gRPC: grpc.ConnectionTimeout bounds
-// the TLS and HTTP/2 handshake (the seed's ConnectionTimeout), and
+// the TLS and HTTP/2 handshake (--connection-timeout), and
 // keepalive.ServerParameters.MaxConnectionIdle closes connections with no
 // RPCs for that long; both are server options the server sets.
 type LimitedListener struct {

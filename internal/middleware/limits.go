@@ -65,7 +65,7 @@ type LimitsConfig struct {
 	Registerer prometheus.Registerer // metastore_requests_rejected_total{reason}
 }
 
-// ResourceStats is the seed's GetResourceStats.
+// ResourceStats is the limits' current usage, for metrics and tests.
 type ResourceStats struct {
 	CurrentConnections int64
 	MaxConnections     int64 // 0: unlimited

@@ -48,7 +48,7 @@ type RateLimiter struct {
 	cfg     RateLimitConfig
 	limited prometheus.Counter
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards clients and lru
 	clients map[string]*list.Element
 	lru     list.List // front: most recently seen; values *bucket
 }

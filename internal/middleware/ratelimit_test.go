@@ -11,21 +11,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/clock"
 )
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func peerCtx(ip string) context.Context {
 	return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000}})
 }
 
 func TestRateLimitPerClientTokenBucket(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := clock.NewFakeAt(time.Unix(1000, 0))
 	reg := prometheus.NewRegistry()
-	rl, err := NewRateLimiter(RateLimitConfig{Rate: 2, Burst: 2, Now: clk.now, Registerer: reg})
+	rl, err := NewRateLimiter(RateLimitConfig{Rate: 2, Burst: 2, Now: clk.Now, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +43,7 @@ func TestRateLimitPerClientTokenBucket(t *testing.T) {
 	if err := call("127.0.0.2"); err != nil {
 		t.Fatalf("other client limited by the first one's bucket: %v", err)
 	}
-	clk.advance(500 * time.Millisecond) // one token at 2/s
+	clk.Advance(500 * time.Millisecond) // one token at 2/s
 	if err := call("127.0.0.1"); err != nil {
 		t.Fatalf("after refill: %v", err)
 	}
@@ -67,14 +64,14 @@ func TestRateLimitPerClientTokenBucket(t *testing.T) {
 }
 
 func TestRateLimitBoundedClients(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	rl, err := NewRateLimiter(RateLimitConfig{Rate: 1, Burst: 1, MaxClients: 3, IdleTTL: 10 * time.Second, Now: clk.now})
+	clk := clock.NewFakeAt(time.Unix(1000, 0))
+	rl, err := NewRateLimiter(RateLimitConfig{Rate: 1, Burst: 1, MaxClients: 3, IdleTTL: 10 * time.Second, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"} {
 		rl.Allow(ip)
-		clk.advance(time.Millisecond)
+		clk.Advance(time.Millisecond)
 	}
 	if n := rl.Clients(); n != 3 {
 		t.Fatalf("Clients = %d, want the bound 3", n)
@@ -83,7 +80,7 @@ func TestRateLimitBoundedClients(t *testing.T) {
 	if rl.Allow("10.0.0.5") {
 		t.Fatalf("recent client's bucket was lost")
 	}
-	clk.advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	rl.Allow("10.0.0.9")
 	if n := rl.Clients(); n != 1 {
 		t.Fatalf("Clients = %d after the idle TTL, want 1", n)

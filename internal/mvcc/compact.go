@@ -27,7 +27,7 @@ func newCompactJob(rev, prev int64) *compactJob {
 // compactor runs compactions one after another on its own goroutine.
 type compactor struct {
 	s       *Store
-	mu      sync.Mutex
+	mu      sync.Mutex // guards queue and pending
 	queue   []*compactJob
 	pending map[int64]*compactJob // queued or running, by revision
 	wake    chan struct{}

@@ -71,7 +71,7 @@ type Store struct {
 	// which another Store may have opened since (CheckInvariants).
 	closed atomic.Bool
 
-	hashMu sync.Mutex
+	hashMu sync.Mutex     // guards hashes
 	hashes []recordedHash // hashes recorded by recent compactions
 }
 

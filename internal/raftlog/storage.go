@@ -27,7 +27,7 @@ const (
 type Storage struct {
 	eng storage.Engine
 
-	mu        sync.RWMutex
+	mu        sync.RWMutex // guards every field below
 	hs        *raftpb.HardState
 	cs        *raftpb.ConfState
 	snapIndex uint64 // entries at or below snapIndex were compacted away

@@ -92,7 +92,7 @@ type Node struct {
 	lead atomic.Uint64
 	term atomic.Uint64
 
-	leaderChangedMu sync.Mutex
+	leaderChangedMu sync.Mutex    // guards leaderChanged
 	leaderChanged   chan struct{} // closed and replaced on each leader change
 
 	reads     chan *readWaiter

@@ -26,7 +26,7 @@ type Receiver struct {
 	eng      storage.Engine
 	received atomic.Uint64 // bytes staged, ever: shows progress
 
-	mu     sync.Mutex
+	mu     sync.Mutex               // guards staged; held through staging and installation
 	staged *raftpb.SnapshotMetadata // the complete image under s/, if any
 }
 

@@ -88,7 +88,7 @@ func exemptCert(check func([][]byte, [][]*x509.Certificate) error, own [][]byte)
 type crlChecker struct {
 	path string
 
-	mu      sync.Mutex
+	mu      sync.Mutex          // guards raw and revoked
 	raw     []byte              // content revoked was parsed from
 	revoked map[string]struct{} // big-endian serial bytes, as etcd keys them
 }

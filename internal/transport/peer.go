@@ -34,7 +34,7 @@ type peer struct {
 	id uint64
 	lg *zap.Logger
 
-	mu   sync.Mutex
+	mu   sync.Mutex // guards urls and next
 	urls []string
 	next int // index in urls of the URL to dial next
 
@@ -208,8 +208,8 @@ type stream struct {
 	// eager streams connect without waiting for a message to send.
 	eager bool
 
-	mu  sync.Mutex
-	cur *conn // the open connection, for reset
+	mu  sync.Mutex // guards cur
+	cur *conn      // the open connection, for reset
 }
 
 // conn is one attempt at a stream: a POST whose body is a pipe the stream

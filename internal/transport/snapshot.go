@@ -12,12 +12,14 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/peerapi"
 )
 
 // pathSnapshot receives one MsgSnap followed by the state image it stands
 // for (etcd's /raft/snapshot). A snapshot does not travel on the msgapp
 // stream: it can be many GiB, and the stream must keep carrying appends.
-const pathSnapshot = "/raft/snapshot"
+const pathSnapshot = peerapi.PathSnapshot
 
 // SnapshotImage is a state image being sent; Close releases it.
 type SnapshotImage interface {

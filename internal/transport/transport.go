@@ -19,6 +19,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/peerapi"
 )
 
 // Raft is the local raft member the transport delivers to and reports to.
@@ -107,10 +109,10 @@ const (
 	HeaderVersion   = "X-Metastore-Peer-Version"
 
 	// PathPrefix is where Handler serves; the lead mounts it there.
-	PathPrefix = "/raft/"
+	PathPrefix = peerapi.Prefix
 
-	pathMsgApp  = "/raft/stream/msgapp"
-	pathMessage = "/raft/stream/message"
+	pathMsgApp  = peerapi.PathStreamMsgApp
+	pathMessage = peerapi.PathStreamMessage
 
 	protocolVersion = "1"
 )
@@ -124,7 +126,7 @@ type Transport struct {
 	lg        *zap.Logger
 	clusterID atomic.Uint64
 
-	raftMu    sync.Mutex
+	raftMu    sync.Mutex // serialises SetRaft; raft is read without it
 	raft      atomic.Pointer[raftBox]
 	raftReady chan struct{} // closed by the first SetRaft
 
@@ -135,7 +137,7 @@ type Transport struct {
 
 	snapMu sync.Mutex // one inbound snapshot at a time
 
-	mu      sync.RWMutex
+	mu      sync.RWMutex // guards peers and stopped
 	peers   map[uint64]*peer
 	stopped bool
 	inbound sync.WaitGroup // handlers of inbound streams

@@ -102,7 +102,7 @@ type Hub struct {
 	lg   *zap.Logger
 	opts Options
 
-	pendMu     sync.Mutex
+	pendMu     sync.Mutex // guards pending, spare, pendingN, overflowTo, notified, overflows
 	pending    []pendingRev
 	spare      []pendingRev
 	pendingN   int

@@ -105,7 +105,7 @@ type Stream struct {
 
 	unsyncedN atomic.Int32
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards every field below
 	q       []*Response
 	head    int
 	bytes   int

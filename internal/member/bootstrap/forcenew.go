@@ -1,8 +1,6 @@
-package server
+package bootstrap
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -13,46 +11,45 @@ import (
 	"github.com/metastore/metastore/internal/storage"
 )
 
-// forceNewCluster rewrites the raft log of an existing member so that it
+// ForceNewCluster rewrites the raft log of an existing member so that it
 // restarts as the only member of its cluster (--force-new-cluster): the
 // recovery after a permanent loss of quorum. The data is kept; the other
 // members are removed through committed conf changes that the applier
 // applies before anything else, so they can never rejoin. On a fresh data
-// dir the flag does nothing, as in etcd.
-func (s *Server) forceNewCluster() error {
-	v, err := s.eng.Get(storage.KeyMemberID)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.lg.Info("--force-new-cluster has no effect on a new data dir", zap.String("data-dir", s.cfg.Member.DataDir))
+// dir it does nothing, as in etcd. It runs before raftlog.Open.
+func ForceNewCluster(eng storage.Engine, dataDir string, lg *zap.Logger) error {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	self, ok, err := membership.ReadLocalID(eng)
+	if err != nil {
+		return fmt.Errorf("bootstrap: --force-new-cluster: %w", err)
+	}
+	if !ok {
+		lg.Info("--force-new-cluster has no effect on a new data dir", zap.String("data-dir", dataDir))
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("server: read member id: %w", err)
-	}
-	if len(v) != 8 {
-		return fmt.Errorf("server: member id record has %d bytes", len(v))
-	}
-	self := binary.BigEndian.Uint64(v)
-	applied, _, err := apply.ReadAppliedIndex(s.eng)
+	applied, _, err := apply.ReadAppliedIndex(eng)
 	if err != nil {
 		return err
 	}
-	members, err := membership.Load(s.eng)
+	members, err := membership.Load(eng)
 	if err != nil {
-		return fmt.Errorf("server: load members: %w", err)
+		return fmt.Errorf("bootstrap: load members: %w", err)
 	}
 	var promote []byte
 	if m := members.Member(self); m != nil {
 		promote = (&membership.ConfChangeContext{Member: *m, IsPromote: true}).Encode()
 	}
-	res, err := raftlog.RewriteStandalone(s.eng, self, applied, promote)
+	res, err := raftlog.RewriteStandalone(eng, self, applied, promote)
 	if err != nil {
-		return fmt.Errorf("server: --force-new-cluster: %w", err)
+		return fmt.Errorf("bootstrap: --force-new-cluster: %w", err)
 	}
 	removed := make([]string, len(res.Removed))
 	for i, id := range res.Removed {
 		removed[i] = idHex(id)
 	}
-	s.lg.Warn("forcing a new one-member cluster from existing data (--force-new-cluster)",
+	lg.Warn("forcing a new one-member cluster from existing data (--force-new-cluster)",
 		zap.String("member-id", idHex(self)),
 		zap.Strings("removed-members", removed),
 		zap.Bool("promoted-from-learner", res.Promoted),

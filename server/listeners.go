@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/soheilhy/cmux"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/metastore/metastore/internal/gateway"
+	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/member/learner"
+	"github.com/metastore/metastore/internal/metrics"
+	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/version"
+)
+
+// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
+// receive limit, so that a request just under the limit is not cut by gRPC
+// framing before the server can answer "request is too large".
+const grpcOverheadBytes = 512 * 1024
+
+// grpcServer builds the gRPC server: its limits, the middleware chain and
+// etcd's services.
+func (s *Server) grpcServer() *grpc.Server {
+	g := s.cfg.GRPC
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(g.MaxRequestBytes) + grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepAliveMinTime, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepAliveInterval, Timeout: g.KeepAliveTimeout}),
+	}
+	if g.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(g.MaxConcurrentStreams))
+	} else {
+		opts = append(opts, grpc.MaxConcurrentStreams(math.MaxUint32))
+	}
+	opts = append(opts, grpc.ConnectionTimeout(s.cfg.Limits.ConnectionTimeout))
+	// A pool of stream workers instead of a new goroutine per request: a
+	// fresh goroutine starts with a small stack and grows it (copying it)
+	// as soon as the request decodes or opens a Pebble iterator, which
+	// cost ~12% of the CPU of a range load. Workers keep their grown
+	// stacks; when all are busy (requests waiting on Raft) gRPC falls back
+	// to a goroutine per stream, so the pool bounds nothing.
+	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
+	s.authInterceptors()
+	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(s.IsLearner)
+	opts = append(opts, s.rel.serverOptions()...)
+	opts = append(opts, s.migrationOptions()...)
+	if key := s.cfg.Testing.PanicKey; key != "" {
+		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
+		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
+	}
+	srv := grpc.NewServer(opts...)
+	registerHealth(srv, s.rel.health)
+	hdr := s
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
+	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
+	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
+	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
+	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))
+	pb.RegisterWatchServer(srv, rpc.NewWatchServer(s.hub, func() *pb.ResponseHeader { return rpc.NewHeader(hdr) }, rpc.WatchServerOptions{
+		MaxRequestBytes:        uint(s.cfg.GRPC.MaxRequestBytes),
+		ProgressNotifyInterval: s.cfg.Ops.WatchProgressNotifyInterval,
+		CheckPermission:        rpc.WatchPermission(s.auth),
+		Logger:                 s.lg.Named("watch"),
+	}))
+	v3lockpb.RegisterLockServer(srv, rpc.NewLockServer(s.self))
+	v3electionpb.RegisterElectionServer(srv, rpc.NewElectionServer(s.self))
+	return srv
+}
+
+// startListeners serves the client, metrics and client-HTTP URLs.
+func (s *Server) startListeners() error {
+	// The lock and election services run etcd's concurrency recipes over a
+	// client of this member, as etcd's do; it dials lazily, once serving.
+	selfTLS := s.selfTLS()
+	self, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{selfEndpoint(s.cfg.Member.ListenClientURLs)},
+		DialTimeout: 5 * time.Second,
+		TLS:         selfTLS,
+		Logger:      s.lg.Named("self-client"),
+		DialOptions: forwardToken(),
+	})
+	if err != nil {
+		return fmt.Errorf("server: self client: %w", err)
+	}
+	s.self = self
+	s.grpcSrv = s.grpcServer()
+	var gwHandler http.Handler
+	if s.cfg.GRPC.EnableGateway {
+		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.gateway = g
+		gwHandler = g
+	}
+	httpHandler := httpapi.New(httpapi.Config{
+		Gateway:  gwHandler,
+		Probe:    s,
+		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
+		Timeout:  s.requestTimeout(),
+		Metrics:  metrics.Handler(s.rel.registry),
+		Pprof:    s.cfg.Ops.EnablePprof,
+	})
+	clientHTTP, err := s.clientHTTP(httpHandler)
+	if err != nil {
+		return err
+	}
+	for _, u := range s.cfg.Member.ListenClientURLs {
+		l, err := s.listen(u, "--listen-client-urls", s.clientTLS, true)
+		if err != nil {
+			return err
+		}
+		if isTLSScheme(u.Scheme) {
+			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
+			// serves both and hands gRPC calls to the gRPC server, as
+			// etcd's secure listeners do.
+			// net/http serves HTTP/2 on a TLS listener that negotiates h2.
+			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
+				HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(s.maxStreams())}}
+			s.httpSrvs = append(s.httpSrvs, hs)
+			go func() { _ = hs.Serve(l) }()
+			continue
+		}
+		m := cmux.New(l)
+		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		httpL := m.Match(cmux.Any())
+		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		s.muxes = append(s.muxes, m)
+		go func() { _ = s.grpcSrv.Serve(grpcL) }()
+		go func() { _ = hs.Serve(httpL) }()
+		go func() {
+			if err := m.Serve(); err != nil && !isClosedErr(err) {
+				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
+			}
+		}()
+	}
+	for _, u := range s.cfg.Ops.ListenMetricsURLs {
+		l, err := s.listen(u, "--listen-metrics-urls", s.clientTLS, false)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	for _, u := range s.cfg.Member.ListenClientHTTPURLs {
+		l, err := s.listen(u, "--listen-client-http-urls", s.clientTLS, true)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrvs = append(s.httpSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	return nil
+}
+
+// grpcOrHTTP routes HTTP/2 gRPC calls to the gRPC server and everything
+// else to the HTTP endpoints.
+func grpcOrHTTP(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) maxStreams() uint32 {
+	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
+		return n
+	}
+	return math.MaxUint32
+}
+
+// selfEndpoint is the address this member's own client dials: the first
+// client listener, with a wildcard host replaced by loopback.
+func selfEndpoint(us []url.URL) string {
+	if len(us) == 0 {
+		return "127.0.0.1:2379"
+	}
+	u := selfURL(us)
+	if isUnixScheme(u.Scheme) {
+		return "unix://" + unixSocketPath(u)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return u.Host
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// selfURL is the client URL this member's own client dials: the first TCP
+// one, since a relative unix socket path depends on the working directory,
+// or the first URL when all are unix sockets.
+func selfURL(us []url.URL) url.URL {
+	for _, u := range us {
+		if !isUnixScheme(u.Scheme) {
+			return u
+		}
+	}
+	return us[0]
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
+}
+
+func urlStrings(us []url.URL) []string {
+	out := make([]string, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.String())
+	}
+	return out
+}
+
+// panicOnKey is the test-only fault that proves panic recovery end to end:
+// it runs innermost, where a bug in a handler would.
+func panicOnKey(key string) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if p, ok := req.(*pb.PutRequest); ok && string(p.Key) == key {
+			panic("metastore testing: injected panic for key " + key)
+		}
+		return h(ctx, req)
+	}
+}

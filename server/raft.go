@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/backend"
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/corruption"
+	"github.com/metastore/metastore/internal/member/bootstrap"
+	"github.com/metastore/metastore/internal/member/peers"
+	"github.com/metastore/metastore/internal/member/reconfig"
+	"github.com/metastore/metastore/internal/member/snapinstall"
+	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/peerapi"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/transport"
+)
+
+// startRaft settles the member's identity and wires the consensus side:
+// transport, peer set, applier, raft node, backend, membership changes and
+// the peer routes; then it serves the peer listeners.
+func (s *Server) startRaft() error {
+	var peerClientTLS *tls.Config
+	if s.peerTLS != nil {
+		peerClientTLS = s.peerTLS.Client
+	}
+	boot, err := bootstrap.Run(bootstrap.Config{
+		Engine:            s.eng,
+		Members:           s.members,
+		Name:              s.cfg.Member.Name,
+		InitialMembers:    initialMembers(s.cfg.Cluster.InitialMembers),
+		Token:             s.cfg.Cluster.Token,
+		InitialClusterSet: s.cfg.IsSet("initial-cluster"),
+		Join:              s.cfg.Cluster.State == config.ClusterStateExisting,
+		AdvertisePeerURLs: urlStrings(s.cfg.Member.AdvertisePeerURLs),
+		PeerTLS:           peerClientTLS,
+		DataDir:           s.cfg.Member.DataDir,
+		Logger:            s.lg.Named("bootstrap"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.memberID = boot.MemberID
+	s.snaps = snapinstall.New(snapinstall.Config{
+		Engine:    s.eng,
+		Receiver:  s.snapRecv,
+		RaftLog:   s.raftLog,
+		MVCC:      s.store,
+		Leases:    s.lessor,
+		Auth:      s.auth,
+		Alarms:    s.alarms,
+		Members:   s.members,
+		Watch:     s.hub,
+		SyncPeers: func(ms []*membership.Member) { s.peers.Sync(ms) },
+		Applied:   func() uint64 { return s.applier.AppliedIndex() },
+		Commit:    func() uint64 { return s.node.Status().GetCommit() },
+		Logger:    s.lg.Named("snapshot"),
+	})
+	s.transport = transport.New(transport.Config{
+		TLS:       peerClientTLS,
+		LocalID:   s.memberID,
+		ClusterID: s.members.ClusterID(),
+		Logger:    s.lg.Named("transport"),
+		Snapshots: s.snaps,
+		IsRemoved: s.members.IsRemoved,
+		Removed: func() {
+			s.lg.Warn("a peer says this member was removed from the cluster")
+			s.fail(membership.ErrRemoved)
+		},
+	})
+	s.peers = peers.New(peers.Config{
+		Self:         s.memberID,
+		Transport:    s.transport,
+		Removed:      func() { s.fail(membership.ErrRemoved) },
+		RemovedDelay: 10 * s.cfg.Raft.HeartbeatInterval,
+		Logger:       s.lg.Named("peers"),
+	})
+	s.peers.Reach(boot.Reach)
+	s.wait = apply.NewWait()
+	s.ticker = time.NewTicker(s.cfg.Raft.HeartbeatInterval)
+	// The node is created after the applier so the applier can be handed
+	// to it; the applier reaches the node only through this indirection.
+	cc := &confChanger{}
+	s.applier, err = apply.New(apply.Config{
+		Engine:         s.eng,
+		Store:          s.store,
+		Executor:       s.exec,
+		Lessor:         s.lessor,
+		Alarms:         s.alarms,
+		Auth:           s.auth,
+		RaftLog:        s.raftLog,
+		Members:        s.members,
+		Conf:           cc,
+		Snapshots:      s.snaps,
+		Observer:       s.peers,
+		MaxLearners:    s.cfg.Cluster.MaxLearners,
+		Wait:           s.wait,
+		Logger:         s.lg.Named("apply"),
+		SnapshotCount:  s.cfg.Raft.SnapshotCount,
+		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
+		Hooks:          s.applyHooks(),
+	})
+	if err != nil {
+		return fmt.Errorf("server: start apply: %w", err)
+	}
+	s.node, err = raftnode.Start(raftnode.Config{
+		ID:             s.memberID,
+		Peers:          boot.Peers,
+		ElectionTicks:  s.cfg.Raft.ElectionTicks(),
+		HeartbeatTicks: 1,
+		Tick:           s.ticker.C,
+		Storage:        s.raftLog,
+		Transport:      s.transport,
+		Applied:        s.applier.AppliedIndex(),
+		NoSync:         s.cfg.Storage.UnsafeNoFsync,
+		PreVote:        s.cfg.Raft.PreVote,
+		Logger:         s.lg.Named("raft"),
+		Metrics:        s.raftMetrics(),
+	})
+	if err != nil {
+		return fmt.Errorf("server: start raft: %w", err)
+	}
+	cc.node = s.node
+	s.transport.SetRaft(s.node)
+	go func() {
+		defer close(s.applyDone)
+		if err := s.applier.Run(s.node.Applies()); err != nil {
+			s.fail(err)
+			go s.node.Stop()
+		}
+	}()
+	go func() {
+		<-s.node.Done()
+		if err := s.node.Err(); err != nil {
+			s.fail(err)
+		}
+	}()
+	s.backend = backend.New(backend.Config{
+		MemberID:        s.memberID,
+		Node:            s.node,
+		Applier:         s.applier,
+		Wait:            s.wait,
+		Store:           s.store,
+		Executor:        s.exec,
+		Lessor:          s.lessor,
+		Peers:           s.transport,
+		Alarms:          s.alarms,
+		Auth:            s.auth,
+		QuotaBytes:      s.cfg.Quota.EffectiveBackendBytes(),
+		RequestTimeout:  s.requestTimeout(),
+		MaxRequestBytes: int(s.cfg.GRPC.MaxRequestBytes),
+		Logger:          s.lg.Named("backend"),
+		ProposalFailed:  s.rel.metrics.ProposalsFailed.Inc,
+		Pending:         func(d int) { s.rel.metrics.ProposalsPending.Add(float64(d)) },
+	})
+	s.reconf = reconfig.New(reconfig.Config{
+		Self:                s.memberID,
+		Members:             s.members,
+		Node:                s.node,
+		Backend:             s.backend,
+		Peers:               s.transport,
+		Wait:                s.wait,
+		StrictReconfigCheck: s.cfg.Cluster.StrictReconfigCheck,
+		RequestTimeout:      s.requestTimeout(),
+		Logger:              s.lg.Named("reconfig"),
+	})
+	lease := s.backend.LeaseHandlers()
+	if err := (peerapi.Handlers{
+		LeaseRenew:      lease[peerapi.PathLeaseRenew],
+		LeaseTimeToLive: lease[peerapi.PathLeaseTimeToLive],
+		HashKV:          corruption.ServeHashKV(s.localHash),
+		Members:         bootstrap.ServeMembers(s.members),
+		Promote:         s.reconf.ServePromote,
+	}).Register(s.transport); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	// Peers are served once every handler is in place, so a forwarded call
+	// never meets a half-started member.
+	return s.startPeerListeners()
+}
+
+type confChanger struct{ node *raftnode.Node }
+
+func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
+	return c.node.ApplyConfChange(cc)
+}
+
+// waitServingWhileProgressing waits for waitServing in bounded rounds and
+// gives up only after a round in which the member made no progress: a
+// member catching up through a snapshot of many GiB, or a long log, may
+// need far longer than one round, and is not stuck.
+func (s *Server) waitServingWhileProgressing() error {
+	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
+	for {
+		before := progress()
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
+		err := s.waitServing(ctx)
+		cancel()
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backend.ErrTimeout)
+		if err == nil || !timedOut || progress() == before {
+			return err
+		}
+		s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
+			zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
+	}
+}
+
+func (s *Server) waitServing(ctx context.Context) error {
+	for s.node.Leader() == 0 {
+		select {
+		case <-s.node.LeaderChanged():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.donec:
+			return s.Err()
+		}
+	}
+	if err := s.backend.LinearizableBarrier(ctx); err != nil {
+		return err
+	}
+	return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
+}
+
+// startPeerListeners serves the raft transport on --listen-peer-urls.
+func (s *Server) startPeerListeners() error {
+	for _, u := range s.cfg.Member.ListenPeerURLs {
+		l, err := s.listen(u, "--listen-peer-urls", s.peerTLS, false)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		s.peerSrvs = append(s.peerSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	return nil
+}
+
+// initialMembers is --initial-cluster with URLs as strings.
+func initialMembers(in map[string][]url.URL) map[string][]string {
+	out := make(map[string][]string, len(in))
+	for name, us := range in {
+		out[name] = urlStrings(us)
+	}
+	return out
+}
