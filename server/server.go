@@ -51,6 +51,7 @@ import (
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
 	"github.com/metastore/metastore/internal/tlsutil"
+	"github.com/metastore/metastore/internal/tracing"
 	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/txn"
 	"github.com/metastore/metastore/internal/version"
@@ -96,7 +97,8 @@ type Server struct {
 	listeners []net.Listener
 	muxes     []cmux.CMux
 
-	rel *reliability
+	rel    *reliability
+	tracer *tracing.Provider // nil: --enable-distributed-tracing is off
 
 	applyDone chan struct{}
 	donec     chan struct{}
@@ -154,6 +156,9 @@ func (s *Server) start() error {
 		return err
 	}
 	if err := s.setupTLS(); err != nil {
+		return err
+	}
+	if err := s.setupTracing(); err != nil {
 		return err
 	}
 	if err := s.openStorage(); err != nil {
@@ -550,6 +555,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	s.authInterceptors()
 	s.rel.roleUnary, s.rel.roleStream = s.learnerUnary, s.learnerStream
 	opts = append(opts, s.rel.serverOptions()...)
+	opts = append(opts, s.tracingOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
@@ -557,7 +563,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	srv := grpc.NewServer(opts...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
-	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
@@ -825,6 +831,7 @@ func (s *Server) registerShutdown() {
 		}
 		return nil
 	})
+	sd.RegisterHook(lifecycle.PhaseClose, "tracing", s.closeTracing)
 	sd.RegisterHook(lifecycle.PhaseClose, "storage", func(context.Context) error {
 		if s.rel.supervisor != nil {
 			s.rel.supervisor.Stop()

@@ -202,6 +202,7 @@ type pending struct {
 
 // ApplyEntries applies ents in one engine batch.
 func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
+	applying := time.Now()
 	applied := a.applied.Load()
 	b := a.cfg.Engine.NewBatch()
 	defer b.Close()
@@ -280,8 +281,9 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("apply: commit entries up to %d: %w", last.GetIndex(), err)
 	}
+	written := time.Now()
 	if h := a.cfg.Hooks.CommitSeconds; h != nil {
-		h(time.Since(start).Seconds())
+		h(written.Sub(start).Seconds())
 	}
 	committed = true
 	w.Commit()
@@ -297,8 +299,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	close(a.advance)
 	a.advance = make(chan struct{})
 	a.mu.Unlock()
-	for _, p := range waiters {
-		a.cfg.Wait.Trigger(p.id, p.result)
+	if len(waiters) > 0 {
+		tm := &Timing{Applying: applying, Writing: start, Written: written}
+		for _, p := range waiters {
+			p.result.Timing = tm
+			a.cfg.Wait.Trigger(p.id, p.result)
+		}
 	}
 	if h := a.cfg.Hooks.Applied; h != nil {
 		h(n)

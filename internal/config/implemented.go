@@ -133,11 +133,11 @@ var implemented = map[string]bool{
 	"warning-apply-duration":            false,
 	"warning-unary-request-duration":    false,
 	"downgrade-check-time":              false,
-	"enable-distributed-tracing":        false,
-	"distributed-tracing-address":       false,
-	"distributed-tracing-service-name":  false,
-	"distributed-tracing-instance-id":   false,
-	"distributed-tracing-sampling-rate": false,
+	"enable-distributed-tracing":        true,
+	"distributed-tracing-address":       true,
+	"distributed-tracing-service-name":  true,
+	"distributed-tracing-instance-id":   true,
+	"distributed-tracing-sampling-rate": true,
 
 	// Feature gates
 	"feature-gates": true,
