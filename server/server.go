@@ -387,6 +387,8 @@ func (s *Server) startRaft() error {
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
 		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
 		Hooks:          s.applyHooks(),
+
+		WarnApplyDuration: s.cfg.Ops.WarningApplyDuration,
 	})
 	if err != nil {
 		return fmt.Errorf("server: start apply: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,8 @@ type Hooks struct {
 	CommitSeconds func(seconds float64)
 	// Put, Delete, Txn count MVCC operations for etcd's metrics.
 	Put, Delete, Txn func()
+	// SlowApply counts requests slower than Config.WarnApplyDuration.
+	SlowApply func()
 }
 
 // Config wires an Applier.
@@ -80,6 +83,9 @@ type Config struct {
 	// CatchupEntries (etcd's --snapshot-count, --snapshot-catchup-entries).
 	SnapshotCount  uint64
 	CatchupEntries uint64
+	// WarnApplyDuration is --warning-apply-duration: a request whose apply
+	// takes longer is logged with its summary (0: never).
+	WarnApplyDuration time.Duration
 }
 
 // Applier applies committed entries.
@@ -239,9 +245,13 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			if h := req.GetHeader(); h != nil && h.GetID() != 0 {
 				id = h.GetID()
 			}
+			began := time.Now()
 			res, fn, err := a.applyRequest(w, b, &req)
 			if err != nil {
 				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
+			}
+			if d := time.Since(began); a.cfg.WarnApplyDuration > 0 && d > a.cfg.WarnApplyDuration {
+				a.warnSlow(&req, res, d)
 			}
 			if fn != nil {
 				after = append(after, fn)
@@ -425,6 +435,26 @@ func (a *Applier) applyMemberAttrs(b storage.Batch, r *membershippb.ClusterMembe
 		return Result{}, nil, err
 	}
 	return Result{Resp: &struct{}{}}, func() { a.cfg.Members.Put(m) }, nil
+}
+
+// warnSlow logs a slow apply in etcd's words: the request summary (values
+// shown only by size) and the response size.
+func (a *Applier) warnSlow(r *pb.InternalRaftRequest, res Result, d time.Duration) {
+	var resp string
+	if m, ok := res.Resp.(proto.Message); ok && m != nil && !reflect.ValueOf(m).IsNil() {
+		resp = fmt.Sprintf("size:%d", proto.Size(m))
+	}
+	a.lg.Warn("apply request took too long",
+		zap.Duration("took", d),
+		zap.Duration("expected-duration", a.cfg.WarnApplyDuration),
+		zap.String("prefix", ""),
+		zap.String("request", (&pb.InternalRaftStringer{Request: r}).String()),
+		zap.String("response", resp),
+		zap.Error(res.Err),
+	)
+	if h := a.cfg.Hooks.SlowApply; h != nil {
+		h()
+	}
 }
 
 func describe(r *pb.InternalRaftRequest) string {
