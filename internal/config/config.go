@@ -417,6 +417,9 @@ func (c *Config) LoggerConfig() logutil.LogConfig {
 		Level:   c.Log.Level,
 		Format:  c.Log.Format,
 		Outputs: slices.Clone(c.Log.Outputs),
+
+		Rotate:       c.Log.EnableRotation,
+		RotationJSON: c.Log.RotationConfigJSON,
 	}
 }
 

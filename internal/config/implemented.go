@@ -120,8 +120,8 @@ var implemented = map[string]bool{
 	"log-level":                true,
 	"log-format":               true,
 	"log-outputs":              true,
-	"enable-log-rotation":      false,
-	"log-rotation-config-json": false,
+	"enable-log-rotation":      true,
+	"log-rotation-config-json": true,
 
 	// Metrics / ops
 	"metrics":                           true,

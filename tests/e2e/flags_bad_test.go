@@ -23,6 +23,14 @@ var badFlagCases = []struct {
 		"distributed tracing configurition is not valid: (tracing sampling rate must be positive)"},
 	{"tracing sampling rate above a million", []string{"--enable-distributed-tracing", "--distributed-tracing-sampling-rate=1000001"},
 		"distributed tracing configurition is not valid: (tracing sampling rate must be less than 1000000)"},
+	{"log rotation without a file", []string{"--enable-log-rotation"},
+		"--log-outputs requires a single file path when --log-rotate-config-json is defined"},
+	{"log rotation of two files", []string{"--enable-log-rotation", "--log-outputs=a.log,b.log"},
+		"--log-outputs requires a single file path when --log-rotate-config-json is defined"},
+	{"log rotation config not json", []string{"--enable-log-rotation", "--log-outputs=a.log", "--log-rotation-config-json={bad"},
+		"improperly formatted log rotation config: invalid character 'b' looking for beginning of object key string"},
+	{"log rotation config of the wrong type", []string{"--enable-log-rotation", "--log-outputs=a.log", `--log-rotation-config-json={"maxsize":"a"}`},
+		"invalid log rotation config: json: cannot unmarshal string into Go struct field logRotationConfig.Logger.maxsize of type int"},
 }
 
 // TestBadOperationsFlags starts the server with each bad value: metastore

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,48 @@ func TestWarningDurations(t *testing.T) {
 	})
 	if !strings.HasPrefix(field(e, "response"), "range_response_count:0 ") {
 		t.Errorf("read-only range warning %v", e)
+	}
+}
+
+// TestLogRotation checks --enable-log-rotation: with a 1 MB maxsize the log
+// file is rotated by lumberjack (a timestamped backup next to it) once the
+// server has logged more than that, and the current file starts afresh.
+func TestLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "server.log")
+	_, c, ctx := setup(t, "--log-outputs", logFile, "--enable-log-rotation",
+		"--log-rotation-config-json", `{"maxsize": 1, "maxbackups": 3}`,
+		// Every put logs its key twice: ~16 KiB per put.
+		"--warning-unary-request-duration", "1ns", "--warning-apply-duration", "1ns")
+	key := strings.Repeat("k", 8<<10)
+	var backups []string
+	err := framework.WaitFor(60*time.Second, time.Millisecond, func() (bool, error) {
+		if _, err := c.Put(ctx, key, "v"); err != nil {
+			return false, err
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return false, err
+		}
+		backups = backups[:0]
+		for _, e := range ents {
+			if e.Name() != "server.log" && strings.HasPrefix(e.Name(), "server-") && strings.HasSuffix(e.Name(), ".log") {
+				backups = append(backups, e.Name())
+			}
+		}
+		return len(backups) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("no rotated log in %s: %v", dir, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, backups[0]))
+	check(t, "stat backup", err)
+	if st.Size() < 900<<10 || st.Size() > 1<<20 {
+		t.Errorf("backup %s holds %d bytes, want about 1 MB", backups[0], st.Size())
+	}
+	cur, err := os.Stat(logFile)
+	check(t, "stat log", err)
+	if cur.Size() >= st.Size() {
+		t.Errorf("current log holds %d bytes, no less than the rotated one (%d)", cur.Size(), st.Size())
 	}
 }
