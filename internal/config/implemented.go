@@ -105,7 +105,7 @@ var implemented = map[string]bool{
 	"peer-cert-allowed-hostname":        true,
 	"peer-auto-tls":                     true,
 	"peer-skip-client-san-verification": true,
-	"self-signed-cert-validity":         false,
+	"self-signed-cert-validity":         true,
 	"cipher-suites":                     true,
 	"tls-min-version":                   true,
 	"tls-max-version":                   true,

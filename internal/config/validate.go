@@ -273,6 +273,10 @@ func (c *Config) validateTLS() error {
 		if (side.t.CertFile == "") != (side.t.KeyFile == "") {
 			return fmt.Errorf("--%scert-file and --%skey-file must be set together", side.prefix, side.prefix)
 		}
+		// etcd's error, which it meets when generating the certificate.
+		if side.t.AutoTLS && side.t.CertFile == "" && t.SelfSignedCertValidity == 0 {
+			return errors.New("selfSignedCertValidity is invalid,it should be greater than 0")
+		}
 	}
 	return nil
 }

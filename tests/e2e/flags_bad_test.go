@@ -31,6 +31,8 @@ var badFlagCases = []struct {
 		"improperly formatted log rotation config: invalid character 'b' looking for beginning of object key string"},
 	{"log rotation config of the wrong type", []string{"--enable-log-rotation", "--log-outputs=a.log", `--log-rotation-config-json={"maxsize":"a"}`},
 		"invalid log rotation config: json: cannot unmarshal string into Go struct field logRotationConfig.Logger.maxsize of type int"},
+	{"self-signed certificates valid for no time", []string{"--auto-tls", "--self-signed-cert-validity", "0"},
+		"selfSignedCertValidity is invalid,it should be greater than 0"},
 }
 
 // TestBadOperationsFlags starts the server with each bad value: metastore

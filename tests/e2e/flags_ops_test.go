@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +120,26 @@ func TestLogRotation(t *testing.T) {
 	check(t, "stat log", err)
 	if cur.Size() >= st.Size() {
 		t.Errorf("current log holds %d bytes, no less than the rotated one (%d)", cur.Size(), st.Size())
+	}
+}
+
+// TestSelfSignedCertValidity checks that --auto-tls certificates are valid
+// for --self-signed-cert-validity years (of 365 days) from the start.
+func TestSelfSignedCertValidity(t *testing.T) {
+	start := time.Now()
+	m := framework.Start(t, framework.Options{
+		ClientScheme: "https",
+		ClientTLS:    &tls.Config{InsecureSkipVerify: true}, // a self-signed certificate: nothing to verify against
+		ExtraArgs:    []string{"--auto-tls", "--self-signed-cert-validity", "3"},
+	})
+	u, err := url.Parse(m.ClientURL)
+	check(t, "client URL", err)
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true})
+	check(t, "dial", err)
+	defer conn.Close()
+	cert := conn.ConnectionState().PeerCertificates[0]
+	want := start.Add(3 * 365 * 24 * time.Hour)
+	if cert.NotAfter.Before(want.Add(-time.Minute)) || cert.NotAfter.After(time.Now().Add(3*365*24*time.Hour+time.Minute)) {
+		t.Errorf("certificate valid until %v, want 3 years of 365 days from the start (%v)", cert.NotAfter, want)
 	}
 }
