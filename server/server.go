@@ -412,6 +412,7 @@ func (s *Server) startRaft() error {
 	}
 	cc.node = s.node
 	s.transport.SetRaft(s.node)
+	go s.advanceElectionTicks()
 	go func() {
 		defer close(s.applyDone)
 		if err := s.applier.Run(s.node.Applies()); err != nil {

@@ -48,7 +48,7 @@ var implemented = map[string]bool{
 	// Raft
 	"heartbeat-interval":            true,
 	"election-timeout":              true,
-	"initial-election-tick-advance": false,
+	"initial-election-tick-advance": true,
 	"pre-vote":                      true,
 	"snapshot-count":                true,
 	"snapshot-catchup-entries":      true,

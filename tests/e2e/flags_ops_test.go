@@ -143,3 +143,24 @@ func TestSelfSignedCertValidity(t *testing.T) {
 		t.Errorf("certificate valid until %v, want 3 years of 365 days from the start (%v)", cert.NotAfter, want)
 	}
 }
+
+// TestInitialElectionTickAdvance checks --initial-election-tick-advance in
+// a three-member cluster: by default each member, once connected to both
+// peers, fast-forwards its clock to two ticks before an election timeout
+// (etcd's log line and numbers); with =false it does not.
+func TestInitialElectionTickAdvance(t *testing.T) {
+	ms := framework.StartCluster(t, 3, framework.Options{ExtraArgs: []string{"--heartbeat-interval", "100", "--election-timeout", "2000"}})
+	for _, m := range ms {
+		e := logEntry(t, m, "initialized peer connections; fast-forwarding election ticks", func(map[string]any) bool { return true })
+		if e["forward-ticks"] != float64(18) || e["election-ticks"] != float64(20) || e["forward-duration"] != "1.8s" || e["active-remote-members"] != float64(2) {
+			t.Errorf("%s: %v, want 18 of 20 ticks (1.8s) forwarded with 2 peers active", m.Name, e)
+		}
+	}
+	off := framework.StartCluster(t, 3, framework.Options{ExtraArgs: []string{"--initial-election-tick-advance=false"}})
+	for _, m := range off {
+		logEntry(t, m, "skipping initial election tick advance", func(e map[string]any) bool { return e["election-ticks"] == float64(10) })
+		if strings.Contains(m.Logs(), "fast-forwarding election ticks") {
+			t.Errorf("%s advanced its election ticks with --initial-election-tick-advance=false", m.Name)
+		}
+	}
+}
