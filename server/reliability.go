@@ -161,6 +161,7 @@ func (s *Server) startBackground() {
 	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
 	s.startAutoCompaction()
 	s.startCorruptionCheck()
+	s.startDowngradeMonitor()
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 

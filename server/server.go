@@ -450,6 +450,7 @@ func (s *Server) startRaft() error {
 	s.transport.HandleFunc(pathHashKV, s.serveHashKV)
 	s.transport.HandleFunc(pathMembers, s.serveMembers)
 	s.transport.HandleFunc(pathPromote, s.servePromote)
+	s.transport.HandleFunc(pathVersion, s.serveVersion)
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	if err := s.startPeerListeners(); err != nil {
@@ -567,7 +568,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	registerHealth(srv, s.rel.health)
 	hdr := s
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
-	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
+	pb.RegisterMaintenanceServer(srv, downgradeStatus{rpc.NewMaintenanceServer(s, hdr), s})
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
 	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))

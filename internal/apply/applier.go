@@ -18,6 +18,7 @@ import (
 
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/auth"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -367,6 +368,9 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 	}
 	if r.ClusterMemberAttrSet != nil {
 		return a.applyMemberAttrs(b, r.ClusterMemberAttrSet)
+	}
+	if r.DowngradeInfoSet != nil {
+		return Result{Resp: &struct{}{}}, nil, downgrade.Stage(b, r.DowngradeInfoSet)
 	}
 	if r.Alarm != nil {
 		if a.cfg.Alarms == nil {

@@ -132,7 +132,7 @@ var implemented = map[string]bool{
 	"compact-hash-check-time":           false,
 	"warning-apply-duration":            true,
 	"warning-unary-request-duration":    true,
-	"downgrade-check-time":              false,
+	"downgrade-check-time":              true,
 	"enable-distributed-tracing":        true,
 	"distributed-tracing-address":       true,
 	"distributed-tracing-service-name":  true,
