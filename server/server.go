@@ -329,7 +329,9 @@ func (s *Server) startRaft() error {
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
 		Snapshots: s,
-		IsRemoved: s.members.IsRemoved,
+		// --raft-write-timeout bounds each write on connections to peers.
+		WriteTimeout: s.cfg.Raft.PeerWriteTimeout,
+		IsRemoved:    s.members.IsRemoved,
 		Removed: func() {
 			s.lg.Warn("a peer says this member was removed from the cluster")
 			s.fail(membership.ErrRemoved)
@@ -528,7 +530,7 @@ func (s *Server) startPeerListeners() error {
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs := s.peerServer()
 		s.peerSrvs = append(s.peerSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

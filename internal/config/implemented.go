@@ -52,8 +52,8 @@ var implemented = map[string]bool{
 	"pre-vote":                      true,
 	"snapshot-count":                true,
 	"snapshot-catchup-entries":      true,
-	"raft-read-timeout":             false,
-	"raft-write-timeout":            false,
+	"raft-read-timeout":             true,
+	"raft-write-timeout":            true,
 
 	// Storage
 	"storage-engine":                       true,
