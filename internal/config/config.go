@@ -483,7 +483,7 @@ func (c *Config) warnf(format string, args ...any) {
 func (c *Config) UnimplementedSet() []string {
 	var out []string
 	for _, n := range c.ExplicitlySet() {
-		if impl, known := implemented[n]; known && !impl {
+		if impl, known := implemented[n]; known && !impl && noOps[n] == "" {
 			out = append(out, n)
 		}
 	}

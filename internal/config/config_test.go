@@ -84,6 +84,11 @@ func TestImplementedTableCoversEveryFlag(t *testing.T) {
 			t.Errorf("implemented.go lists --%s, which is not a flag", n)
 		}
 	}
+	for n := range noOps {
+		if impl, ok := implemented[n]; !ok || impl {
+			t.Errorf("no-op --%s must be a flag marked not acted on in implemented", n)
+		}
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -659,9 +664,12 @@ func TestUnimplementedSet(t *testing.T) {
 	c := mustParse(t, []string{"--discovery-token", "t", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
 		[]string{"ETCD_BCRYPT_COST=12", "ETCD_STORAGE_ENGINE=memory"})
 	got := c.UnimplementedSet()
-	want := []string{"discovery-token", "max-wals"}
+	want := []string{"discovery-token"}
 	if !slices.Equal(got, want) {
 		t.Errorf("UnimplementedSet() = %v, want %v", got, want)
+	}
+	if n := c.NoOpSet(); len(n) != 1 || n[0].Flag != "max-wals" || !strings.Contains(n[0].Reason, "WAL files") {
+		t.Errorf("NoOpSet() = %v, want max-wals with its reason", n)
 	}
 	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "--snapshot") {
 		t.Errorf("ignored legacy flag not warned about: %q", w)

@@ -152,3 +152,35 @@ var implemented = map[string]bool{
 	"rate-limit-per-client":  true,
 	"rate-limit-burst":       true,
 }
+
+// noOps are the flags that tune bbolt or etcd's WAL and snapshot files,
+// which metastore does not have; each is accepted and, when set, logged
+// once with the reason it has no effect (NoOpSet). They stay false in
+// implemented.
+var noOps = map[string]string{
+	"max-wals": "the Raft log lives in the storage engine and is trimmed by --snapshot-count/--snapshot-catchup-entries; " +
+		"there are no WAL files to retain",
+	"max-snapshots": "Raft snapshots are streamed from the live engine on demand; there are no snapshot files to retain",
+	"backend-batch-interval": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
+		"transaction to hold open",
+	"backend-batch-limit": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
+		"transaction to hold open",
+	"bootstrap-defrag-threshold-megabytes": "Pebble reclaims space by background compaction; there is no defragmentation",
+}
+
+// NoOp is a flag the user set that has no effect on metastore, and why.
+type NoOp struct {
+	Flag, Reason string
+}
+
+// NoOpSet returns the bbolt- and WAL-file-only flags the user explicitly
+// set, in the order they were given, with the reason each does nothing.
+func (c *Config) NoOpSet() []NoOp {
+	var out []NoOp
+	for _, n := range c.ExplicitlySet() {
+		if r, ok := noOps[n]; ok {
+			out = append(out, NoOp{Flag: n, Reason: r})
+		}
+	}
+	return out
+}

@@ -197,3 +197,24 @@ func TestRaftReadTimeout(t *testing.T) {
 		t.Fatalf("the peer connection with a stalled request body is still open after 4s")
 	}
 }
+
+// TestBboltOnlyFlagsLogOnce checks that the flags tuning bbolt and etcd's
+// WAL/snapshot files, which metastore has no use for, are accepted and each
+// logged once with the reason it has no effect.
+func TestBboltOnlyFlagsLogOnce(t *testing.T) {
+	if !ours() {
+		t.Skip("etcd acts on these flags")
+	}
+	flags := []string{"max-wals", "max-snapshots", "backend-batch-interval", "backend-batch-limit", "bootstrap-defrag-threshold-megabytes"}
+	m, c, ctx := setup(t, "--max-wals", "3", "--max-snapshots", "3", "--backend-batch-interval", "10ms",
+		"--backend-batch-limit", "100", "--bootstrap-defrag-threshold-megabytes", "10")
+	mustPut(t, c, ctx, "k", "v")
+	for _, f := range flags {
+		logEntry(t, m, "flag has no effect on metastore", func(e map[string]any) bool {
+			return e["flag"] == "--"+f && field(e, "reason") != ""
+		})
+		if n := strings.Count(m.Logs(), `"flag":"--`+f+`"`); n != 1 {
+			t.Errorf("--%s logged %d times, want once", f, n)
+		}
+	}
+}
