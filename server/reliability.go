@@ -162,6 +162,7 @@ func (s *Server) startBackground() {
 	s.startAutoCompaction()
 	s.startCorruptionCheck()
 	s.startDowngradeMonitor()
+	s.startCompactHashCheck()
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 

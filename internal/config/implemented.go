@@ -129,7 +129,7 @@ var implemented = map[string]bool{
 	"enable-pprof":                      true,
 	"watch-progress-notify-interval":    true,
 	"corrupt-check-time":                true,
-	"compact-hash-check-time":           false,
+	"compact-hash-check-time":           true,
 	"warning-apply-duration":            true,
 	"warning-unary-request-duration":    true,
 	"downgrade-check-time":              true,
