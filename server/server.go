@@ -277,6 +277,9 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, []*membership.Member, error) {
 		ms, err := s.joinExisting()
 		return nil, ms, err
 	}
+	if err := s.discoverCluster(); err != nil {
+		return nil, nil, err
+	}
 	var (
 		peers []raft.Peer
 		ids   []uint64

@@ -556,6 +556,7 @@ client-transport-security:
   allowed-cn: [x]
 discovery-config:
   token: ''
+v2-deprecation: write-only
 socket-options:
   reuse-port: true
 unknown-key: 1
@@ -625,7 +626,7 @@ func TestConfigFile(t *testing.T) {
 				t.Errorf("no warning for unknown-key: %q", c.Warnings())
 			}
 			un := c.UnimplementedSet()
-			for _, n := range []string{"discovery-token"} {
+			for _, n := range []string{"v2-deprecation"} {
 				if !slices.Contains(un, n) {
 					t.Errorf("UnimplementedSet() = %v, missing %s", un, n)
 				}
@@ -661,10 +662,10 @@ func TestConfigFileErrors(t *testing.T) {
 }
 
 func TestUnimplementedSet(t *testing.T) {
-	c := mustParse(t, []string{"--discovery-token", "t", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
+	c := mustParse(t, []string{"--v2-deprecation", "write-only", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
 		[]string{"ETCD_BCRYPT_COST=12", "ETCD_STORAGE_ENGINE=memory"})
 	got := c.UnimplementedSet()
-	want := []string{"discovery-token"}
+	want := []string{"v2-deprecation"}
 	if !slices.Equal(got, want) {
 		t.Errorf("UnimplementedSet() = %v, want %v", got, want)
 	}

@@ -345,3 +345,7 @@ func flagNames() []string {
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return slices.Sorted(slices.Values(names))
 }
+
+// ParseInitialCluster parses an --initial-cluster value ("name=url,...",
+// a name may repeat) into name → sorted URLs; discovery returns one.
+func ParseInitialCluster(s string) (map[string][]url.URL, error) { return parseInitialCluster(s) }

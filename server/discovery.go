@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/discovery"
+	"github.com/metastore/metastore/internal/membership"
+)
+
+// discoverCluster replaces --initial-cluster with what etcd's v3 discovery
+// service returns (internal/discovery), on a member's first start with
+// --discovery-endpoints. The member's ID is computed as etcd computes it
+// before joining: from its own peer URLs and --initial-cluster-token.
+func (s *Server) discoverCluster() error {
+	d := s.cfg.Discovery
+	if len(d.Endpoints) == 0 {
+		return nil
+	}
+	// etcd registers name=--initial-advertise-peer-urls.
+	own := s.cfg.Member.AdvertisePeerURLs
+	var self []string
+	for _, u := range own {
+		self = append(self, s.cfg.Member.Name+"="+u.String())
+	}
+	id := membership.ComputeMemberID(urlStrings(own), s.cfg.Cluster.Token)
+	s.lg.Info("Bootstrapping cluster using v3 discovery.", zap.Strings("discovery-endpoints", d.Endpoints))
+	cluster, err := discovery.Join(context.Background(), discovery.Config{
+		Endpoints: d.Endpoints, Token: d.Token, DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout,
+		KeepAliveTime: d.KeepAliveTime, KeepAliveTimeout: d.KeepAliveTimeout, InsecureTransport: d.InsecureTransport,
+		InsecureSkipTLSVerify: d.InsecureSkipTLSVerify, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile,
+		User: d.User, Password: d.Password,
+	}, id, strings.Join(self, ","), s.lg.Named("discovery"))
+	if err != nil {
+		return fmt.Errorf("server: discovery: %w", err)
+	}
+	members, err := config.ParseInitialCluster(cluster)
+	if err != nil {
+		return fmt.Errorf("server: discovery returned %q: %w", cluster, err)
+	}
+	if _, ok := members[s.cfg.Member.Name]; !ok {
+		return fmt.Errorf("server: discovery returned %q, without this member %q", cluster, s.cfg.Member.Name)
+	}
+	s.cfg.Cluster.InitialMembers = members
+	s.lg.Info("discovery got cluster successfully", zap.String("cluster", cluster))
+	return nil
+}
