@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"go.uber.org/zap"
@@ -18,6 +19,9 @@ import (
 // before joining: from its own peer URLs and --initial-cluster-token.
 func (s *Server) discoverCluster() error {
 	d := s.cfg.Discovery
+	if d.SRV != "" {
+		return s.discoverSRV()
+	}
 	if len(d.Endpoints) == 0 {
 		return nil
 	}
@@ -38,6 +42,32 @@ func (s *Server) discoverCluster() error {
 	if err != nil {
 		return fmt.Errorf("server: discovery: %w", err)
 	}
+	return s.useDiscovered(cluster)
+}
+
+// discoverSRV replaces --initial-cluster with the members DNS SRV records
+// name (--discovery-srv, --discovery-srv-name; internal/discovery).
+func (s *Server) discoverSRV() error {
+	var r discovery.Resolver = net.DefaultResolver
+	if addr := s.cfg.Testing.DNSServer; addr != "" {
+		s.lg.Warn("TESTING: DNS SRV discovery asks this DNS server (METASTORE_TESTING_DNS_SERVER)", zap.String("server", addr))
+		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Discovery.RequestTimeout)
+	defer cancel()
+	cluster, err := discovery.SRVCluster(ctx, r, s.cfg.Discovery.SRV, s.cfg.Discovery.SRVName, s.cfg.Member.Name, s.cfg.Member.AdvertisePeerURLs)
+	if err != nil {
+		return fmt.Errorf("server: DNS SRV discovery: %w", err)
+	}
+	return s.useDiscovered(cluster)
+}
+
+// useDiscovered makes cluster, an --initial-cluster value, the members
+// this member bootstraps with.
+func (s *Server) useDiscovered(cluster string) error {
 	members, err := config.ParseInitialCluster(cluster)
 	if err != nil {
 		return fmt.Errorf("server: discovery returned %q: %w", cluster, err)

@@ -82,6 +82,10 @@ type TestingConfig struct {
 	// PanicKey makes a Put of exactly this key panic inside its handler
 	// (METASTORE_TESTING_PANIC_KEY), to prove panic recovery end to end.
 	PanicKey string
+	// DNSServer sends DNS SRV discovery's lookups to this host:port
+	// instead of the system resolver (METASTORE_TESTING_DNS_SERVER), so a
+	// test can answer them from a responder on loopback.
+	DNSServer string
 }
 
 // MemberConfig identifies this member and where it listens.

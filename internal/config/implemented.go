@@ -42,8 +42,8 @@ var implemented = map[string]bool{
 	"discovery-user":                     true,
 	"discovery-password":                 true,
 	"discovery-fallback":                 true,
-	"discovery-srv":                      false,
-	"discovery-srv-name":                 false,
+	"discovery-srv":                      true,
+	"discovery-srv-name":                 true,
 
 	// Raft
 	"heartbeat-interval":            true,

@@ -58,6 +58,9 @@ func Parse(args []string, environ []string) (*Config, error) {
 		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_PANIC_KEY="); ok {
 			c.Testing.PanicKey = v
 		}
+		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_DNS_SERVER="); ok {
+			c.Testing.DNSServer = v
+		}
 	}
 
 	onCmdLine := map[string]bool{}

@@ -7,4 +7,8 @@
 // itself, waits with a watch until size members registered, and takes the
 // first size of them, by creation revision, as its --initial-cluster, so
 // every member of the new cluster computes the same list.
+//
+// srv.go is etcd's DNS SRV discovery (--discovery-srv, --discovery-srv-name):
+// the members are the targets of the _etcd-server-ssl and _etcd-server SRV
+// records of a domain.
 package discovery

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/metastore/metastore/tests/framework"
 )
@@ -77,5 +80,101 @@ func TestV3DiscoveryRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("token %s: %v; output does not hold %q:\n%s", token, err, want, out)
 		}
+	}
+}
+
+// dnsResponder answers, on 127.0.0.1 over UDP, the SRV query for
+// _etcd-server._tcp.<domain> with one record per port (target
+// localhost.) and every other query with "no such name".
+func dnsResponder(t *testing.T, domain string, ports []int) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	check(t, "listen udp", err)
+	t.Cleanup(func() { _ = pc.Close() })
+	want := "_etcd-server._tcp." + domain + "."
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return // closed at cleanup
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeNameError}
+			if q.Type == dnsmessage.TypeSRV && strings.EqualFold(q.Name.String(), want) {
+				rh.RCode = dnsmessage.RCodeSuccess
+			}
+			b := dnsmessage.NewBuilder(nil, rh)
+			b.EnableCompression()
+			_ = b.StartQuestions()
+			_ = b.Question(q)
+			_ = b.StartAnswers()
+			if rh.RCode == dnsmessage.RCodeSuccess {
+				for _, port := range ports {
+					_ = b.SRVResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
+						dnsmessage.SRVResource{Priority: 0, Weight: 10, Port: uint16(port), Target: dnsmessage.MustNewName("localhost.")})
+				}
+			}
+			out, err := b.Finish()
+			if err == nil {
+				_, _ = pc.WriteTo(out, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// TestDNSSRVDiscovery bootstraps a three-member cluster from DNS SRV
+// records (--discovery-srv): a DNS responder on loopback names the three
+// peer ports under _etcd-server._tcp.example.test, each member finds
+// itself among them by its advertised peer address and the others by
+// theirs, and the three form one cluster. metastore only: etcd asks the
+// system resolver, which a test cannot point at a loopback responder
+// (metastore's METASTORE_TESTING_DNS_SERVER does that).
+func TestDNSSRVDiscovery(t *testing.T) {
+	if !ours() {
+		t.Skip("etcd's SRV lookups go to the system resolver")
+	}
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := framework.FreePort()
+		check(t, "free port", err)
+		ports[i] = p
+	}
+	dns := dnsResponder(t, "example.test", ports)
+	ms := framework.StartCluster(t, 3, framework.Options{
+		NoInitialCluster: true,
+		Env:              []string{"METASTORE_TESTING_DNS_SERVER=" + dns},
+		MemberOptions: func(i int, o *framework.Options) {
+			peer := fmt.Sprintf("http://127.0.0.1:%d", ports[i])
+			o.ExtraArgs = append(o.ExtraArgs, "--discovery-srv", "example.test",
+				"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer)
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		ml, err := m.Client().MemberList(ctx)
+		check(t, "member list on "+m.Name, err)
+		var names []string
+		for _, mm := range ml.Members {
+			names = append(names, mm.Name)
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"m0", "m1", "m2"}) {
+			t.Errorf("%s lists members %v, want m0 m1 m2", m.Name, names)
+		}
+	}
+	mustPut(t, ms[1].Client(), ctx, "srv", "formed")
+	if got := mustGet(t, ms[0].Client(), ctx, "srv"); len(got.Kvs) != 1 {
+		t.Errorf("a write on one member is not visible on another")
 	}
 }
