@@ -178,3 +178,39 @@ func TestDNSSRVDiscovery(t *testing.T) {
 		t.Errorf("a write on one member is not visible on another")
 	}
 }
+
+// TestV3DiscoveryWithAuth bootstraps through a discovery service with auth
+// on: members log in with --discovery-user/--discovery-password; without
+// them, a member is refused and does not start.
+func TestV3DiscoveryWithAuth(t *testing.T) {
+	svc, anon, ctx := setup(t)
+	_, err := anon.UserAdd(ctx, "root", "rootpw")
+	check(t, "add root", err)
+	_, err = anon.UserGrantRole(ctx, "root", "root")
+	check(t, "grant root", err)
+	_, err = anon.AuthEnable(ctx)
+	check(t, "enable auth", err)
+	root, err := authClient(t, svc, "root", "rootpw")
+	check(t, "root client", err)
+	const token = "disc-auth-token"
+	_, err = root.Put(ctx, "/_etcd/registry/"+token+"/_config/size", "1")
+	check(t, "put the cluster size", err)
+	endpoint := strings.TrimPrefix(svc.ClientURL, "http://")
+
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	out, err := exec.CommandContext(cctx, framework.ServerBinary(t), "--name", "anon", "--data-dir", dir+"/data",
+		"--listen-client-urls", "http://127.0.0.1:0", "--advertise-client-urls", "http://127.0.0.1:2379",
+		"--listen-peer-urls", "http://127.0.0.1:0", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--discovery-endpoints", endpoint, "--discovery-token", token).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "user name is empty") {
+		t.Errorf("a member without discovery credentials: %v; want etcd's \"user name is empty\":\n%s", err, out)
+	}
+
+	ms := framework.StartCluster(t, 1, framework.Options{NoInitialCluster: true, ExtraArgs: []string{
+		"--discovery-endpoints", endpoint, "--discovery-token", token,
+		"--discovery-user", "root", "--discovery-password", "rootpw",
+	}})
+	mustPut(t, ms[0].Client(), ctx, "formed", "yes")
+}
