@@ -20,15 +20,9 @@ func (s *Server) localHash(rev int64) (corruption.Hash, error) {
 
 // startCorruptionCheck runs etcd's --corrupt-check-time check on the leader.
 func (s *Server) startCorruptionCheck() {
-	d := s.cfg.Ops.CorruptCheckTime
-	if d <= 0 {
-		return
-	}
 	lg := s.lg.Named("corruption-check")
-	s.rel.supervisor.Go("corruption-check", func(ctx context.Context) {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		corruption.Run(ctx, t.C, corruptionTarget{s}, lg)
+	s.superviseEvery("corruption-check", s.cfg.Ops.CorruptCheckTime, func(ctx context.Context, tick <-chan time.Time) {
+		corruption.Run(ctx, tick, corruptionTarget{s}, lg)
 	})
 }
 

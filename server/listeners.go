@@ -60,6 +60,7 @@ func (s *Server) grpcServer() *grpc.Server {
 	s.authInterceptors()
 	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(s.IsLearner)
 	opts = append(opts, s.rel.serverOptions()...)
+	opts = append(opts, s.tracingOptions()...)
 	opts = append(opts, s.migrationOptions()...)
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
@@ -68,8 +69,8 @@ func (s *Server) grpcServer() *grpc.Server {
 	srv := grpc.NewServer(opts...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
-	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
-	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
+	pb.RegisterMaintenanceServer(srv, downgradeStatus{rpc.NewMaintenanceServer(s, hdr), s})
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
 	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))

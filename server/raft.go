@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -45,6 +44,7 @@ func (s *Server) startRaft() error {
 		AdvertisePeerURLs: urlStrings(s.cfg.Member.AdvertisePeerURLs),
 		PeerTLS:           peerClientTLS,
 		DataDir:           s.cfg.Member.DataDir,
+		Discover:          s.discover,
 		Logger:            s.lg.Named("bootstrap"),
 	})
 	if err != nil {
@@ -72,7 +72,9 @@ func (s *Server) startRaft() error {
 		ClusterID: s.members.ClusterID(),
 		Logger:    s.lg.Named("transport"),
 		Snapshots: s.snaps,
-		IsRemoved: s.members.IsRemoved,
+		// --raft-write-timeout bounds each write on connections to peers.
+		WriteTimeout: s.cfg.Raft.PeerWriteTimeout,
+		IsRemoved:    s.members.IsRemoved,
 		Removed: func() {
 			s.lg.Warn("a peer says this member was removed from the cluster")
 			s.fail(membership.ErrRemoved)
@@ -109,6 +111,8 @@ func (s *Server) startRaft() error {
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
 		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
 		Hooks:          s.applyHooks(),
+
+		WarnApplyDuration: s.cfg.Ops.WarningApplyDuration,
 	})
 	if err != nil {
 		return fmt.Errorf("server: start apply: %w", err)
@@ -132,6 +136,7 @@ func (s *Server) startRaft() error {
 	}
 	cc.node = s.node
 	s.transport.SetRaft(s.node)
+	go s.advanceElectionTicks()
 	go func() {
 		defer close(s.applyDone)
 		if err := s.applier.Run(s.node.Applies()); err != nil {
@@ -181,6 +186,7 @@ func (s *Server) startRaft() error {
 		HashKV:          corruption.ServeHashKV(s.localHash),
 		Members:         bootstrap.ServeMembers(s.members),
 		Promote:         s.reconf.ServePromote,
+		Version:         s.serveVersion,
 	}).Register(s.transport); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -238,7 +244,7 @@ func (s *Server) startPeerListeners() error {
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs := s.peerServer()
 		s.peerSrvs = append(s.peerSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

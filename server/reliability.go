@@ -36,6 +36,7 @@ type reliability struct {
 	grpcMet    *middleware.GRPCMetrics
 	shutdown   *lifecycle.Shutdown
 	conns      *connCounters
+	slowLog    *middleware.SlowLog
 	// authUnary and authStream fill the chain's auth slot (server/auth.go).
 	authUnary  grpc.UnaryServerInterceptor
 	authStream grpc.StreamServerInterceptor
@@ -78,6 +79,8 @@ func (s *Server) setupReliability() error {
 	if r.rate, err = middleware.NewRateLimiter(middleware.RateLimitConfig{Rate: l.RateLimitPerClient, Burst: l.Burst(), Registerer: r.registry}); err != nil {
 		return fmt.Errorf("server: rate limit: %w", err)
 	}
+	r.slowLog = middleware.NewSlowLog(middleware.SlowLogConfig{Logger: s.lg, UnaryWarn: s.cfg.Ops.WarningUnaryRequestDuration,
+		ApplyWarn: s.cfg.Ops.WarningApplyDuration, SlowRead: r.metrics.SlowApplies.Inc})
 	if r.grpcMet, err = middleware.NewGRPCMetrics(middleware.MetricsConfig{Registerer: r.registry, NoHandlingTimeHistogram: s.cfg.Ops.Metrics != "extensive"}); err != nil {
 		return fmt.Errorf("server: grpc metrics: %w", err)
 	}
@@ -98,6 +101,7 @@ func (s *Server) setupReliability() error {
 func (r *reliability) serverOptions() []grpc.ServerOption {
 	us, ss := middleware.Chain(middleware.ChainOptions{
 		Recover:      r.recoverer,
+		SlowLog:      r.slowLog,
 		RoleUnary:    r.roleUnary,
 		RoleStream:   r.roleStream,
 		RateLimit:    r.rate,
@@ -157,6 +161,8 @@ func (s *Server) startBackground() {
 	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
 	s.startAutoCompaction()
 	s.startCorruptionCheck()
+	s.startDowngradeMonitor()
+	s.startCompactHashCheck()
 	r.grpcMet.InitializeMetrics(s.grpcSrv)
 }
 
@@ -233,6 +239,7 @@ func (s *Server) applyHooks() apply.Hooks {
 		Put:           m.PutTotal.Inc,
 		Delete:        m.DeleteTotal.Inc,
 		Txn:           m.TxnTotal.Inc,
+		SlowApply:     m.SlowApplies.Inc,
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/tlsutil"
+	"github.com/metastore/metastore/internal/tracing"
 	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/txn"
 	"github.com/metastore/metastore/internal/watch"
@@ -73,7 +74,8 @@ type Server struct {
 	listeners []net.Listener
 	muxes     []cmux.CMux
 
-	rel *reliability
+	rel    *reliability
+	tracer *tracing.Provider // nil: --enable-distributed-tracing is off
 
 	applyDone chan struct{}
 	donec     chan struct{}
@@ -165,6 +167,9 @@ func (s *Server) start() error {
 		return err
 	}
 	if err := s.setupTLS(); err != nil {
+		return err
+	}
+	if err := s.setupTracing(); err != nil {
 		return err
 	}
 	if err := s.openStorage(); err != nil {

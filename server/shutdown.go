@@ -106,6 +106,7 @@ func (s *Server) registerShutdown() {
 		}
 		return nil
 	})
+	sd.RegisterHook(lifecycle.PhaseClose, "tracing", s.closeTracing)
 	sd.RegisterHook(lifecycle.PhaseClose, "storage", func(context.Context) error {
 		if s.rel.supervisor != nil {
 			s.rel.supervisor.Stop()

@@ -27,7 +27,8 @@ func tlsSettings(t config.TLSConfig, common config.TLSCommonConfig, urls []url.U
 		CertFile: t.CertFile, KeyFile: t.KeyFile,
 		ClientCertFile: t.ClientCertFile, ClientKeyFile: t.ClientKeyFile,
 		TrustedCAFile: t.TrustedCAFile, ClientCertAuth: t.ClientCertAuth, AutoTLS: t.AutoTLS,
-		Hosts: hosts, CipherSuites: common.CipherSuites, MinVersion: common.MinVersion, MaxVersion: common.MaxVersion,
+		ValidityYears: common.SelfSignedCertValidity,
+		Hosts:         hosts, CipherSuites: common.CipherSuites, MinVersion: common.MinVersion, MaxVersion: common.MaxVersion,
 		NextProtos: protos,
 		CRLFile:    t.CRLFile, AllowedCNs: t.AllowedCNs, AllowedHostnames: t.AllowedHostnames,
 	}

@@ -73,6 +73,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		lg.Warn(w)
 	}
+	for _, n := range cfg.NoOpSet() {
+		lg.Warn("flag has no effect on metastore", zap.String("flag", "--"+n.Flag), zap.String("reason", n.Reason),
+			zap.String("source", cfg.SourceOf(n.Flag).String()))
+	}
 	for _, name := range cfg.UnimplementedSet() {
 		lg.Warn("flag is accepted for etcd compatibility but not implemented yet; ignoring it",
 			zap.String("flag", "--"+name), zap.String("source", cfg.SourceOf(name).String()))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/auth"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -53,6 +55,8 @@ type Hooks struct {
 	CommitSeconds func(seconds float64)
 	// Put, Delete, Txn count MVCC operations for etcd's metrics.
 	Put, Delete, Txn func()
+	// SlowApply counts requests slower than Config.WarnApplyDuration.
+	SlowApply func()
 }
 
 // Config wires an Applier.
@@ -80,6 +84,9 @@ type Config struct {
 	// CatchupEntries (etcd's --snapshot-count, --snapshot-catchup-entries).
 	SnapshotCount  uint64
 	CatchupEntries uint64
+	// WarnApplyDuration is --warning-apply-duration: a request whose apply
+	// takes longer is logged with its summary (0: never).
+	WarnApplyDuration time.Duration
 }
 
 // Applier applies committed entries.
@@ -202,6 +209,7 @@ type pending struct {
 
 // ApplyEntries applies ents in one engine batch.
 func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
+	applying := time.Now()
 	applied := a.applied.Load()
 	b := a.cfg.Engine.NewBatch()
 	defer b.Close()
@@ -238,9 +246,13 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			if h := req.GetHeader(); h != nil && h.GetID() != 0 {
 				id = h.GetID()
 			}
+			began := time.Now()
 			res, fn, err := a.applyRequest(w, b, &req)
 			if err != nil {
 				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
+			}
+			if d := time.Since(began); a.cfg.WarnApplyDuration > 0 && d > a.cfg.WarnApplyDuration {
+				a.warnSlow(&req, res, d)
 			}
 			if fn != nil {
 				after = append(after, fn)
@@ -280,8 +292,9 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("apply: commit entries up to %d: %w", last.GetIndex(), err)
 	}
+	written := time.Now()
 	if h := a.cfg.Hooks.CommitSeconds; h != nil {
-		h(time.Since(start).Seconds())
+		h(written.Sub(start).Seconds())
 	}
 	committed = true
 	w.Commit()
@@ -297,8 +310,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	close(a.advance)
 	a.advance = make(chan struct{})
 	a.mu.Unlock()
-	for _, p := range waiters {
-		a.cfg.Wait.Trigger(p.id, p.result)
+	if len(waiters) > 0 {
+		tm := &Timing{Applying: applying, Writing: start, Written: written}
+		for _, p := range waiters {
+			p.result.Timing = tm
+			a.cfg.Wait.Trigger(p.id, p.result)
+		}
 	}
 	if h := a.cfg.Hooks.Applied; h != nil {
 		h(n)
@@ -351,6 +368,9 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 	}
 	if r.ClusterMemberAttrSet != nil {
 		return a.applyMemberAttrs(b, r.ClusterMemberAttrSet)
+	}
+	if r.DowngradeInfoSet != nil {
+		return Result{Resp: &struct{}{}}, nil, downgrade.Stage(b, r.DowngradeInfoSet)
 	}
 	if r.Alarm != nil {
 		if a.cfg.Alarms == nil {
@@ -419,6 +439,26 @@ func (a *Applier) applyMemberAttrs(b storage.Batch, r *membershippb.ClusterMembe
 		return Result{}, nil, err
 	}
 	return Result{Resp: &struct{}{}}, func() { a.cfg.Members.Put(m) }, nil
+}
+
+// warnSlow logs a slow apply in etcd's words: the request summary (values
+// shown only by size) and the response size.
+func (a *Applier) warnSlow(r *pb.InternalRaftRequest, res Result, d time.Duration) {
+	var resp string
+	if m, ok := res.Resp.(proto.Message); ok && m != nil && !reflect.ValueOf(m).IsNil() {
+		resp = fmt.Sprintf("size:%d", proto.Size(m))
+	}
+	a.lg.Warn("apply request took too long",
+		zap.Duration("took", d),
+		zap.Duration("expected-duration", a.cfg.WarnApplyDuration),
+		zap.String("prefix", ""),
+		zap.String("request", (&pb.InternalRaftStringer{Request: r}).String()),
+		zap.String("response", resp),
+		zap.Error(res.Err),
+	)
+	if h := a.cfg.Hooks.SlowApply; h != nil {
+		h()
+	}
 }
 
 func describe(r *pb.InternalRaftRequest) string {

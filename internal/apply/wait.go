@@ -1,6 +1,9 @@
 package apply
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Result is the outcome of applying one proposed request.
 type Result struct {
@@ -8,6 +11,15 @@ type Result struct {
 	Err  error
 	// Physical, for a compaction, is closed once the old revisions are gone.
 	Physical <-chan struct{}
+	// Timing is when the entry's batch was applied, shared by the batch's
+	// results; the proposer turns it into trace spans.
+	Timing *Timing
+}
+
+// Timing holds the moments of one apply batch: when it reached the applier
+// (its entries were committed), when its engine commit started and ended.
+type Timing struct {
+	Applying, Writing, Written time.Time
 }
 
 // Wait maps proposal IDs to the requests waiting for them. Only the member

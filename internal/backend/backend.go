@@ -16,6 +16,7 @@ import (
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/tracing"
 	"github.com/metastore/metastore/internal/txn"
 )
 
@@ -100,6 +101,21 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
 		defer cancel()
 	}
+	ctx, span := tracing.StartProposal(ctx)
+	res, err := b.await(ctx, id, data)
+	span.End(applyTimes(res.Timing), err)
+	return res, err
+}
+
+func applyTimes(t *apply.Timing) tracing.ApplyTimes {
+	if t == nil {
+		return tracing.ApplyTimes{}
+	}
+	return tracing.ApplyTimes{Applying: t.Applying, Writing: t.Writing, Written: t.Written}
+}
+
+// await proposes data as request id and waits for its result.
+func (b *Backend) await(ctx context.Context, id uint64, data []byte) (apply.Result, error) {
 	ch := b.cfg.Wait.Register(id)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
@@ -146,6 +162,8 @@ func (b *Backend) ctxErr(ctx context.Context, err error) error {
 // LinearizableBarrier returns once local state reflects every write that
 // was acknowledged before it was called.
 func (b *Backend) LinearizableBarrier(ctx context.Context) error {
+	ctx, span := tracing.StartReadIndex(ctx)
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	idx, err := b.cfg.Node.ReadIndex(ctx)

@@ -84,6 +84,11 @@ func TestImplementedTableCoversEveryFlag(t *testing.T) {
 			t.Errorf("implemented.go lists --%s, which is not a flag", n)
 		}
 	}
+	for n := range noOps {
+		if impl, ok := implemented[n]; !ok || impl {
+			t.Errorf("no-op --%s must be a flag marked not acted on in implemented", n)
+		}
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -551,6 +556,7 @@ client-transport-security:
   allowed-cn: [x]
 discovery-config:
   token: ''
+v2-deprecation: write-only
 socket-options:
   reuse-port: true
 unknown-key: 1
@@ -620,7 +626,7 @@ func TestConfigFile(t *testing.T) {
 				t.Errorf("no warning for unknown-key: %q", c.Warnings())
 			}
 			un := c.UnimplementedSet()
-			for _, n := range []string{"discovery-token"} {
+			for _, n := range []string{"v2-deprecation"} {
 				if !slices.Contains(un, n) {
 					t.Errorf("UnimplementedSet() = %v, missing %s", un, n)
 				}
@@ -656,12 +662,15 @@ func TestConfigFileErrors(t *testing.T) {
 }
 
 func TestUnimplementedSet(t *testing.T) {
-	c := mustParse(t, []string{"--discovery-token", "t", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
+	c := mustParse(t, []string{"--v2-deprecation", "write-only", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
 		[]string{"ETCD_BCRYPT_COST=12", "ETCD_STORAGE_ENGINE=memory"})
 	got := c.UnimplementedSet()
-	want := []string{"discovery-token", "max-wals"}
+	want := []string{"v2-deprecation"}
 	if !slices.Equal(got, want) {
 		t.Errorf("UnimplementedSet() = %v, want %v", got, want)
+	}
+	if n := c.NoOpSet(); len(n) != 1 || n[0].Flag != "max-wals" || !strings.Contains(n[0].Reason, "WAL files") {
+		t.Errorf("NoOpSet() = %v, want max-wals with its reason", n)
 	}
 	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "--snapshot") {
 		t.Errorf("ignored legacy flag not warned about: %q", w)

@@ -28,32 +28,32 @@ var implemented = map[string]bool{
 	"v2-deprecation":              false,
 
 	// Discovery
-	"discovery-token":                    false,
-	"discovery-endpoints":                false,
-	"discovery-dial-timeout":             false,
-	"discovery-request-timeout":          false,
-	"discovery-keepalive-time":           false,
-	"discovery-keepalive-timeout":        false,
-	"discovery-insecure-transport":       false,
-	"discovery-insecure-skip-tls-verify": false,
-	"discovery-cert":                     false,
-	"discovery-key":                      false,
-	"discovery-cacert":                   false,
-	"discovery-user":                     false,
-	"discovery-password":                 false,
-	"discovery-fallback":                 false,
-	"discovery-srv":                      false,
-	"discovery-srv-name":                 false,
+	"discovery-token":                    true,
+	"discovery-endpoints":                true,
+	"discovery-dial-timeout":             true,
+	"discovery-request-timeout":          true,
+	"discovery-keepalive-time":           true,
+	"discovery-keepalive-timeout":        true,
+	"discovery-insecure-transport":       true,
+	"discovery-insecure-skip-tls-verify": true,
+	"discovery-cert":                     true,
+	"discovery-key":                      true,
+	"discovery-cacert":                   true,
+	"discovery-user":                     true,
+	"discovery-password":                 true,
+	"discovery-fallback":                 true,
+	"discovery-srv":                      true,
+	"discovery-srv-name":                 true,
 
 	// Raft
 	"heartbeat-interval":            true,
 	"election-timeout":              true,
-	"initial-election-tick-advance": false,
+	"initial-election-tick-advance": true,
 	"pre-vote":                      true,
 	"snapshot-count":                true,
 	"snapshot-catchup-entries":      true,
-	"raft-read-timeout":             false,
-	"raft-write-timeout":            false,
+	"raft-read-timeout":             true,
+	"raft-write-timeout":            true,
 
 	// Storage
 	"storage-engine":                       true,
@@ -105,7 +105,7 @@ var implemented = map[string]bool{
 	"peer-cert-allowed-hostname":        true,
 	"peer-auto-tls":                     true,
 	"peer-skip-client-san-verification": true,
-	"self-signed-cert-validity":         false,
+	"self-signed-cert-validity":         true,
 	"cipher-suites":                     true,
 	"tls-min-version":                   true,
 	"tls-max-version":                   true,
@@ -120,8 +120,8 @@ var implemented = map[string]bool{
 	"log-level":                true,
 	"log-format":               true,
 	"log-outputs":              true,
-	"enable-log-rotation":      false,
-	"log-rotation-config-json": false,
+	"enable-log-rotation":      true,
+	"log-rotation-config-json": true,
 
 	// Metrics / ops
 	"metrics":                           true,
@@ -129,15 +129,15 @@ var implemented = map[string]bool{
 	"enable-pprof":                      true,
 	"watch-progress-notify-interval":    true,
 	"corrupt-check-time":                true,
-	"compact-hash-check-time":           false,
-	"warning-apply-duration":            false,
-	"warning-unary-request-duration":    false,
-	"downgrade-check-time":              false,
-	"enable-distributed-tracing":        false,
-	"distributed-tracing-address":       false,
-	"distributed-tracing-service-name":  false,
-	"distributed-tracing-instance-id":   false,
-	"distributed-tracing-sampling-rate": false,
+	"compact-hash-check-time":           true,
+	"warning-apply-duration":            true,
+	"warning-unary-request-duration":    true,
+	"downgrade-check-time":              true,
+	"enable-distributed-tracing":        true,
+	"distributed-tracing-address":       true,
+	"distributed-tracing-service-name":  true,
+	"distributed-tracing-instance-id":   true,
+	"distributed-tracing-sampling-rate": true,
 
 	// Feature gates
 	"feature-gates": true,
@@ -151,4 +151,36 @@ var implemented = map[string]bool{
 	"shutdown-timeout":       true,
 	"rate-limit-per-client":  true,
 	"rate-limit-burst":       true,
+}
+
+// noOps are the flags that tune bbolt or etcd's WAL and snapshot files,
+// which metastore does not have; each is accepted and, when set, logged
+// once with the reason it has no effect (NoOpSet). They stay false in
+// implemented.
+var noOps = map[string]string{
+	"max-wals": "the Raft log lives in the storage engine and is trimmed by --snapshot-count/--snapshot-catchup-entries; " +
+		"there are no WAL files to retain",
+	"max-snapshots": "Raft snapshots are streamed from the live engine on demand; there are no snapshot files to retain",
+	"backend-batch-interval": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
+		"transaction to hold open",
+	"backend-batch-limit": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
+		"transaction to hold open",
+	"bootstrap-defrag-threshold-megabytes": "Pebble reclaims space by background compaction; there is no defragmentation",
+}
+
+// NoOp is a flag the user set that has no effect on metastore, and why.
+type NoOp struct {
+	Flag, Reason string
+}
+
+// NoOpSet returns the bbolt- and WAL-file-only flags the user explicitly
+// set, in the order they were given, with the reason each does nothing.
+func (c *Config) NoOpSet() []NoOp {
+	var out []NoOp
+	for _, n := range c.ExplicitlySet() {
+		if r, ok := noOps[n]; ok {
+			out = append(out, NoOp{Flag: n, Reason: r})
+		}
+	}
+	return out
 }

@@ -58,6 +58,9 @@ func Parse(args []string, environ []string) (*Config, error) {
 		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_PANIC_KEY="); ok {
 			c.Testing.PanicKey = v
 		}
+		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_DNS_SERVER="); ok {
+			c.Testing.DNSServer = v
+		}
 	}
 
 	onCmdLine := map[string]bool{}
@@ -343,3 +346,7 @@ func flagNames() []string {
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return slices.Sorted(slices.Values(names))
 }
+
+// ParseInitialCluster parses an --initial-cluster value ("name=url,...",
+// a name may repeat) into name → sorted URLs; discovery returns one.
+func ParseInitialCluster(s string) (map[string][]url.URL, error) { return parseInitialCluster(s) }

@@ -273,6 +273,10 @@ func (c *Config) validateTLS() error {
 		if (side.t.CertFile == "") != (side.t.KeyFile == "") {
 			return fmt.Errorf("--%scert-file and --%skey-file must be set together", side.prefix, side.prefix)
 		}
+		// etcd's error, which it meets when generating the certificate.
+		if side.t.AutoTLS && side.t.CertFile == "" && t.SelfSignedCertValidity == 0 {
+			return errors.New("selfSignedCertValidity is invalid,it should be greater than 0")
+		}
 	}
 	return nil
 }
@@ -309,8 +313,12 @@ func (c *Config) validateOps() error {
 	if o.WatchProgressNotifyInterval < 0 {
 		return fmt.Errorf("invalid value %v for flag --watch-progress-notify-interval: must not be negative", o.WatchProgressNotifyInterval)
 	}
-	if o.Tracing.Enabled && (o.Tracing.SamplingRatePerMillion < 0 || o.Tracing.SamplingRatePerMillion > 1000000) {
-		return fmt.Errorf("invalid value %d for flag --distributed-tracing-sampling-rate: must be within 0..1000000", o.Tracing.SamplingRatePerMillion)
+	// etcd's words, typo included, checked only when tracing is on.
+	if o.Tracing.Enabled && o.Tracing.SamplingRatePerMillion < 0 {
+		return errors.New("distributed tracing configurition is not valid: (tracing sampling rate must be positive)")
+	}
+	if o.Tracing.Enabled && o.Tracing.SamplingRatePerMillion > 1000000 {
+		return errors.New("distributed tracing configurition is not valid: (tracing sampling rate must be less than 1000000)")
 	}
 	f := &c.Features
 	if f.Enabled(FeatureLeaseCheckpointPersist) && !f.Enabled(FeatureLeaseCheckpoint) {

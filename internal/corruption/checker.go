@@ -47,7 +47,10 @@ func Check(ctx context.Context, t Target, lg *zap.Logger) []uint64 {
 		lg.Debug("corruption check: local hash unavailable", zap.Int64("revision", rev), zap.Error(err))
 		return nil
 	}
-	var bad []uint64
+	var differ []uint64
+	self := selfID(t)
+	byHash := map[uint32][]uint64{local.Hash: {self}}
+	members := len(t.Peers()) + 1
 	for _, p := range t.Peers() {
 		h, err := t.PeerHash(ctx, p, rev)
 		if err != nil {
@@ -58,11 +61,30 @@ func Check(ctx context.Context, t Target, lg *zap.Logger) []uint64 {
 		if h.HashRevision != local.HashRevision || h.CompactRevision != local.CompactRevision {
 			continue
 		}
+		byHash[h.Hash] = append(byHash[h.Hash], p.ID)
 		if h.Hash != local.Hash {
 			lg.Error("corruption check: member's data differs from the leader's",
 				zap.String("member-id", idHex(p.ID)), zap.Int64("revision", rev),
 				zap.Uint32("leader-hash", local.Hash), zap.Uint32("member-hash", h.Hash))
-			bad = append(bad, p.ID)
+			differ = append(differ, p.ID)
+		}
+	}
+	bad := differ
+	// When a majority of all members agree, the members outside it are
+	// the divergent ones, the leader included: a damaged member that
+	// became leader must not get its healthy peers flagged.
+	if len(differ) > 0 {
+		for majority, ids := range byHash {
+			if len(ids) < members/2+1 {
+				continue
+			}
+			bad = nil
+			for h, others := range byHash {
+				if h != majority {
+					bad = append(bad, others...)
+				}
+			}
+			break
 		}
 	}
 	for _, id := range bad {
@@ -75,16 +97,29 @@ func Check(ctx context.Context, t Target, lg *zap.Logger) []uint64 {
 
 // Run checks on every tick until ctx ends.
 func Run(ctx context.Context, tick <-chan time.Time, t Target, lg *zap.Logger) {
+	every(ctx, tick, func(ctx context.Context) { Check(ctx, t, lg) })
+}
+
+// every runs one round per tick, each bounded to 30 s, until ctx ends.
+func every(ctx context.Context, tick <-chan time.Time, round func(context.Context)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			Check(cctx, t, lg)
+			round(cctx)
 			cancel()
 		}
 	}
+}
+
+// selfID is the checking member's ID, when the target can tell it.
+func selfID(t Target) uint64 {
+	if m, ok := t.(interface{ MemberID() uint64 }); ok {
+		return m.MemberID()
+	}
+	return 0
 }
 
 func idHex(id uint64) string {

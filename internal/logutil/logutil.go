@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // Output names with a special meaning in --log-outputs; anything else is a
@@ -40,6 +41,11 @@ type LogConfig struct {
 	// Outputs are "default", "stderr", "stdout", "systemd/journal" or file
 	// paths (empty = default).
 	Outputs []string
+	// Rotate (--enable-log-rotation) rotates the one file among Outputs
+	// with lumberjack, configured by RotationJSON
+	// (--log-rotation-config-json), as etcd does.
+	Rotate       bool
+	RotationJSON string
 }
 
 // Validate checks the settings without opening anything. Messages name the
@@ -66,6 +72,11 @@ func (c LogConfig) Validate() error {
 	for _, o := range c.Outputs {
 		if o == "" {
 			return errors.New("invalid value for flag --log-outputs: empty output")
+		}
+	}
+	if c.Rotate {
+		if _, _, err := c.rotation(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -110,6 +121,17 @@ func New(c LogConfig) (*zap.Logger, error) {
 		format = "json"
 	}
 	paths := outputPaths(c.Outputs)
+	var rotated *lumberjack.Logger
+	if c.Rotate {
+		file, lj, err := c.rotation()
+		if err != nil {
+			return nil, err
+		}
+		if i := slices.Index(paths, file); lj != nil && i >= 0 {
+			paths = slices.Delete(paths, i, i+1)
+			rotated = lj
+		}
+	}
 	zc := zap.Config{
 		Level:       zap.NewAtomicLevelAt(lvl),
 		Development: false,
@@ -121,7 +143,16 @@ func New(c LogConfig) (*zap.Logger, error) {
 		OutputPaths:      paths,
 		ErrorOutputPaths: paths,
 	}
-	lg, err := zc.Build()
+	var opts []zap.Option
+	if rotated != nil {
+		// The rotated file gets its own core with the same encoder, level
+		// and sampling, instead of a sink registered in zap's global
+		// registry as etcd does.
+		core := zapcore.NewCore(newEncoder(format), zapcore.AddSync(rotated), zc.Level)
+		core = zapcore.NewSamplerWithOptions(core, time.Second, zc.Sampling.Initial, zc.Sampling.Thereafter)
+		opts = append(opts, zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, core) }))
+	}
+	lg, err := zc.Build(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open --log-outputs %q: %w", c.Outputs, err)
 	}

@@ -5,6 +5,9 @@ import "google.golang.org/grpc"
 // ChainOptions are the interceptors to chain; any nil one is skipped.
 type ChainOptions struct {
 	Recover *Recoverer
+	// SlowLog logs slow requests; like etcd's log interceptor it times
+	// the whole call, so it runs just inside the outer recover.
+	SlowLog *SlowLog
 	// RoleUnary and RoleStream refuse requests this member's role cannot
 	// serve (a learner's); like etcd's check, they run before the metrics.
 	RoleUnary  grpc.UnaryServerInterceptor
@@ -24,7 +27,7 @@ type ChainOptions struct {
 
 // Chain returns the interceptors in the order
 //
-//	(grow stack, unary only) → recover → role → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
+//	(grow stack, unary only) → recover → (slow log, unary only) → role → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
 //
 // for grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor. The outer
 // recover protects the interceptors themselves; the inner one, next to the
@@ -42,6 +45,9 @@ func Chain(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerIn
 	if o.Recover != nil {
 		us = append(us, o.Recover.UnaryServerInterceptor())
 		ss = append(ss, o.Recover.StreamServerInterceptor())
+	}
+	if o.SlowLog != nil {
+		us = append(us, o.SlowLog.UnaryServerInterceptor())
 	}
 	if o.RoleUnary != nil {
 		us = append(us, o.RoleUnary)

@@ -11,6 +11,9 @@
 //     continue, and a default deadline for unary requests.
 //   - conn.go: a net.Listener that refuses connections beyond a maximum.
 //   - metrics.go: etcd's grpc_server_* metrics plus in-flight gauges.
+//   - slowlog.go: etcd's slow-request warnings ("request stats" past
+//     --warning-unary-request-duration, "apply request took too long" for
+//     reads past --warning-apply-duration) with the request summary.
 //   - stack.go: grows a KV Range goroutine's stack in one early step
 //     instead of many deep ones (a performance measure, not a limit).
 //   - chain.go: the order the server installs them in.

@@ -22,6 +22,7 @@ const (
 	PathHashKV          = "/raft/hashkv"
 	PathMembers         = "/raft/members"
 	PathPromote         = "/raft/members/promote"
+	PathVersion         = "/raft/version"
 )
 
 // Handlers are the handlers of every peer route that is not a raft
@@ -33,6 +34,7 @@ type Handlers struct {
 	HashKV          http.HandlerFunc // this member's HashKV, for the leader's corruption check
 	Members         http.HandlerFunc // the cluster ID and member list, for a joining member
 	Promote         http.HandlerFunc // the leader promotes a learner a follower was asked to promote
+	Version         http.HandlerFunc // this member's server version, for the leader's downgrade check
 }
 
 // Mux is where the routes are registered (the transport's peer mux).
@@ -51,6 +53,7 @@ func (h Handlers) Register(mux Mux) error {
 		{PathHashKV, h.HashKV},
 		{PathMembers, h.Members},
 		{PathPromote, h.Promote},
+		{PathVersion, h.Version},
 	}
 	for _, r := range routes {
 		if r.h == nil {

@@ -13,11 +13,11 @@ func (m mux) HandleFunc(p string, h http.HandlerFunc) { m[p] = h }
 func TestRegisterServesEveryRouteUnderThePrefix(t *testing.T) {
 	h := func(http.ResponseWriter, *http.Request) {}
 	m := mux{}
-	if err := (Handlers{LeaseRenew: h, LeaseTimeToLive: h, HashKV: h, Members: h, Promote: h}).Register(m); err != nil {
+	if err := (Handlers{LeaseRenew: h, LeaseTimeToLive: h, HashKV: h, Members: h, Promote: h, Version: h}).Register(m); err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != 5 {
-		t.Fatalf("%d routes registered, want 5", len(m))
+	if len(m) != 6 {
+		t.Fatalf("%d routes registered, want 6", len(m))
 	}
 	for p := range m {
 		if !strings.HasPrefix(p, Prefix) || p == PathStreamMsgApp || p == PathStreamMessage || p == PathSnapshot {

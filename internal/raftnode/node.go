@@ -122,6 +122,15 @@ func (n *Node) tryCampaign() {
 	}
 }
 
+// AdvanceTicks fast-forwards the logical clock by k ticks, as etcd does on
+// start (--initial-election-tick-advance) so that a member whose peers
+// are up need not wait a whole election timeout for the first election.
+func (n *Node) AdvanceTicks(k int) {
+	for range k {
+		n.node.Tick()
+	}
+}
+
 // Start starts (or restarts) the raft member.
 func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {

@@ -142,6 +142,22 @@ func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	return &pb.MoveLeaderResponse{Header: NewHeader(s.hdr)}, nil
 }
 
-func (s *maintenanceServer) Downgrade(context.Context, *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
-	return nil, rpctypes.ErrGRPCClusterVersionUnavailable
+// Downgrader serves the Downgrade RPC (internal/downgrade).
+type Downgrader interface {
+	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
+}
+
+// Downgrade answers through the backend's Downgrader; a backend without
+// one has no cluster version to go down from.
+func (s *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	d, ok := s.b.(Downgrader)
+	if !ok {
+		return nil, rpctypes.ErrGRPCClusterVersionUnavailable
+	}
+	resp, err := d.Downgrade(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = NewHeader(s.hdr)
+	return resp, nil
 }

@@ -21,6 +21,7 @@ import "encoding/binary"
 //	                                      varint lease, raw value; mod_revision is the key's revision
 //	h/<main:8><sub:8>                     MVCC revision history, oldest first (mvcc): flag byte, then the raw user key
 //	m/mvcc_key_count                      8 BE live key count, written with every write batch (mvcc)
+//	m/downgrade                           JSON downgrade state: enabled, target version (downgrade)
 //	l/<lease id:8 BE>                     lease records (lease)
 //	L/<lease id:8 BE><user key>           keys attached to a lease (lease)
 //	a/enabled                             auth on or off, 1 byte (auth)
@@ -52,6 +53,7 @@ var (
 	KeyScheduledCompact = MetaKey("scheduled_compact_revision") // 8 BE revision of a compaction requested but maybe unfinished
 	KeyClusterID        = MetaKey("cluster_id")
 	KeyMemberID         = MetaKey("member_id")
+	KeyDowngrade        = MetaKey("downgrade")
 )
 
 // mvccSuffixLen is the length of the revision suffix of a k/ version key.

@@ -24,8 +24,11 @@ type Settings struct {
 	ClientCertAuth                bool
 	AutoTLS                       bool
 	Hosts                         []string // for --auto-tls certificates
-	CipherSuites                  []string
-	MinVersion, MaxVersion        string
+	// ValidityYears is --self-signed-cert-validity: how long an --auto-tls
+	// certificate is valid, in years of 365 days, from now (0: one year).
+	ValidityYears          uint
+	CipherSuites           []string
+	MinVersion, MaxVersion string
 	// NextProtos are the ALPN protocols offered (gRPC needs "h2").
 	NextProtos []string
 
@@ -81,7 +84,7 @@ func Build(s Settings) (*Pair, error) {
 			return nil, fmt.Errorf("tls: load %s / %s: %w", s.CertFile, s.KeyFile, err)
 		}
 	case s.AutoTLS:
-		if cert, err = selfSigned(s.Hosts); err != nil {
+		if cert, err = selfSigned(s.Hosts, s.ValidityYears); err != nil {
 			return nil, err
 		}
 	default:
@@ -199,9 +202,12 @@ func cipherSuites(names []string) ([]uint16, error) {
 	return out, nil
 }
 
-// selfSigned makes the certificate --auto-tls asks for: valid for a year,
-// for the given hosts (IPs or names) and localhost.
-func selfSigned(hosts []string) (tls.Certificate, error) {
+// selfSigned makes the certificate --auto-tls asks for: valid for years
+// from now, for the given hosts (IPs or names) and localhost.
+func selfSigned(hosts []string, years uint) (tls.Certificate, error) {
+	if years == 0 {
+		years = 1 // etcd's default; config refuses an explicit 0
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tls: generate key: %w", err)
@@ -214,7 +220,7 @@ func selfSigned(hosts []string) (tls.Certificate, error) {
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"metastore"}},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		NotAfter:     time.Now().Add(time.Duration(years) * 365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost"},

@@ -51,6 +51,10 @@ type Options struct {
 	// NoWait makes StartCluster start the member without waiting for it to
 	// serve (a member expected never to join, say).
 	NoWait bool
+	// NoInitialCluster leaves out --initial-cluster and
+	// --initial-cluster-state, for members that find their cluster by
+	// discovery (ExtraArgs then carries the --discovery-* flags).
+	NoInitialCluster bool
 }
 
 // Member is one server process and its data dir, which survives restarts.
@@ -119,16 +123,18 @@ func newMember(t testing.TB, opts Options, bin, dir string) *Member {
 
 // setArgs sets the etcd-style command line for joining initialCluster.
 func (m *Member) setArgs(initialCluster string) {
-	m.args = append([]string{
+	m.args = []string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", strings.Join(append([]string{m.ClientURL}, m.opts.ExtraListenClientURLs...), ","),
 		"--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
-		"--initial-cluster", initialCluster,
-		"--initial-cluster-state", "new",
-	}, m.opts.ExtraArgs...)
+	}
+	if !m.opts.NoInitialCluster {
+		m.args = append(m.args, "--initial-cluster", initialCluster, "--initial-cluster-state", "new")
+	}
+	m.args = append(m.args, m.opts.ExtraArgs...)
 }
 
 // Args returns the command line flags the member is started with.

@@ -34,7 +34,11 @@ type Config struct {
 	// PeerTLS is the client side of the peer TLS settings, nil without TLS.
 	PeerTLS *tls.Config
 	DataDir string // for log messages
-	Logger  *zap.Logger
+	// Discover, when set, is asked on a new cluster's first start (not on a
+	// restart, not on a join) for the members to use instead of
+	// InitialMembers: etcd's v3 or DNS SRV discovery.
+	Discover func() (map[string][]string, error)
+	Logger   *zap.Logger
 }
 
 // Result is the identity Run settled.
@@ -67,6 +71,13 @@ func Run(cfg Config) (Result, error) {
 	}
 	if cfg.Join {
 		return join(cfg, lg)
+	}
+	if cfg.Discover != nil {
+		ms, err := cfg.Discover()
+		if err != nil {
+			return Result{}, fmt.Errorf("bootstrap: %w", err)
+		}
+		cfg.InitialMembers = ms
 	}
 	return newCluster(cfg)
 }
