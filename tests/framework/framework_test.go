@@ -2,6 +2,9 @@ package framework
 
 import (
 	"context"
+	"errors"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -62,5 +65,49 @@ func TestFreePortUnique(t *testing.T) {
 			t.Fatalf("port %d handed out twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+// TestStartOnTakenPort takes a new member's client port before it starts,
+// with a listener that answers /health as a healthy etcd would: the
+// framework must not mistake it for the member. A restart on the taken
+// port fails at once with ErrPortInUse; a new member gets new ports.
+func TestStartOnTakenPort(t *testing.T) {
+	m := NewMember(t, Options{})
+	taken := m.ClientURL
+	l, err := net.Listen("tcp", strings.TrimPrefix(taken, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"health":"true","reason":""}`))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	m.setArgs(m.Name + "=" + m.PeerURL)
+	if err := m.start(); !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("start on a taken client port: %v, want ErrPortInUse", err)
+	}
+	if err := m.freshPorts(); err != nil {
+		t.Fatal(err)
+	}
+	// The first attempt of startNew uses the taken port again, so it must
+	// choose new ports once.
+	m.ClientURL = taken
+	if err := m.startNew(); err != nil {
+		t.Fatalf("start with new ports: %v", err)
+	}
+	if m.ClientURL == taken {
+		t.Fatalf("member still on the taken %s", taken)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := m.Client().Status(ctx, strings.TrimPrefix(m.ClientURL, "http://"))
+	if err != nil {
+		t.Fatalf("status of the member on its new port: %v", err)
+	}
+	if st.Header.GetMemberId() == 0 {
+		t.Fatalf("status without a member ID: %v", st)
 	}
 }
