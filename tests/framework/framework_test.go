@@ -3,9 +3,11 @@ package framework
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,43 @@ func TestStartOnTakenPort(t *testing.T) {
 	}
 	if st.Header.GetMemberId() == 0 {
 		t.Fatalf("status without a member ID: %v", st)
+	}
+}
+
+// TestClusterStartOnTakenPort takes one member's peer port before a
+// three-member cluster starts: the cluster starts on new ports instead.
+func TestClusterStartOnTakenPort(t *testing.T) {
+	bin := ServerBinary(t)
+	dir := t.TempDir()
+	ms := make([]*Member, 3)
+	for i := range ms {
+		ms[i] = newMember(t, Options{Name: fmt.Sprintf("m%d", i), StartTimeout: 30 * time.Second}, bin, dir)
+		t.Cleanup(ms[i].cleanup)
+	}
+	taken := ms[1].PeerURL
+	l, err := net.Listen("tcp", strings.TrimPrefix(taken, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := startCluster(ms); err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	if ms[1].PeerURL == taken {
+		t.Fatalf("member m1 still on the taken %s", taken)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := ms[0].Client().MemberList(ctx)
+	if err != nil {
+		t.Fatalf("member list: %v", err)
+	}
+	if len(resp.Members) != 3 {
+		t.Fatalf("members = %v, want 3", resp.Members)
+	}
+	for _, m := range resp.Members {
+		if slices.Contains(m.PeerURLs, taken) {
+			t.Fatalf("member %s lists the taken peer URL %s", m.Name, taken)
+		}
 	}
 }

@@ -255,26 +255,111 @@ func childEnv(extra []string) []string {
 // at once if the process exits first. Nothing reachable on the member's
 // ports counts: another process may hold them (see ErrPortInUse).
 func (m *Member) waitReady() error {
-	deadline := time.Now().Add(m.opts.StartTimeout)
+	return waitAllReady([]*Member{m})
+}
+
+// waitAllReady waits until every member's process logged ReadyLine, failing
+// as soon as one exits.
+func waitAllReady(ms []*Member) error {
+	deadline := time.Now()
+	for _, m := range ms {
+		deadline = maxTime(deadline, time.Now().Add(m.opts.StartTimeout))
+	}
+	ready := make([]bool, len(ms))
+	var failed *Member
 	err := pollUntil(deadline, 50*time.Millisecond, func() (bool, error) {
-		m.mu.Lock()
-		exited := m.exited
-		m.mu.Unlock()
-		select {
-		case <-exited:
-			// Read the log after the exit: it then holds all the process wrote.
-			if strings.Contains(m.logsSinceStart(), "address already in use") {
-				return false, fmt.Errorf("process exited before serving: %v: %w", m.exitError(), ErrPortInUse)
+		all := true
+		for i, m := range ms {
+			if ready[i] {
+				continue
 			}
-			return false, fmt.Errorf("process exited before serving: %v", m.exitError())
-		default:
+			ok, err := m.readyNow()
+			if err != nil {
+				failed = m
+				return false, err
+			}
+			ready[i] = ok
+			all = all && ok
 		}
-		return strings.Contains(m.logsSinceStart(), ReadyLine), nil
+		return all, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %q on %s: %w\n%s", ReadyLine, m.ClientURL, err, tail(m.logsSinceStart(), 8<<10))
+		if failed == nil {
+			for i, m := range ms {
+				if !ready[i] {
+					failed = m
+					break
+				}
+			}
+		}
+		return fmt.Errorf("waiting for %s to log %q (serving %s): %w\n%s", failed.Name, ReadyLine, failed.ClientURL, err,
+			tail(failed.logsSinceStart(), 8<<10))
 	}
 	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// readyNow reports whether the member's process logged ReadyLine, or why
+// it cannot any more (it exited).
+func (m *Member) readyNow() (bool, error) {
+	m.mu.Lock()
+	exited := m.exited
+	m.mu.Unlock()
+	select {
+	case <-exited:
+		// Read the log after the exit: it then holds all the process wrote.
+		if strings.Contains(m.logsSinceStart(), "address already in use") {
+			return false, fmt.Errorf("process exited before serving: %v: %w", m.exitError(), ErrPortInUse)
+		}
+		return false, fmt.Errorf("process exited before serving: %v", m.exitError())
+	default:
+	}
+	return strings.Contains(m.logsSinceStart(), ReadyLine), nil
+}
+
+// startCluster starts new members that form one cluster through
+// --initial-cluster and waits until those without NoWait serve. If another
+// process took a port of one of them first (ErrPortInUse), no member can
+// have served a client: all are killed and get new ports and empty data
+// dirs, and the cluster starts again, at most portAttempts times in all
+// (port allocation, as in startNew).
+func startCluster(ms []*Member) error {
+	for attempt := 1; ; attempt++ {
+		var initial []string
+		for _, m := range ms {
+			initial = append(initial, m.Name+"="+m.PeerURL)
+		}
+		var wait []*Member
+		var err error
+		for _, m := range ms {
+			m.setArgs(strings.Join(initial, ","))
+			if err = m.spawn(); err != nil {
+				return fmt.Errorf("start %s: %w", m.Name, err)
+			}
+			if !m.opts.NoWait {
+				wait = append(wait, m)
+			}
+		}
+		err = waitAllReady(wait)
+		if err == nil || !errors.Is(err, ErrPortInUse) || attempt == portAttempts {
+			return err
+		}
+		ms[0].t.Logf("start cluster: a port was taken by another process; choosing new ports for every member")
+		for _, m := range ms {
+			if err := m.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
+				return fmt.Errorf("kill %s after the failed start: %w", m.Name, err)
+			}
+			if err := m.freshPorts(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // WaitFor polls an external process: it calls f every interval until f
