@@ -21,7 +21,5 @@ func (s *Server) startCompactHashCheck() {
 	})
 }
 
-// MemberID and CompactRev complete corruptionTarget for the compaction
-// hash check.
-func (t corruptionTarget) MemberID() uint64  { return t.s.memberID }
+// CompactRev completes corruptionTarget for the compaction hash check.
 func (t corruptionTarget) CompactRev() int64 { return t.s.store.CompactRev() }

@@ -29,6 +29,7 @@ func (s *Server) startCorruptionCheck() {
 type corruptionTarget struct{ s *Server }
 
 func (t corruptionTarget) IsLeader() bool { return t.s.node.IsLeader() }
+func (t corruptionTarget) Self() uint64   { return t.s.memberID }
 func (t corruptionTarget) Rev() int64     { return t.s.store.Rev() }
 
 func (t corruptionTarget) Peers() []corruption.Peer {

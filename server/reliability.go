@@ -84,6 +84,22 @@ func (s *Server) setupReliability() error {
 	if r.grpcMet, err = middleware.NewGRPCMetrics(middleware.MetricsConfig{Registerer: r.registry, NoHandlingTimeHistogram: s.cfg.Ops.Metrics != "extensive"}); err != nil {
 		return fmt.Errorf("server: grpc metrics: %w", err)
 	}
+	// The gauges read the components when scraped. They are installed
+	// before any listener opens (the components they read are all in place
+	// by then), so no scrape can see a gauge without its source: the memory
+	// gauge shows the sample NewLimiter took from the first scrape on.
+	r.metrics.SetSources(metrics.Sources{
+		DBTotalSize:      func() float64 { return float64(s.eng.Usage().SizeBytes) },
+		DBTotalSizeInUse: func() float64 { return float64(s.eng.Usage().LiveBytes) },
+		CurrentRevision:  func() float64 { return float64(s.store.Rev()) },
+		CompactRevision:  func() float64 { return float64(s.store.CompactRev()) },
+		KeysTotal:        func() float64 { return float64(s.store.KeyCount()) },
+		WatchStreams:     func() float64 { return float64(s.hub.Stats().Streams) },
+		Watchers:         func() float64 { return float64(s.hub.WatcherCount()) },
+		SlowWatchers:     func() float64 { return float64(s.hub.Stats().Unsynced) },
+		MemoryUsage:      func() float64 { return float64(r.limiter.Stats().MemoryUsageBytes) },
+		MemoryLimit:      func() float64 { return float64(s.cfg.Limits.MemoryLimitBytes) },
+	})
 	if err := r.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "metastore_connections_current", Help: "Client connections currently open.",
 	}, func() float64 { return float64(r.conns.Count()) })); err != nil {
@@ -120,18 +136,6 @@ func (s *Server) startBackground() {
 	r := s.rel
 	m := r.metrics
 	m.SetServerID(s.memberID)
-	m.SetSources(metrics.Sources{
-		DBTotalSize:      func() float64 { return float64(s.eng.Usage().SizeBytes) },
-		DBTotalSizeInUse: func() float64 { return float64(s.eng.Usage().LiveBytes) },
-		CurrentRevision:  func() float64 { return float64(s.store.Rev()) },
-		CompactRevision:  func() float64 { return float64(s.store.CompactRev()) },
-		KeysTotal:        func() float64 { return float64(s.store.KeyCount()) },
-		WatchStreams:     func() float64 { return float64(s.hub.Stats().Streams) },
-		Watchers:         func() float64 { return float64(s.hub.WatcherCount()) },
-		SlowWatchers:     func() float64 { return float64(s.hub.Stats().Unsynced) },
-		MemoryUsage:      func() float64 { return float64(r.limiter.Stats().MemoryUsageBytes) },
-		MemoryLimit:      func() float64 { return float64(s.cfg.Limits.MemoryLimitBytes) },
-	})
 	// Show the common validation failures at 0 from the start, so an alert
 	// on their rate has a series to work with.
 	for _, e := range []error{rpctypes.ErrGRPCEmptyKey, rpctypes.ErrGRPCTooManyOps, rpctypes.ErrGRPCDuplicateKey, rpctypes.ErrGRPCRequestTooLarge} {
@@ -225,6 +229,11 @@ func (s *Server) raftMetrics() raftnode.Metrics {
 		LeaderChanged: m.LeaderChanges.Inc,
 		LeaderIsSelf:  func(b bool) { m.IsLeader.Set(boolGauge(b)) },
 		HasLeader:     func(b bool) { m.HasLeader.Set(boolGauge(b)) },
+		// etcd's proposals_committed_total is the commit index raft knows,
+		// set by the Ready loop before the entries it commits are handed
+		// to apply (never the persisted HardState, which is saved after
+		// that hand-off and so can lag the applied index).
+		Committed: func(index uint64) { m.ProposalsCommitted.Set(float64(index)) },
 	}
 }
 
@@ -233,7 +242,6 @@ func (s *Server) applyHooks() apply.Hooks {
 	return apply.Hooks{
 		Applied: func(int) {
 			m.ProposalsApplied.Set(float64(s.applier.AppliedIndex()))
-			m.ProposalsCommitted.Set(float64(s.raftLog.HardState().GetCommit()))
 		},
 		CommitSeconds: m.BackendCommitDuration.Observe,
 		Put:           m.PutTotal.Inc,

@@ -3,6 +3,7 @@ package corruption
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,11 +25,14 @@ type Peer struct {
 // Target is what the checker needs from the server.
 type Target interface {
 	IsLeader() bool
+	// Self is this member's ID (the leader's, when it checks).
+	Self() uint64
 	Rev() int64
 	Peers() []Peer
 	LocalHash(rev int64) (Hash, error)
 	PeerHash(ctx context.Context, p Peer, rev int64) (Hash, error)
-	// RaiseCorrupt proposes the CORRUPT alarm for member id.
+	// RaiseCorrupt proposes the CORRUPT alarm for member id (0: the
+	// divergent member cannot be named).
 	RaiseCorrupt(ctx context.Context, id uint64) error
 }
 
@@ -47,51 +51,78 @@ func Check(ctx context.Context, t Target, lg *zap.Logger) []uint64 {
 		lg.Debug("corruption check: local hash unavailable", zap.Int64("revision", rev), zap.Error(err))
 		return nil
 	}
-	var differ []uint64
-	self := selfID(t)
-	byHash := map[uint32][]uint64{local.Hash: {self}}
-	members := len(t.Peers()) + 1
-	for _, p := range t.Peers() {
+	peers := t.Peers()
+	var answers []Answer
+	for _, p := range peers {
 		h, err := t.PeerHash(ctx, p, rev)
 		if err != nil {
 			lg.Debug("corruption check: peer skipped", zap.String("member-id", idHex(p.ID)), zap.Error(err))
 			continue
 		}
-		// Hashes are comparable only over the same history window.
-		if h.HashRevision != local.HashRevision || h.CompactRevision != local.CompactRevision {
-			continue
-		}
-		byHash[h.Hash] = append(byHash[h.Hash], p.ID)
-		if h.Hash != local.Hash {
-			lg.Error("corruption check: member's data differs from the leader's",
-				zap.String("member-id", idHex(p.ID)), zap.Int64("revision", rev),
-				zap.Uint32("leader-hash", local.Hash), zap.Uint32("member-hash", h.Hash))
-			differ = append(differ, p.ID)
-		}
+		answers = append(answers, Answer{ID: p.ID, Hash: h})
 	}
-	bad := differ
-	// When a majority of all members agree, the members outside it are
-	// the divergent ones, the leader included: a damaged member that
-	// became leader must not get its healthy peers flagged.
-	if len(differ) > 0 {
-		for majority, ids := range byHash {
-			if len(ids) < members/2+1 {
-				continue
-			}
-			bad = nil
-			for h, others := range byHash {
-				if h != majority {
-					bad = append(bad, others...)
-				}
-			}
-			break
-		}
-	}
+	bad := Decide(t.Self(), local, len(peers), answers)
 	for _, id := range bad {
+		lg.Error("corruption check: member's data differs from the majority's",
+			zap.String("member-id", idHex(id)), zap.String("leader-id", idHex(t.Self())),
+			zap.Int64("revision", rev), zap.Uint32("leader-hash", local.Hash))
 		if err := t.RaiseCorrupt(ctx, id); err != nil {
 			lg.Error("corruption check: raising the CORRUPT alarm failed", zap.String("member-id", idHex(id)), zap.Error(err))
 		}
 	}
+	return bad
+}
+
+// Answer is one peer's hash in a round.
+type Answer struct {
+	ID   uint64
+	Hash Hash
+}
+
+// Decide names the divergent members of one round, as etcd's leader does:
+// only hashes over the same window (hash revision and compact revision
+// equal to the leader's) are compared, grouped by value with the leader's
+// own; if a majority of all members (the leader and its peers)
+// agree, every compared member outside that majority is divergent, the
+// leader itself included. With no majority the divergent member cannot be
+// named: once every member answered comparably that is reported as member
+// 0 (the whole cluster, as etcd does); while some did not answer, it is no
+// verdict this round (a departure from etcd, which raises 0 at once: a
+// member that is catching up or unreachable for a moment must not stop the
+// cluster, and the next round, with it, names the divergent member).
+func Decide(self uint64, local Hash, peers int, answers []Answer) []uint64 {
+	groups := map[uint32][]uint64{local.Hash: {self}}
+	compared := 0
+	for _, a := range answers {
+		if a.Hash.HashRevision != local.HashRevision || a.Hash.CompactRevision != local.CompactRevision {
+			continue
+		}
+		compared++
+		groups[a.Hash.Hash] = append(groups[a.Hash.Hash], a.ID)
+	}
+	if len(groups) == 1 {
+		return nil
+	}
+	quorum := (peers+1)/2 + 1
+	majority, found := uint32(0), false
+	for h, ids := range groups {
+		if len(ids) >= quorum {
+			majority, found = h, true
+		}
+	}
+	if !found {
+		if compared == peers {
+			return []uint64{0}
+		}
+		return nil
+	}
+	var bad []uint64
+	for h, ids := range groups {
+		if h != majority {
+			bad = append(bad, ids...)
+		}
+	}
+	slices.Sort(bad)
 	return bad
 }
 
@@ -112,14 +143,6 @@ func every(ctx context.Context, tick <-chan time.Time, round func(context.Contex
 			cancel()
 		}
 	}
-}
-
-// selfID is the checking member's ID, when the target can tell it.
-func selfID(t Target) uint64 {
-	if m, ok := t.(interface{ MemberID() uint64 }); ok {
-		return m.MemberID()
-	}
-	return 0
 }
 
 func idHex(id uint64) string {

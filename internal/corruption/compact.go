@@ -11,8 +11,6 @@ import (
 // CompactTarget is what the compaction hash check needs besides Target.
 type CompactTarget interface {
 	Target
-	// MemberID is this member's ID (the leader's, when it checks).
-	MemberID() uint64
 	// CompactRev is the revision of the last compaction.
 	CompactRev() int64
 }
@@ -50,7 +48,7 @@ func (c *CompactChecker) Check(ctx context.Context) []uint64 {
 	if rev <= 0 || rev <= c.lastChecked {
 		return nil
 	}
-	leader := c.t.MemberID()
+	leader := c.t.Self()
 	c.lg.Info("starting compact hash check", zap.String("local-member-id", idHex(leader)))
 	local, err := c.t.LocalHash(rev)
 	if err != nil {

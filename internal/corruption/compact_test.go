@@ -13,7 +13,6 @@ type compactFake struct {
 	compactRev int64
 }
 
-func (f *compactFake) MemberID() uint64  { return 1 }
 func (f *compactFake) CompactRev() int64 { return f.compactRev }
 
 func TestCompactHashCheck(t *testing.T) {
@@ -34,7 +33,7 @@ func TestCompactHashCheck(t *testing.T) {
 		{"a peer compacted elsewhere", at(1), map[uint64]Hash{2: at(1), 3: {Hash: 1, CompactRevision: 9, HashRevision: 7}}, nil, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &compactFake{fake: fake{leader: true, local: tc.local, peers: tc.peers, skip: tc.skip}, compactRev: 7}
+			f := &compactFake{fake: fake{self: 1, leader: true, local: tc.local, peers: tc.peers, skip: tc.skip}, compactRev: 7}
 			c := NewCompactChecker(f, zap.NewNop())
 			got := c.Check(context.Background())
 			slices.Sort(got)
@@ -55,7 +54,7 @@ func TestCompactHashCheck(t *testing.T) {
 }
 
 func TestCompactHashCheckWaitsForACompaction(t *testing.T) {
-	f := &compactFake{fake: fake{leader: true, local: Hash{Hash: 1}, peers: map[uint64]Hash{2: {Hash: 2}}}}
+	f := &compactFake{fake: fake{self: 1, leader: true, local: Hash{Hash: 1}, peers: map[uint64]Hash{2: {Hash: 2}}}}
 	if got := NewCompactChecker(f, zap.NewNop()).Check(context.Background()); got != nil {
 		t.Fatalf("raised %v before any compaction", got)
 	}
@@ -69,7 +68,7 @@ func TestCompactHashCheckWaitsForACompaction(t *testing.T) {
 // whose data diverged, the periodic check flags it, not its healthy peers.
 func TestDamagedLeaderIsTheOneFlagged(t *testing.T) {
 	good := Hash{Hash: 1, CompactRevision: 3, HashRevision: 10}
-	f := &compactFake{fake: fake{leader: true, local: Hash{Hash: 9, CompactRevision: 3, HashRevision: 10},
+	f := &compactFake{fake: fake{self: 1, leader: true, local: Hash{Hash: 9, CompactRevision: 3, HashRevision: 10},
 		peers: map[uint64]Hash{2: good, 3: good}}}
 	bad := Check(context.Background(), f, zap.NewNop())
 	if !slices.Equal(bad, []uint64{1}) || !slices.Equal(f.raised, []uint64{1}) {

@@ -4,10 +4,11 @@
 // cluster" until an operator disarms the alarm, so divergent data is never
 // served silently.
 //
-//   - checker.go: etcd's --corrupt-check-time check, HashKV of every member
-//     at the leader's current revision. A member whose hash differs from the
-//     leader's is flagged; when a majority of all members agree, the ones
-//     outside it are (so a damaged leader flags itself, not its peers).
+//   - checker.go: etcd's --corrupt-check-time check. It compares HashKV of
+//     every member at the same revision and compact revision and raises the
+//     alarm for each member whose state differs from the majority's: a
+//     follower, or the leader itself when a majority disagrees with it (the
+//     leader's own hash is not taken as the truth; see Decide).
 //   - compact.go: etcd's CompactHashCheck (--feature-gates
 //     CompactHashCheck=true, --compact-hash-check-time), the hashes every
 //     member recorded at the latest compaction revision, grouped as etcd

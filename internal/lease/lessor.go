@@ -26,8 +26,11 @@ var (
 	ErrLeaseExists      = errors.New("lease already exists")
 	ErrLeaseTTLTooLarge = errors.New("too large lease TTL")
 	// ErrNotPrimary: this member does not time leases (it is not the
-	// leader, or has not finished applying earlier terms' entries).
-	ErrNotPrimary = errors.New("lease: not the primary lessor (forwarding lease requests to the leader is not yet supported)")
+	// leader, or has not finished applying earlier terms' entries). The
+	// backend forwards renewals and TimeToLive to the leader's lessor; a
+	// client sees this only while leadership moves, and retries. The text
+	// is etcd's lease.ErrNotPrimary.
+	ErrNotPrimary = errors.New("not a primary lessor")
 )
 
 // Clock tells the time. Production uses the wall clock (with its monotonic

@@ -211,8 +211,14 @@ func TestRenew(t *testing.T) {
 	h := newHarness(t, Config{})
 	ctx := context.Background()
 	h.grant(1, 10)
-	if _, err := h.le.Renew(ctx, 1); !errors.Is(err, ErrNotPrimary) {
+	_, err := h.le.Renew(ctx, 1)
+	if !errors.Is(err, ErrNotPrimary) {
 		t.Fatalf("renew on a non-primary: %v", err)
+	}
+	// Clients see etcd's text (its lease.ErrNotPrimary) while leadership
+	// moves; lease requests are forwarded to the leader otherwise.
+	if err.Error() != "not a primary lessor" {
+		t.Fatalf("renew on a non-primary: %q, want etcd's %q", err, "not a primary lessor")
 	}
 	h.le.Promote(0)
 	if _, err := h.le.Renew(ctx, 99); !errors.Is(err, ErrLeaseNotFound) {

@@ -36,6 +36,10 @@ type Metrics struct {
 	LeaderIsSelf   func(bool)
 	HasLeader      func(bool)
 	ProposalFailed func()
+	// Committed receives raft's commit index from each Ready that carries a
+	// HardState, before that Ready's committed entries go to the apply loop,
+	// so a reported commit index is never below the applied index.
+	Committed func(index uint64)
 }
 
 // Config configures a Node.
@@ -308,6 +312,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	if rd.HardState != nil && rd.HardState.Term != nil {
 		n.term.Store(rd.HardState.GetTerm())
+	}
+	if rd.HardState != nil && rd.HardState.Commit != nil && n.cfg.Metrics.Committed != nil {
+		n.cfg.Metrics.Committed(rd.HardState.GetCommit())
 	}
 	for _, rs := range rd.ReadStates {
 		select {

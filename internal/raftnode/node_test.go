@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,68 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	}()
 	if _, err := members[lead].node.ReadIndex(rctx); err == nil {
 		t.Fatal("an isolated leader served a ReadIndex")
+	}
+}
+
+// TestCommittedReportedBeforeApply checks Metrics.Committed: every entry
+// the apply loop receives was reported committed before, so a commit index
+// built from it (etcd_server_proposals_committed_total) is never below the
+// applied index, even though the HardState is persisted after the hand-off.
+func TestCommittedReportedBeforeApply(t *testing.T) {
+	log, err := raftlog.Open(memory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed atomic.Uint64
+	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1,
+		Tick: make(chan time.Time), Storage: log, PreVote: true, Logger: zaptest.NewLogger(t),
+		Metrics: Metrics{Committed: func(i uint64) {
+			if i < committed.Load() {
+				t.Errorf("commit index went back from %d to %d", committed.Load(), i)
+			}
+			committed.Store(i)
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	const proposals = 200
+	appliedc := make(chan uint64, 1)
+	go func() {
+		var last uint64
+		for ap := range n.Applies() {
+			for _, e := range ap.Entries {
+				if c := committed.Load(); e.GetIndex() > c {
+					t.Errorf("entry %d handed to apply while the reported commit index is %d", e.GetIndex(), c)
+				}
+				if e.GetType() == raftpb.EntryType_EntryNormal && len(e.Data) > 0 {
+					last++
+				}
+			}
+			ap.Done()
+			if last == proposals {
+				appliedc <- last
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for n.Leader() != 1 {
+		select {
+		case <-n.LeaderChanged():
+		case <-ctx.Done():
+			t.Fatal("single member did not become leader")
+		}
+	}
+	for i := range proposals {
+		if err := n.Propose(ctx, []byte(fmt.Sprintf("p%d", i))); err != nil {
+			t.Fatalf("propose %d: %v", i, err)
+		}
+	}
+	select {
+	case <-appliedc:
+	case <-ctx.Done():
+		t.Fatal("proposals not applied")
 	}
 }

@@ -22,7 +22,6 @@ func StartCluster(t testing.TB, n int, opts Options) []*Member {
 	}
 	dir := t.TempDir()
 	members := make([]*Member, n)
-	var initial []string
 	for i := range members {
 		mopts := opts
 		mopts.Name = fmt.Sprintf("m%d", i)
@@ -31,22 +30,10 @@ func StartCluster(t testing.TB, n int, opts Options) []*Member {
 			opts.MemberOptions(i, &mopts)
 		}
 		members[i] = newMember(t, mopts, bin, dir)
-		initial = append(initial, members[i].Name+"="+members[i].PeerURL)
+		t.Cleanup(members[i].cleanup)
 	}
-	for _, m := range members {
-		m.setArgs(strings.Join(initial, ","))
-		t.Cleanup(m.cleanup)
-		if err := m.spawn(); err != nil {
-			t.Fatalf("start %s: %v", m.Name, err)
-		}
-	}
-	for _, m := range members {
-		if m.opts.NoWait {
-			continue
-		}
-		if err := m.waitReady(); err != nil {
-			t.Fatalf("start %s: %v", m.Name, err)
-		}
+	if err := startCluster(members); err != nil {
+		t.Fatalf("start cluster: %v", err)
 	}
 	return members
 }

@@ -2,7 +2,12 @@ package framework
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +67,87 @@ func TestFreePortUnique(t *testing.T) {
 			t.Fatalf("port %d handed out twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+// TestStartOnTakenPort takes a new member's client port before it starts,
+// with a listener that answers /health as a healthy etcd would: the
+// framework must not mistake it for the member. A restart on the taken
+// port fails at once with ErrPortInUse; a new member gets new ports.
+func TestStartOnTakenPort(t *testing.T) {
+	m := NewMember(t, Options{})
+	taken := m.ClientURL
+	l, err := net.Listen("tcp", strings.TrimPrefix(taken, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"health":"true","reason":""}`))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	m.setArgs(m.Name + "=" + m.PeerURL)
+	if err := m.start(); !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("start on a taken client port: %v, want ErrPortInUse", err)
+	}
+	if err := m.freshPorts(); err != nil {
+		t.Fatal(err)
+	}
+	// The first attempt of startNew uses the taken port again, so it must
+	// choose new ports once.
+	m.ClientURL = taken
+	if err := m.startNew(); err != nil {
+		t.Fatalf("start with new ports: %v", err)
+	}
+	if m.ClientURL == taken {
+		t.Fatalf("member still on the taken %s", taken)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := m.Client().Status(ctx, strings.TrimPrefix(m.ClientURL, "http://"))
+	if err != nil {
+		t.Fatalf("status of the member on its new port: %v", err)
+	}
+	if st.Header.GetMemberId() == 0 {
+		t.Fatalf("status without a member ID: %v", st)
+	}
+}
+
+// TestClusterStartOnTakenPort takes one member's peer port before a
+// three-member cluster starts: the cluster starts on new ports instead.
+func TestClusterStartOnTakenPort(t *testing.T) {
+	bin := ServerBinary(t)
+	dir := t.TempDir()
+	ms := make([]*Member, 3)
+	for i := range ms {
+		ms[i] = newMember(t, Options{Name: fmt.Sprintf("m%d", i), StartTimeout: 30 * time.Second}, bin, dir)
+		t.Cleanup(ms[i].cleanup)
+	}
+	taken := ms[1].PeerURL
+	l, err := net.Listen("tcp", strings.TrimPrefix(taken, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := startCluster(ms); err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	if ms[1].PeerURL == taken {
+		t.Fatalf("member m1 still on the taken %s", taken)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := ms[0].Client().MemberList(ctx)
+	if err != nil {
+		t.Fatalf("member list: %v", err)
+	}
+	if len(resp.Members) != 3 {
+		t.Fatalf("members = %v, want 3", resp.Members)
+	}
+	for _, m := range resp.Members {
+		if slices.Contains(m.PeerURLs, taken) {
+			t.Fatalf("member %s lists the taken peer URL %s", m.Name, taken)
+		}
 	}
 }

@@ -84,11 +84,63 @@ type Member struct {
 func Start(t testing.TB, opts Options) *Member {
 	t.Helper()
 	m := NewMember(t, opts)
-	m.setArgs(m.Name + "=" + m.PeerURL)
-	if err := m.start(); err != nil {
+	if err := m.startNew(); err != nil {
 		t.Fatalf("start %s: %v", m.Name, err)
 	}
 	return m
+}
+
+// startNew starts a new single-member cluster. If another process took
+// one of its ports before the member bound it (ErrPortInUse), the member
+// never served: it gets new ports and an empty data dir and starts again,
+// at most portAttempts times in all. That is port allocation, not a retry
+// of the test: nothing of the failed start is kept or was observed.
+func (m *Member) startNew() error {
+	for attempt := 1; ; attempt++ {
+		m.setArgs(m.Name + "=" + m.PeerURL)
+		err := m.start()
+		if err == nil || !errors.Is(err, ErrPortInUse) || attempt == portAttempts {
+			return err
+		}
+		m.t.Logf("start %s: a port was taken by another process (%v); choosing new ports", m.Name, m.exitError())
+		if err := m.freshPorts(); err != nil {
+			return err
+		}
+	}
+}
+
+// portAttempts bounds how often a new member gets new ports after another
+// process took the ones it was given (ErrPortInUse).
+const portAttempts = 3
+
+// ErrPortInUse is returned when a member exits before serving because a
+// port it was told to listen on is taken ("address already in use").
+var ErrPortInUse = errors.New("a port of the member is taken by another process")
+
+// freshPorts gives a member that never served new client and peer ports
+// and an empty data dir, for a new start after ErrPortInUse.
+func (m *Member) freshPorts() error {
+	clientPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	peerPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	m.ClientURL = fmt.Sprintf("%s://127.0.0.1:%d", urlScheme(m.opts.ClientScheme), clientPort)
+	m.PeerURL = fmt.Sprintf("%s://127.0.0.1:%d", urlScheme(m.opts.PeerScheme), peerPort)
+	if err := os.RemoveAll(m.DataDir); err != nil {
+		return fmt.Errorf("remove the data dir of the failed start: %w", err)
+	}
+	return nil
+}
+
+func urlScheme(s string) string {
+	if s == "" {
+		return "http"
+	}
+	return s
 }
 
 // newMember prepares (but does not start) a member with free ports and its
@@ -103,12 +155,7 @@ func newMember(t testing.TB, opts Options, bin, dir string) *Member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scheme := func(s string) string {
-		if s == "" {
-			return "http"
-		}
-		return s
-	}
+	scheme := urlScheme
 	return &Member{
 		t:         t,
 		opts:      opts,
@@ -156,7 +203,11 @@ func (m *Member) spawn() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd != nil {
-		return errors.New("already running")
+		select {
+		case <-m.exited: // it exited by itself (a failed start, say)
+		default:
+			return errors.New("already running")
+		}
 	}
 	logf, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -206,35 +257,115 @@ func childEnv(extra []string) []string {
 	return append(env, extra...)
 }
 
+// waitReady waits until this member's own process logs ReadyLine, failing
+// at once if the process exits first. Nothing reachable on the member's
+// ports counts: another process may hold them (see ErrPortInUse).
 func (m *Member) waitReady() error {
-	deadline := time.Now().Add(m.opts.StartTimeout)
-	httpc := &http.Client{Timeout: time.Second}
+	return waitAllReady([]*Member{m})
+}
+
+// waitAllReady waits until every member's process logged ReadyLine, failing
+// as soon as one exits.
+func waitAllReady(ms []*Member) error {
+	deadline := time.Now()
+	for _, m := range ms {
+		deadline = maxTime(deadline, time.Now().Add(m.opts.StartTimeout))
+	}
+	ready := make([]bool, len(ms))
+	var failed *Member
 	err := pollUntil(deadline, 50*time.Millisecond, func() (bool, error) {
-		m.mu.Lock()
-		exited := m.exited
-		m.mu.Unlock()
-		select {
-		case <-exited:
-			return false, fmt.Errorf("process exited before serving: %v", m.exitError())
-		default:
+		all := true
+		for i, m := range ms {
+			if ready[i] {
+				continue
+			}
+			ok, err := m.readyNow()
+			if err != nil {
+				failed = m
+				return false, err
+			}
+			ready[i] = ok
+			all = all && ok
 		}
-		if strings.Contains(m.logsSinceStart(), ReadyLine) {
-			return true, nil
-		}
-		// A server that does not log the ready line but answers /health is
-		// serving too.
-		resp, err := httpc.Get(m.ClientURL + "/health")
-		if err != nil {
-			return false, nil
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`"health":"true"`)), nil
+		return all, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %q on %s: %w\n%s", ReadyLine, m.ClientURL, err, tail(m.logsSinceStart(), 8<<10))
+		if failed == nil {
+			for i, m := range ms {
+				if !ready[i] {
+					failed = m
+					break
+				}
+			}
+		}
+		return fmt.Errorf("waiting for %s to log %q (serving %s): %w\n%s", failed.Name, ReadyLine, failed.ClientURL, err,
+			tail(failed.logsSinceStart(), 8<<10))
 	}
 	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// readyNow reports whether the member's process logged ReadyLine, or why
+// it cannot any more (it exited).
+func (m *Member) readyNow() (bool, error) {
+	m.mu.Lock()
+	exited := m.exited
+	m.mu.Unlock()
+	select {
+	case <-exited:
+		// Read the log after the exit: it then holds all the process wrote.
+		if strings.Contains(m.logsSinceStart(), "address already in use") {
+			return false, fmt.Errorf("process exited before serving: %v: %w", m.exitError(), ErrPortInUse)
+		}
+		return false, fmt.Errorf("process exited before serving: %v", m.exitError())
+	default:
+	}
+	return strings.Contains(m.logsSinceStart(), ReadyLine), nil
+}
+
+// startCluster starts new members that form one cluster through
+// --initial-cluster and waits until those without NoWait serve. If another
+// process took a port of one of them first (ErrPortInUse), no member can
+// have served a client: all are killed and get new ports and empty data
+// dirs, and the cluster starts again, at most portAttempts times in all
+// (port allocation, as in startNew).
+func startCluster(ms []*Member) error {
+	for attempt := 1; ; attempt++ {
+		var initial []string
+		for _, m := range ms {
+			initial = append(initial, m.Name+"="+m.PeerURL)
+		}
+		var wait []*Member
+		var err error
+		for _, m := range ms {
+			m.setArgs(strings.Join(initial, ","))
+			if err = m.spawn(); err != nil {
+				return fmt.Errorf("start %s: %w", m.Name, err)
+			}
+			if !m.opts.NoWait {
+				wait = append(wait, m)
+			}
+		}
+		err = waitAllReady(wait)
+		if err == nil || !errors.Is(err, ErrPortInUse) || attempt == portAttempts {
+			return err
+		}
+		ms[0].t.Logf("start cluster: a port was taken by another process; choosing new ports for every member")
+		for _, m := range ms {
+			if err := m.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
+				return fmt.Errorf("kill %s after the failed start: %w", m.Name, err)
+			}
+			if err := m.freshPorts(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // WaitFor polls an external process: it calls f every interval until f
