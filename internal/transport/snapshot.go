@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/failpoint"
 )
 
 // pathSnapshot receives one MsgSnap followed by the state image it stands
@@ -73,6 +75,7 @@ func (p *peer) sendSnapshot(m *raftpb.Message) {
 }
 
 func (p *peer) postSnapshot(m *raftpb.Message) (int64, error) {
+	failpoint.Inject(failpoint.RaftBeforeSendSnap)
 	out, img, err := p.t.cfg.Snapshots.OpenSnapshot(m)
 	if err != nil {
 		return 0, fmt.Errorf("open snapshot: %w", err)
