@@ -139,7 +139,7 @@ func runFailpointCase(t *testing.T, tc fpCase) {
 		_, err := wc.Compact(ctx, rev, clientv3.WithCompactPhysical())
 		t.Logf("compact(%d): %v", rev, err)
 	case fpSnapshotCatch:
-		triggerSnapshot(t, tc, ms, target, waitAcks)
+		target = triggerSnapshot(t, ctx, tc, ms, target, waitAcks)
 	}
 	waitExit(t, target, tc.name)
 	if len(ms) > 1 {
@@ -201,8 +201,10 @@ func multiClient(t *testing.T, eps []string) *clientv3.Client {
 // triggerSnapshot makes a follower catch up by snapshot: it kills one
 // follower, writes more than the leader's Raft log keeps (--snapshot-count
 // 50, --snapshot-catchup-entries 10), and starts it again. The failpoint is
-// set on the target: that follower (from its start) or the leader.
-func triggerSnapshot(t *testing.T, tc fpCase, ms []*framework.Member, target *framework.Member, waitAcks func(int)) {
+// set on that follower (from its start) or, for a leader-side point, on
+// whichever member leads once the writes are done (leadership may have
+// moved since the case began); that member is returned as the target.
+func triggerSnapshot(t *testing.T, ctx context.Context, tc fpCase, ms []*framework.Member, target *framework.Member, waitAcks func(int)) *framework.Member {
 	t.Helper()
 	lagging := target
 	if tc.leader {
@@ -219,9 +221,17 @@ func triggerSnapshot(t *testing.T, tc fpCase, ms []*framework.Member, target *fr
 	if lagging == target {
 		terms = fmt.Sprintf("%s=panic(%q)", tc.name, tc.name)
 	} else {
+		var up []*framework.Member
+		for _, m := range ms {
+			if m != lagging {
+				up = append(up, m)
+			}
+		}
+		target, _ = pickTarget(t, ctx, up, true)
 		setPanic(t, target, tc.name)
 	}
 	check(t, "start "+lagging.Name, lagging.SpawnWithFailpoints(terms))
+	return target
 }
 
 // setPanic makes the failpoint panic with its own name, so that the log
