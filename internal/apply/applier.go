@@ -19,6 +19,7 @@ import (
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/downgrade"
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
@@ -226,6 +227,7 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 		after   []func() // in-memory effects once the batch is committed
 		last    *raftpb.Entry
 		n       int
+		compact bool // the batch schedules a compaction (failpoints only)
 	)
 	for _, e := range ents {
 		if e.GetIndex() <= applied {
@@ -238,10 +240,12 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			if len(e.Data) == 0 {
 				continue // a new leader's empty entry
 			}
+			failpoint.Inject(failpoint.BeforeApplyOneEntryNormal)
 			var req pb.InternalRaftRequest
 			if err := proto.Unmarshal(e.Data, &req); err != nil {
 				return fmt.Errorf("apply: entry %d: decode request: %w", e.GetIndex(), err)
 			}
+			compact = compact || req.Compaction != nil
 			id := req.GetID()
 			if h := req.GetHeader(); h != nil && h.GetID() != 0 {
 				id = h.GetID()
@@ -259,6 +263,7 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 			}
 			waiters = append(waiters, pending{id, res})
 		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+			failpoint.Inject(failpoint.BeforeApplyOneConfChange)
 			fn, p, err := a.applyConfChange(b, e)
 			if err != nil {
 				return fmt.Errorf("apply: entry %d: %w", e.GetIndex(), err)
@@ -289,10 +294,18 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	// Not synced: the raft log holding these entries is, so a crash replays
 	// them from the last applied index that did reach the disk.
 	start := time.Now()
+	if compact {
+		failpoint.Inject(failpoint.CompactBeforeCommitScheduledCompact)
+	}
+	failpoint.Inject(failpoint.BeforeCommit)
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("apply: commit entries up to %d: %w", last.GetIndex(), err)
 	}
 	written := time.Now()
+	failpoint.Inject(failpoint.AfterCommit)
+	if compact {
+		failpoint.Inject(failpoint.CompactAfterCommitScheduledCompact)
+	}
 	if h := a.cfg.Hooks.CommitSeconds; h != nil {
 		h(written.Sub(start).Seconds())
 	}
@@ -332,10 +345,12 @@ func (a *Applier) maybeCompactLog(applied uint64) {
 	if applied <= a.cfg.CatchupEntries {
 		return
 	}
+	failpoint.Inject(failpoint.RaftBeforeCompactLog)
 	if err := a.cfg.RaftLog.Compact(applied - a.cfg.CatchupEntries); err != nil {
 		// Only disk space is at stake; the next round tries again.
 		a.lg.Warn("raft log compaction failed", zap.Uint64("applied", applied), zap.Error(err))
 	}
+	failpoint.Inject(failpoint.RaftAfterCompactLog)
 }
 
 // gate returns the alarm error r gets, if any. It is decided here, at

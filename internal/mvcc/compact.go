@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/storage"
 )
 
@@ -152,9 +153,11 @@ func (c *compactor) compact(j *compactJob) error {
 		if err := b.Set(keyCompactedBytes, putInt64(s.compactedBytes.Load()+pending)); err != nil {
 			return fmt.Errorf("mvcc: stage compacted bytes: %w", err)
 		}
+		failpoint.Inject(failpoint.CompactBeforeCommitBatch)
 		if err := b.Commit(false); err != nil {
 			return fmt.Errorf("mvcc: commit compaction batch: %w", err)
 		}
+		failpoint.Inject(failpoint.CompactAfterCommitBatch)
 		s.compactedBytes.Add(pending)
 		pending = 0
 		_ = b.Close()
@@ -162,10 +165,17 @@ func (c *compactor) compact(j *compactJob) error {
 		inBatch = 0
 		return c.pause()
 	}
+	// The scan reads a snapshot taken now: every version <= j.rev is in it
+	// (only this job removes such versions), and keys created while the job
+	// runs are not, so the scan ends however fast new keys arrive. Over the
+	// live engine, writers adding keys ahead of the scan kept it going forever
+	// when they outpaced it (small --compaction-batch-limit, a pause each).
+	snap := s.eng.NewSnapshot()
+	defer func() { _ = snap.Close() }()
 	pos := append([]byte(nil), prefixK...)
 	hi := storage.PrefixEnd(prefixK)
 	for {
-		it, err := s.eng.NewIter(storage.IterOptions{LowerBound: pos, UpperBound: hi})
+		it, err := snap.NewIter(storage.IterOptions{LowerBound: pos, UpperBound: hi})
 		if err != nil {
 			return fmt.Errorf("mvcc: compaction iterator: %w", err)
 		}
@@ -222,9 +232,11 @@ func (c *compactor) compact(j *compactJob) error {
 	if err := b.Set(keyCompactedBytes, putInt64(s.compactedBytes.Load()+pending)); err != nil {
 		return fmt.Errorf("mvcc: stage compacted bytes: %w", err)
 	}
+	failpoint.Inject(failpoint.CompactBeforeSetFinishedCompact)
 	if err := b.Commit(false); err != nil {
 		return fmt.Errorf("mvcc: commit compaction: %w", err)
 	}
+	failpoint.Inject(failpoint.CompactAfterSetFinishedCompact)
 	s.compactedBytes.Add(pending)
 	s.lg.Info("finished scheduled compaction", zap.Int64("compact-revision", j.rev),
 		zap.Int("revisions-removed", removed), zap.Duration("took", time.Since(start)))

@@ -52,8 +52,11 @@ func (s *Store) recorded(rev int64) (recordedHash, bool) {
 // independent of how far the physical compaction got. For a revision at which
 // a compaction ran, the hash recorded by that compaction is returned (its
 // CompactRevision is the compaction before it), as etcd does. rev <= 0 means
-// the current revision.
+// the current revision, hashed from the current compaction revision: like
+// etcd, only an explicit revision is looked up among the recorded hashes, so
+// HashKV(0) right after Compact(c) at the current revision answers c.
 func (s *Store) HashByRev(rev int64) (HashResult, error) {
+	explicit := rev > 0
 	cur := s.Rev()
 	if comp := s.CompactRev(); rev > 0 && rev < comp {
 		return HashResult{}, ErrCompacted
@@ -72,7 +75,7 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 			}
 		}
 	}
-	if h, ok := s.recorded(rev); ok {
+	if h, ok := s.recorded(rev); ok && explicit {
 		return HashResult{Hash: h.hash, Revision: cur, CompactRevision: h.prev, HashRevision: rev}, nil
 	}
 	snap := s.eng.NewSnapshot()

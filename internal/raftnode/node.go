@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/raftlog"
 )
 
@@ -357,16 +358,20 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// A leader may send before it persists (raft thesis §10.2.1): its own
 	// vote counts only after Advance. Followers must persist first.
 	if leader {
+		failpoint.Inject(failpoint.RaftBeforeLeaderSend)
 		n.send(rd.Messages)
 	}
 	start := time.Now()
+	failpoint.Inject(failpoint.RaftBeforeSave)
 	if err := n.storage.Save(rd.HardState, rd.Entries, rd.MustSync && !n.cfg.NoSync); err != nil {
 		return fmt.Errorf("raftnode: persist ready: %w", err)
 	}
+	failpoint.Inject(failpoint.RaftAfterSave)
 	if rd.MustSync && n.cfg.Metrics.FsyncSeconds != nil {
 		n.cfg.Metrics.FsyncSeconds(time.Since(start).Seconds())
 	}
 	if !leader {
+		failpoint.Inject(failpoint.RaftBeforeFollowerSend)
 		n.send(rd.Messages)
 	}
 	if ap != nil && containsConfChange(rd.CommittedEntries) {
@@ -377,6 +382,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			return nil
 		}
 	}
+	failpoint.Inject(failpoint.RaftBeforeAdvance)
 	n.node.Advance()
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -154,9 +155,11 @@ func (rc *Receiver) Install(md *raftpb.SnapshotMetadata, log *raftlog.Storage) e
 	if err := b.Set(storage.KeyRaftInstall, mv); err != nil {
 		return err
 	}
+	failpoint.Inject(failpoint.RaftBeforeSaveSnap)
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("raftsnap: commit installation marker: %w", err)
 	}
+	failpoint.Inject(failpoint.RaftAfterSaveSnap)
 	if err := replaceLive(rc.eng); err != nil {
 		return err
 	}
@@ -165,9 +168,11 @@ func (rc *Receiver) Install(md *raftpb.SnapshotMetadata, log *raftlog.Storage) e
 	if err := finishBatch(fb); err != nil {
 		return err
 	}
+	failpoint.Inject(failpoint.RaftBeforeApplySnap)
 	if err := log.InstallSnapshot(fb, md); err != nil {
 		return err
 	}
+	failpoint.Inject(failpoint.RaftAfterApplySnap)
 	rc.staged = nil
 	return nil
 }

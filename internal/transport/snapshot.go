@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/peerapi"
 )
 
@@ -75,6 +76,7 @@ func (p *peer) sendSnapshot(m *raftpb.Message) {
 }
 
 func (p *peer) postSnapshot(m *raftpb.Message) (int64, error) {
+	failpoint.Inject(failpoint.RaftBeforeSendSnap)
 	out, img, err := p.t.cfg.Snapshots.OpenSnapshot(m)
 	if err != nil {
 		return 0, fmt.Errorf("open snapshot: %w", err)

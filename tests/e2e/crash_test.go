@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -51,54 +50,10 @@ func TestCrashDurability(t *testing.T) {
 	m, c, ctx := setup(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 
-	acks := &ackLog{revs: make(map[string]int64)}
-	progress := make(chan struct{}, 1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var prevRev int64
-			for seq := 0; ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("crash/w%d/%06d", w, seq)
-				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				resp, err := c.Put(pctx, key, key)
-				cancel()
-				if err != nil {
-					continue // outcome unknown: the key may or may not exist
-				}
-				acks.add(key, resp.Header.Revision, prevRev)
-				prevRev = resp.Header.Revision
-				select {
-				case progress <- struct{}{}:
-				default:
-				}
-			}
-		}()
-	}
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
-
-	// waitAcks waits for n more acknowledged writes (bounded).
-	waitAcks := func(n int) {
-		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for range n {
-			select {
-			case <-progress:
-			case <-timeout:
-				t.Fatalf("writers made no progress for 20s")
-			}
-		}
-	}
+	ws := startWriters(t, ctx, c, "crash/", writers)
+	acks := ws.acks
+	defer ws.Stop()
+	waitAcks := func(n int) { t.Helper(); ws.waitAcks(t, n, 20*time.Second) }
 
 	verify := func(round int, hashRev int64, hash uint32) {
 		t.Helper()

@@ -89,3 +89,35 @@ func TestHashKV(t *testing.T) {
 	_, err := c.HashKV(ctx, m.ClientURL, p.Header.Revision+5)
 	requireErr(t, err, rpctypes.ErrFutureRev)
 }
+
+// TestHashKVAfterPhysicalCompact: once Compact(c, physical) has returned,
+// HashKV(0) hashes from c (etcd answers compact_revision = c), also when c is
+// the current revision, where a recorded compaction hash exists; HashKV(c)
+// itself answers that recorded hash, whose compact_revision is the previous
+// compaction's, as etcd does.
+func TestHashKVAfterPhysicalCompact(t *testing.T) {
+	m, c, ctx := setup(t)
+	mustPut(t, c, ctx, "a", "1")
+	c1 := mustPut(t, c, ctx, "a", "2").Header.Revision
+	mustPut(t, c, ctx, "b", "1")
+	_, err := c.Compact(ctx, c1, clientv3.WithCompactPhysical())
+	check(t, "compact", err)
+	h, err := c.HashKV(ctx, m.ClientURL, 0)
+	check(t, "hashkv", err)
+	if h.CompactRevision != c1 || h.HashRevision != c1+1 {
+		t.Fatalf("hashkv(0) after compact(%d) below head: compact_revision %d hash_revision %d, want %d and %d", c1, h.CompactRevision, h.HashRevision, c1, c1+1)
+	}
+	c2 := mustPut(t, c, ctx, "a", "3").Header.Revision
+	_, err = c.Compact(ctx, c2, clientv3.WithCompactPhysical())
+	check(t, "compact", err)
+	h, err = c.HashKV(ctx, m.ClientURL, 0)
+	check(t, "hashkv", err)
+	if h.CompactRevision != c2 || h.HashRevision != c2 {
+		t.Fatalf("hashkv(0) after compact(%d) at head: compact_revision %d hash_revision %d, want %d and %d", c2, h.CompactRevision, h.HashRevision, c2, c2)
+	}
+	hc, err := c.HashKV(ctx, m.ClientURL, c2)
+	check(t, "hashkv", err)
+	if hc.CompactRevision != c1 || hc.HashRevision != c2 {
+		t.Fatalf("hashkv(%d): compact_revision %d hash_revision %d, want the recorded hash (%d, %d)", c2, hc.CompactRevision, hc.HashRevision, c1, c2)
+	}
+}

@@ -69,18 +69,6 @@ func relStart(t *testing.T, opts framework.Options) (*framework.Member, string) 
 	return framework.Start(t, opts), metricsURL
 }
 
-// relKnownBug marks a reported server bug that the test observed: the test
-// is skipped with the finding, or fails when METASTORE_E2E_STRICT is set
-// (to check a fix, or to hold the line once it is fixed).
-func relKnownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := "KNOWN BUG (reported): " + fmt.Sprintf(format, args...)
-	if os.Getenv("METASTORE_E2E_STRICT") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 func relCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -1172,13 +1160,13 @@ func relRefused(t *testing.T, o relStartOutcome, what string) {
 // flips bytes in its Pebble files and restarts it: it must refuse to start
 // with an error naming the corruption rather than serve wrong data.
 //
-// What holds today: a corrupted table (.sst) is always refused, and so is a
-// corrupted WAL record followed by at least one more block of synced
-// records. Pebble cannot tell a corrupted record near the end of the newest
-// WAL from a write torn by a crash and silently drops the log from there
-// on; nothing above Pebble notices, so the member serves an older revision
-// and acknowledged writes vanish without an error. WALLastBlock documents
-// that (reported) bug and is skipped while it holds.
+// A corrupted table (.sst) is refused by Pebble, and so is a corrupted WAL
+// record followed by at least one more block of synced records. Pebble
+// cannot tell a corrupted record near the end of the newest WAL from a
+// write torn by a crash and drops the log from there on without an error;
+// the engine then finds that it recovered less than had been synced (the
+// synced sequence number it keeps outside the WAL, internal/storage/pebble
+// syncmark.go) and refuses to start (WALLastBlock).
 func TestReliabilityCorruptionDetected(t *testing.T) {
 	relMetastoreOnly(t)
 	const (
@@ -1259,7 +1247,7 @@ func TestReliabilityCorruptionDetected(t *testing.T) {
 		case o.rev == rev && o.keys == keys:
 			t.Logf("the corruption hit no live record: all %d keys served at revision %d", keys, rev)
 		default:
-			relKnownBug(t, "a corrupted record in the last block of the newest WAL is silently dropped: "+
+			t.Fatalf("a corrupted record in the last block of the newest WAL was dropped silently: "+
 				"the member served revision %d with %d keys after %d puts were acknowledged up to revision %d", o.rev, o.keys, keys, rev)
 		}
 	})

@@ -36,6 +36,11 @@ func Main(m *testing.M) int {
 	if binary.dir != "" {
 		_ = os.RemoveAll(binary.dir)
 	}
+	tagged.mu.Lock()
+	for _, b := range tagged.bins {
+		_ = os.RemoveAll(filepath.Dir(b))
+	}
+	tagged.mu.Unlock()
 	return code
 }
 
@@ -91,18 +96,60 @@ func resolveServerBinary() (string, error) {
 		}
 		return p, nil
 	}
+	out, err := buildServer(root, "")
+	if err == nil {
+		binary.dir = filepath.Dir(out)
+	}
+	return out, err
+}
+
+// buildServer builds ./cmd/metastore with the build tags (comma-separated,
+// may be empty) into a new temporary directory.
+func buildServer(root, tags string) (string, error) {
 	dir, err := os.MkdirTemp("", "metastore-e2e-bin-")
 	if err != nil {
 		return "", fmt.Errorf("temp dir for binary: %w", err)
 	}
-	binary.dir = dir
 	out := filepath.Join(dir, "metastore")
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", out, "./cmd/metastore")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-tags", tags, "-o", out, "./cmd/metastore")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/metastore: %w\n%s", err, b)
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("go build -tags %q ./cmd/metastore: %w\n%s", tags, err, b)
 	}
 	return out, nil
+}
+
+// tagged caches the builds of ServerBinaryTags, by tags.
+var tagged struct {
+	mu   sync.Mutex // held during a build, so each tag set is built once
+	bins map[string]string
+}
+
+// ServerBinaryTags returns ./cmd/metastore built with the build tags
+// (comma-separated; "failpoints" compiles in internal/failpoint's gofail
+// failpoints), built once per test process. It always builds this
+// repository's server: METASTORE_E2E_SERVER_BIN does not apply.
+func ServerBinaryTags(t testing.TB, tags string) string {
+	t.Helper()
+	tagged.mu.Lock()
+	defer tagged.mu.Unlock()
+	if b, ok := tagged.bins[tags]; ok {
+		return b
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatalf("server binary: %v", err)
+	}
+	b, err := buildServer(root, tags)
+	if err != nil {
+		t.Fatalf("server binary: %v", err)
+	}
+	if tagged.bins == nil {
+		tagged.bins = make(map[string]string)
+	}
+	tagged.bins[tags] = b
+	return b
 }
 
 // Tool returns the path of a tool installed by scripts/install-tools.sh

@@ -106,6 +106,9 @@ func (b *batch) Commit(sync bool) error {
 	if err := e.db.Apply(b.b, opt); err != nil {
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
+	if sync {
+		e.mark.committed(b.b)
+	}
 	return nil
 }
 

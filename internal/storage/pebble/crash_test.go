@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,23 +84,11 @@ func TestCrashKeepsAcknowledgedBatches(t *testing.T) {
 // batches, SIGKILLs it and returns every index it acknowledged.
 func runCrashChild(t *testing.T, dir string, noSync bool, want int) map[int]bool {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedBatches$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	env := []string{crashDirEnv + "=" + dir}
 	if noSync {
-		cmd.Env = append(cmd.Env, crashNoSyncEnv+"=1")
+		env = append(env, crashNoSyncEnv+"=1")
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// A hung child must not hang the test.
-	watchdog := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
-	defer watchdog.Stop()
+	cmd, stdout, stderr := startChild(t, "TestCrashKeepsAcknowledgedBatches", env...)
 
 	acked := map[int]bool{}
 	killed := false
@@ -124,7 +113,7 @@ func runCrashChild(t *testing.T, dir string, noSync bool, want int) map[int]bool
 			killed = true
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if !killed || !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended without our SIGKILL (acked %d): %v\nstderr:\n%s", len(acked), err, stderr.String())
@@ -169,4 +158,26 @@ func crashChild(dir string, noSync bool) {
 	}
 	wg.Wait()
 	os.Exit(3) // never acknowledged enough to be killed
+}
+
+// startChild re-runs this test binary for the single test name, with env
+// added, and returns it with its stdout and the buffer collecting its
+// stderr. A watchdog kills a child still running after 60s, so that a hung
+// child cannot hang the test.
+func startChild(t *testing.T, name string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	watchdog := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { watchdog.Stop() })
+	return cmd, stdout, stderr
 }

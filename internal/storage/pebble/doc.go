@@ -15,6 +15,15 @@
 // below Pebble, in the file system, so that a synced commit still reaches the
 // operating system (surviving a process crash) without paying for fsync.
 //
+// Pebble cannot tell a damaged record near the end of its newest WAL from a
+// write torn by a crash: it replays up to there and drops the rest without
+// an error. A torn write only ever hits commits that were not synced yet, so
+// the engine keeps, next to Pebble's files, the sequence number synced
+// commits reached (syncmark.go, rewritten after each synced commit without
+// fsync) and refuses to open a store that recovered less
+// (ErrLostSyncedWrites): acknowledged writes are never dropped silently,
+// while a legitimately torn, unacknowledged tail is still accepted.
+//
 // New stores order keys with a comparer that is bytewise like Pebble's
 // default but splits MVCC version keys into user key and revision
 // (storage.MVCCPrefixLen), so that table bloom filters answer "does this

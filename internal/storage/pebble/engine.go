@@ -45,6 +45,9 @@ type Options struct {
 	// between runs is safe: the previous location is recorded in the store
 	// and searched for logs at open.
 	WALDir string
+	// FS is the file system (tests: vfs.NewCrashableMem, errorfs); nil
+	// means the operating system's. Only the latter supports WALDir.
+	FS vfs.FS
 	// Logger receives Pebble's warnings and errors; nil keeps Pebble quiet
 	// (except for fatal errors, which are always printed before exiting).
 	Logger *zap.Logger
@@ -60,6 +63,8 @@ type Engine struct {
 	// refuses to open a store with another comparer than the one it was
 	// made with) and seek without filters.
 	prefixFilters bool
+	// mark records how far synced commits reached (nil with NoSync).
+	mark *syncMark
 
 	// mu is held shared by every call into db and exclusively by Close, so
 	// that no call reaches a closed pebble.DB (which panics).
@@ -81,10 +86,16 @@ var _ storage.Engine = (*Engine)(nil)
 // empty. A non-empty dir that does not hold a Pebble store is refused, so
 // that a mistyped path never turns some other directory into a database.
 func Open(dir string, opts Options) (_ *Engine, err error) {
-	if err := checkDir(dir); err != nil {
-		return nil, err
+	osFS := opts.FS == nil
+	if osFS {
+		opts.FS = vfs.Default
+		if err := checkDir(dir); err != nil {
+			return nil, err
+		}
+	} else if opts.WALDir != "" {
+		return nil, fmt.Errorf("pebble: open %s: WALDir needs the operating system's file system", dir)
 	}
-	prefixFilters, err := wantsMVCCComparer(dir, vfs.Default)
+	prefixFilters, err := wantsMVCCComparer(dir, opts.FS)
 	if err != nil {
 		return nil, err
 	}
@@ -93,8 +104,10 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 		cmp = mvccComparer
 	}
 	po := pebbleOptions(opts, cmp)
-	if err := setWALDirs(po, dir, opts.WALDir); err != nil {
-		return nil, err
+	if osFS {
+		if err := setWALDirs(po, dir, opts.WALDir); err != nil {
+			return nil, err
+		}
 	}
 	// A corrupt store must yield an error, never take the caller down.
 	defer func() {
@@ -106,13 +119,23 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	if err := recordWALDir(dir, opts.WALDir); err != nil {
-		_ = db.Close()
-		return nil, err
+	if osFS {
+		if err := recordWALDir(dir, opts.WALDir); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	var mark *syncMark
+	if !opts.NoSync { // without fsync, a machine crash may lose synced writes: nothing to check
+		if mark, err = checkSyncMark(opts.FS, dir, db); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	return &Engine{
 		dir:           dir,
 		db:            db,
+		mark:          mark,
 		prefixFilters: prefixFilters,
 		iters:         make(map[*iterator]struct{}),
 		snaps:         make(map[*snapshot]struct{}),
@@ -132,7 +155,10 @@ func pebbleOptions(opts Options, cmp *pebble.Comparer) *pebble.Options {
 		memTable = DefaultMemTableSize
 	}
 	logger := pebbleLogger{l: opts.Logger}
-	var fs vfs.FS = vfs.Default
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
 	if opts.NoSync {
 		fs = noSyncFS{fs}
 	}
@@ -203,7 +229,7 @@ func wantsMVCCComparer(dir string, fs vfs.FS) (bool, error) {
 	if desc.OptionsFilename == "" {
 		return false, nil
 	}
-	b, err := os.ReadFile(desc.OptionsFilename)
+	b, err := readAll(fs, desc.OptionsFilename)
 	if err != nil {
 		return false, fmt.Errorf("pebble: open %s: read options: %w", dir, err)
 	}
@@ -274,7 +300,7 @@ func checkDir(dir string) error {
 
 func pebbleFileName(name string) bool {
 	switch {
-	case name == "LOCK", name == walDirFile, name == walDirFile+".tmp",
+	case name == "LOCK", name == walDirFile, name == walDirFile+".tmp", name == syncMarkFile,
 		strings.HasPrefix(name, "OPTIONS-"),
 		strings.HasPrefix(name, "MANIFEST-"),
 		strings.HasPrefix(name, "marker."),
@@ -493,6 +519,9 @@ func (e *Engine) Close() error {
 	if err := e.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.mark.close(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pebble: close %s: %w", e.dir, err)
 	}
@@ -509,4 +538,14 @@ func (e *Engine) untrackSnap(s *snapshot) {
 	e.trackMu.Lock()
 	delete(e.snaps, s)
 	e.trackMu.Unlock()
+}
+
+// readAll reads the file name of fs.
+func readAll(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	return io.ReadAll(f)
 }

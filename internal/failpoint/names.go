@@ -1,0 +1,83 @@
+package failpoint
+
+// The failpoints, by etcd's names where the step is the same as etcd's.
+const (
+	// Raft loop (internal/raftnode), in the order of one Ready.
+
+	// RaftBeforeLeaderSend: a leader, before sending the Ready's messages
+	// (it sends before persisting, as etcd does).
+	RaftBeforeLeaderSend = "raftBeforeLeaderSend"
+	// RaftBeforeSave / RaftAfterSave: around the synced batch that persists
+	// the Ready's entries and HardState.
+	RaftBeforeSave = "raftBeforeSave"
+	RaftAfterSave  = "raftAfterSave"
+	// RaftBeforeFollowerSend: a follower or candidate, after persisting,
+	// before sending the Ready's messages.
+	RaftBeforeFollowerSend = "raftBeforeFollowerSend"
+	// RaftBeforeAdvance: before telling raft the Ready is handled.
+	RaftBeforeAdvance = "raftBeforeAdvance"
+
+	// Apply loop (internal/apply).
+
+	// BeforeApplyOneEntryNormal / BeforeApplyOneConfChange: before staging
+	// one committed entry of the given kind into the apply batch.
+	BeforeApplyOneEntryNormal = "beforeApplyOneEntryNormal"
+	BeforeApplyOneConfChange  = "beforeApplyOneConfChange"
+	// BeforeCommit / AfterCommit: around the commit of an apply batch (the
+	// state and the applied index together; etcd's backend batch commit).
+	BeforeCommit = "beforeCommit"
+	AfterCommit  = "afterCommit"
+	// CompactBeforeCommitScheduledCompact / CompactAfterCommitScheduledCompact:
+	// around the commit of an apply batch that schedules a compaction (the
+	// scheduled revision is persisted with the batch, where etcd forces a
+	// backend commit of it).
+	CompactBeforeCommitScheduledCompact = "compactBeforeCommitScheduledCompact"
+	CompactAfterCommitScheduledCompact  = "compactAfterCommitScheduledCompact"
+	// RaftBeforeCompactLog / RaftAfterCompactLog (ours): around trimming the
+	// Raft log after --snapshot-count applied entries, where etcd saves a
+	// snapshot of its backend.
+	RaftBeforeCompactLog = "raftBeforeCompactLog"
+	RaftAfterCompactLog  = "raftAfterCompactLog"
+
+	// Snapshot installation on a follower (internal/raftsnap), ADR 0004.
+
+	// RaftBeforeSaveSnap / RaftAfterSaveSnap: around the synced commit of
+	// the installation marker, which makes the received snapshot durable.
+	RaftBeforeSaveSnap = "raftBeforeSaveSnap"
+	RaftAfterSaveSnap  = "raftAfterSaveSnap"
+	// RaftBeforeApplySnap / RaftAfterApplySnap: around the synced batch that
+	// records the snapshot in the Raft log (after the live state was
+	// replaced by the image), which completes the installation.
+	RaftBeforeApplySnap = "raftBeforeApplySnap"
+	RaftAfterApplySnap  = "raftAfterApplySnap"
+
+	// Physical compaction (internal/mvcc), on its own goroutine.
+
+	// CompactBeforeCommitBatch / CompactAfterCommitBatch: around the commit
+	// of one intermediate batch of deletions.
+	CompactBeforeCommitBatch = "compactBeforeCommitBatch"
+	CompactAfterCommitBatch  = "compactAfterCommitBatch"
+	// CompactBeforeSetFinishedCompact / CompactAfterSetFinishedCompact:
+	// around the last batch, which records the finished compaction.
+	CompactBeforeSetFinishedCompact = "compactBeforeSetFinishedCompact"
+	CompactAfterSetFinishedCompact  = "compactAfterSetFinishedCompact"
+
+	// Peer transport (internal/transport).
+
+	// RaftBeforeSendSnap (ours): a leader, before it streams a snapshot
+	// image to a follower.
+	RaftBeforeSendSnap = "raftBeforeSendSnap"
+)
+
+// Names lists every failpoint, in the order above.
+func Names() []string {
+	return []string{
+		RaftBeforeLeaderSend, RaftBeforeSave, RaftAfterSave, RaftBeforeFollowerSend, RaftBeforeAdvance,
+		BeforeApplyOneEntryNormal, BeforeApplyOneConfChange, BeforeCommit, AfterCommit,
+		CompactBeforeCommitScheduledCompact, CompactAfterCommitScheduledCompact,
+		RaftBeforeCompactLog, RaftAfterCompactLog,
+		RaftBeforeSaveSnap, RaftAfterSaveSnap, RaftBeforeApplySnap, RaftAfterApplySnap,
+		CompactBeforeCommitBatch, CompactAfterCommitBatch, CompactBeforeSetFinishedCompact, CompactAfterSetFinishedCompact,
+		RaftBeforeSendSnap,
+	}
+}

@@ -1,0 +1,38 @@
+//go:build failpoints
+
+package failpoint
+
+import (
+	"errors"
+	"fmt"
+
+	gofail "go.etcd.io/gofail/runtime"
+)
+
+// Enabled reports whether this binary was built with failpoints.
+const Enabled = true
+
+// points maps each name to its gofail failpoint. It is filled once, at
+// package initialisation, and only read afterwards; gofail's runtime guards
+// each failpoint's terms itself.
+var points = register()
+
+func register() map[string]*gofail.Failpoint {
+	m := make(map[string]*gofail.Failpoint, len(Names()))
+	for _, n := range Names() {
+		m[n] = gofail.NewFailpoint(n)
+	}
+	return m
+}
+
+// Inject evaluates the failpoint's terms: a `panic` term panics here, on the
+// caller's goroutine, and a `sleep` term blocks it.
+func Inject(name string) {
+	fp, ok := points[name]
+	if !ok {
+		panic(fmt.Sprintf("failpoint: %q is not declared in names.go", name))
+	}
+	if _, err := fp.Acquire(); err != nil && !errors.Is(err, gofail.ErrDisabled) {
+		panic(fmt.Sprintf("failpoint %s: %v", name, err))
+	}
+}

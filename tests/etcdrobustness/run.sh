@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs etcd v3.7.3's own robustness suite (go.etcd.io/etcd/tests/v3/robustness,
+# pinned by tools/robustness/go.mod) against our server built with -tags
+# failpoints, placed as `etcd` in the suite's bin dir next to the real
+# etcdctl/etcdutl. Not part of CI: scenarios are randomized and long; see
+# docs/compatibility.md for what runs and what passes.
+#
+# The suite reads the requests each member persisted from etcd's WAL files,
+# which a metastore data dir does not have. The suite is therefore compiled
+# from a temporary copy of its module with one change (the module cache is
+# not touched): its report.ReadWAL is renamed readEtcdWAL, and
+# tests/etcdrobustness/overlay/metastore_wal.go.in adds a ReadWAL that calls
+# it for an etcd data dir and otherwise reads our Raft log with
+# tests/etcdrobustness/raftdump.
+#
+# Usage: tests/etcdrobustness/run.sh [RUN_REGEXP] [extra test-binary flags...]
+#   RUN_REGEXP defaults to 'TestRobustnessRegression'
+#   (e.g. 'TestRobustnessRegression/Issue14370' or 'TestRobustnessExploratory').
+# Environment:
+#   METASTORE_ROBUSTNESS_SERVER_BIN  server binary to test instead of building ./cmd/metastore
+#   METASTORE_ROBUSTNESS_TIMEOUT     go test timeout (default 30m)
+#   RESULTS_DIR                      where the suite keeps reports of failed runs (default: temp dir)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN="${1:-TestRobustnessRegression}"
+shift || true
+BIN="${METASTORE_TOOLS_BIN:-$ROOT/.bin}"
+
+"$ROOT/scripts/install-tools.sh" test >&2
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/etcdrobustness.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+BINDIR="$TMP/bin"
+mkdir -p "$BINDIR"
+if [[ -n "${METASTORE_ROBUSTNESS_SERVER_BIN:-}" ]]; then
+	cp -f "$METASTORE_ROBUSTNESS_SERVER_BIN" "$BINDIR/etcd"
+	echo "etcdrobustness: server under test: $METASTORE_ROBUSTNESS_SERVER_BIN" >&2
+else
+	# gofail's endpoint (GOFAIL_HTTP) and etcd's failpoint names: internal/failpoint.
+	(cd "$ROOT" && go build -buildvcs=false -tags failpoints -o "$BINDIR/etcd" ./cmd/metastore)
+	echo "etcdrobustness: server under test: ./cmd/metastore -tags failpoints" >&2
+fi
+cp -f "$BIN/etcdctl" "$BIN/etcdutl" "$BINDIR/"
+export RESULTS_DIR="${RESULTS_DIR:-$TMP/results}"
+
+MOD="$(cd "$ROOT/tools/robustness" && go mod download go.etcd.io/etcd/tests/v3 && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' go.etcd.io/etcd/tests/v3)"
+SRC="$TMP/etcd-tests"
+cp -R "$MOD" "$SRC"
+chmod -R u+w "$SRC"
+sed -i 's/^func ReadWAL(/func readEtcdWAL(/' "$SRC/robustness/report/wal.go"
+if ! grep -q '^func readEtcdWAL(' "$SRC/robustness/report/wal.go"; then
+	echo "etcdrobustness: cannot find report.ReadWAL to patch in $MOD" >&2
+	exit 1
+fi
+cp "$ROOT/tests/etcdrobustness/overlay/metastore_wal.go.in" "$SRC/robustness/report/metastore_wal.go"
+# A copy of the pinning module that builds the suite from the patched copy.
+mkdir -p "$TMP/mod"
+cp "$ROOT/tools/robustness/go.mod" "$ROOT/tools/robustness/go.sum" "$TMP/mod/"
+echo "replace go.etcd.io/etcd/tests/v3 => $SRC" >>"$TMP/mod/go.mod"
+(cd "$TMP/mod" && GOFLAGS=-mod=mod go test -tags e2e -c -o "$TMP/robustness.test" go.etcd.io/etcd/tests/v3/robustness)
+(cd "$ROOT" && go build -buildvcs=false -o "$TMP/raftdump" ./tests/etcdrobustness/raftdump)
+export METASTORE_RAFTDUMP="$TMP/raftdump"
+
+cd "$SRC/robustness"
+start=$SECONDS
+set +e
+"$TMP/robustness.test" -test.run "$RUN" -test.v -test.timeout "${METASTORE_ROBUSTNESS_TIMEOUT:-30m}" \
+	-bin-dir "$BINDIR" "$@"
+rc=$?
+set -e
+echo "etcdrobustness: finished in $((SECONDS - start))s, exit code $rc (reports of failures: $RESULTS_DIR)" >&2
+exit $rc
