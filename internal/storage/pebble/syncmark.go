@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/metastore/metastore/internal/crc32c"
 )
 
 // ErrLostSyncedWrites is returned by Open when Pebble recovered less of its
@@ -20,8 +21,6 @@ var ErrLostSyncedWrites = errors.New("pebble: corrupted write-ahead log: synced 
 // syncMarkFile names the file, next to Pebble's own, that holds the
 // sequence number reached by synced commits.
 const syncMarkFile = "METASTORE-SYNCED-SEQNUM"
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // syncMark records, outside Pebble's WAL, how far synced commits reached.
 //
@@ -54,7 +53,7 @@ func readSyncMark(fs vfs.FS, dir string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pebble: read %s: %w", syncMarkFile, err)
 	}
-	if len(b) != 12 || crc32.Checksum(b[:8], crcTable) != binary.BigEndian.Uint32(b[8:]) {
+	if len(b) != 12 || crc32c.Checksum(b[:8]) != binary.BigEndian.Uint32(b[8:]) {
 		return 0, nil
 	}
 	return binary.BigEndian.Uint64(b), nil
@@ -107,7 +106,7 @@ func (m *syncMark) record(seq uint64) {
 		return
 	}
 	binary.BigEndian.PutUint64(m.buf[:8], seq)
-	binary.BigEndian.PutUint32(m.buf[8:], crc32.Checksum(m.buf[:8], crcTable))
+	binary.BigEndian.PutUint32(m.buf[8:], crc32c.Checksum(m.buf[:8]))
 	if _, err := m.f.WriteAt(m.buf[:], 0); err != nil {
 		// Only the check at the next open is weakened; writes go on.
 		m.werr = fmt.Errorf("pebble: write %s: %w", syncMarkFile, err)
