@@ -239,14 +239,24 @@ func (s *Server) waitServing(ctx context.Context) error {
 
 // startPeerListeners serves the raft transport on --listen-peer-urls.
 func (s *Server) startPeerListeners() error {
+	for _, l := range s.peerLns {
+		hs := s.peerServer()
+		s.peerSrvs = append(s.peerSrvs, hs)
+		go func() { _ = hs.Serve(l) }()
+	}
+	s.peerLns = nil
+	return nil
+}
+
+// bindPeerListeners binds --listen-peer-urls; startPeerListeners serves them
+// once every peer route is in place.
+func (s *Server) bindPeerListeners() error {
 	for _, u := range s.cfg.Member.ListenPeerURLs {
 		l, err := s.listen(u, "--listen-peer-urls", s.peerTLS, false)
 		if err != nil {
 			return err
 		}
-		hs := s.peerServer()
-		s.peerSrvs = append(s.peerSrvs, hs)
-		go func() { _ = hs.Serve(l) }()
+		s.peerLns = append(s.peerLns, l)
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ type Server struct {
 	snapRecv  *raftsnap.Receiver
 	clientTLS *tlsutil.Pair // nil: no client TLS configured
 	peerTLS   *tlsutil.Pair
+	peerLns   []net.Listener // bound by bindPeerListeners, served by startPeerListeners
 	peerSrvs  []*http.Server
 	applier   *apply.Applier
 	wait      *apply.Wait
@@ -170,6 +171,14 @@ func (s *Server) start() error {
 		return err
 	}
 	if err := s.setupTracing(); err != nil {
+		return err
+	}
+	// Peer ports are bound before raft dials any peer, as etcd binds its
+	// listeners before it starts the server: a peer (or a proxy in front
+	// of one) that dials this member while it starts waits in the accept
+	// queue instead of being refused, and a port taken by another process
+	// fails the start before any state is opened.
+	if err := s.bindPeerListeners(); err != nil {
 		return err
 	}
 	if err := s.openStorage(); err != nil {

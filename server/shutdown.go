@@ -101,6 +101,9 @@ func (s *Server) registerShutdown() {
 		for _, hs := range s.peerSrvs {
 			_ = hs.Close()
 		}
+		for _, l := range s.peerLns { // bound, never served: the start failed
+			_ = l.Close()
+		}
 		if s.transport != nil {
 			s.transport.Stop()
 		}
