@@ -19,6 +19,7 @@ import (
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/migrate/mode"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -351,6 +352,11 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 	}
 	if r.ClusterMemberAttrSet != nil {
 		return a.applyMemberAttrs(b, r.ClusterMemberAttrSet)
+	}
+	if token, ok := mode.IsEnd(r); ok {
+		// The cut-over of an online migration (internal/migrate/mode).
+		failure, err := mode.StageEnd(b, a.cfg.Engine, token)
+		return Result{Resp: &struct{}{}, Err: failure}, nil, err
 	}
 	if r.Alarm != nil {
 		if a.cfg.Alarms == nil {
