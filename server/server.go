@@ -193,6 +193,9 @@ func (s *Server) start() error {
 	if err := s.waitServingWhileProgressing(); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
+	if err := s.compactRestoredLog(); err != nil {
+		return err
+	}
 	s.startBackground()
 	s.registerShutdown()
 	s.lg.Info("ready to serve client requests",

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/metastore/metastore/internal/config"
-	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/snapshot"
 )
 
@@ -71,22 +69,11 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metastore: --mark-compacted is required with --bump-revision > 0 and disallowed otherwise")
 		return exitUsage
 	}
-	sum, err := snapshot.Restore(file, *dataDir, snapshot.RestoreOptions{SkipHashCheck: *skipHash, RevisionBump: *bump, MarkCompacted: *markCompacted})
+	sum, err := snapshot.Restore(file, *dataDir, snapshot.RestoreOptions{SkipHashCheck: *skipHash, RevisionBump: *bump, MarkCompacted: *markCompacted,
+		MigrateToken: *migrateToken})
 	if err != nil {
 		fmt.Fprintf(stderr, "metastore: snapshot restore: %v\n", err)
 		return exitFailed
-	}
-	if *migrateToken != "" {
-		if sum.StorageVersion == "" {
-			fmt.Fprintln(stderr, "metastore: snapshot restore: --migrate-token needs an etcd snapshot")
-			_ = os.RemoveAll(*dataDir)
-			return exitUsage
-		}
-		if err := migrate.WriteMarker(*dataDir, migrate.Marker{Token: *migrateToken, Revision: sum.Revision}); err != nil {
-			fmt.Fprintf(stderr, "metastore: snapshot restore: %v\n", err)
-			_ = os.RemoveAll(*dataDir)
-			return exitFailed
-		}
 	}
 	if sum.StorageVersion != "" {
 		fmt.Fprintf(stdout, "restored etcd snapshot %s (storage version %s) into %s: %d versions up to revision %d, compacted at %d, %d leases, %d users, %d roles, %d alarms\n",

@@ -22,6 +22,7 @@ import (
 	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/migrate/mode"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -386,6 +387,11 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 	}
 	if r.DowngradeInfoSet != nil {
 		return Result{Resp: &struct{}{}}, nil, downgrade.Stage(b, r.DowngradeInfoSet)
+	}
+	if token, ok := mode.IsEnd(r); ok {
+		// The cut-over of an online migration (internal/migrate/mode).
+		failure, err := mode.StageEnd(b, a.cfg.Engine, token)
+		return Result{Resp: &struct{}{}, Err: failure}, nil, err
 	}
 	if r.Alarm != nil {
 		if a.cfg.Alarms == nil {

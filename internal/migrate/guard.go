@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -12,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/migrate/mode"
 )
 
 // gRPC metadata of the migration protocol.
@@ -19,7 +20,8 @@ const (
 	// HeaderToken carries the marker's token on the follower's writes.
 	HeaderToken = "metastore-migrate-token"
 	// HeaderCutover, with HeaderToken, on a Maintenance.Status request ends
-	// migration mode on the member that answers.
+	// migration mode on every member: the member that answers commits the
+	// end through Raft and answers once it has applied it.
 	HeaderCutover = "metastore-migrate-cutover"
 	// HeaderMigrating is set on every Status response: "true" while the
 	// member refuses client writes.
@@ -33,7 +35,15 @@ const (
 var ErrMigrating = status.Error(codes.FailedPrecondition,
 	"metastore: following etcd for a migration: writes are refused until `metastore migrate cutover`")
 
-// Guard refuses client writes while the member is in migration mode.
+// ErrStateUnknown is what a client write gets on a member that has not
+// received the cluster's state yet (a member just added): it cannot tell
+// whether the cluster still follows etcd.
+var ErrStateUnknown = status.Error(codes.Unavailable,
+	"metastore: this member has not received the cluster's state yet: writes are refused until it has")
+
+// Guard refuses client writes while the cluster is in migration mode. The
+// mode is replicated state (internal/migrate/mode), read from this member's
+// engine, so a member added during the migration refuses writes too.
 type Guard struct {
 	// FollowerTxn, when set, serves the follower's Txn calls instead of the
 	// regular handler: the server gives one without the --max-txn-ops
@@ -41,39 +51,58 @@ type Guard struct {
 	// change more keys than a client txn may, and must stay one revision.
 	FollowerTxn func(context.Context, *pb.TxnRequest) (*pb.TxnResponse, error)
 
-	dataDir string
-	// marker is nil once not migrating. An atomic pointer: every request
-	// reads it; only a cut-over, under cutMu, clears it.
-	marker atomic.Pointer[Marker]
-	cutMu  sync.Mutex
+	// load reads the member's replicated migration state (mode.Load).
+	load func() (m *mode.Marker, known bool, err error)
+	// end commits the end of migration mode through Raft and returns once
+	// this member applied it (or the request's failure).
+	end func(ctx context.Context, token string) error
+	// open is set once this member's state says the cluster no longer
+	// migrates, so that writes then cost no engine read. It is never
+	// cleared: nothing puts a running cluster back into migration mode
+	// (only a restore does, into a new data dir).
+	open atomic.Bool
 }
 
-// NewGuard loads dataDir's migration state.
-func NewGuard(dataDir string) (*Guard, error) {
-	m, err := ReadMarker(dataDir)
-	if err != nil {
-		return nil, err
+// NewGuard returns a guard over the state load reads; end performs the
+// cut-over.
+func NewGuard(load func() (*mode.Marker, bool, error), end func(ctx context.Context, token string) error) *Guard {
+	return &Guard{load: load, end: end}
+}
+
+// marker returns the migration marker, nil once writes are open, or the
+// error a write gets when the state cannot be read or is not known yet.
+func (g *Guard) marker() (*mode.Marker, error) {
+	if g.open.Load() {
+		return nil, nil
 	}
-	g := &Guard{dataDir: dataDir}
-	g.marker.Store(m)
-	return g, nil
+	m, known, err := g.load()
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if !known {
+		return nil, ErrStateUnknown
+	}
+	if m == nil {
+		g.open.Store(true)
+	}
+	return m, nil
 }
 
 // Migrating reports whether client writes are refused.
-func (g *Guard) Migrating() bool { return g.marker.Load() != nil }
+func (g *Guard) Migrating() bool {
+	m, err := g.marker()
+	return m != nil || err != nil
+}
 
-func (g *Guard) tokenOK(ctx context.Context) bool {
-	m := g.marker.Load()
-	if m == nil {
-		return false
-	}
+// token returns the request's token when it is m's.
+func token(ctx context.Context, m *mode.Marker) (string, bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, t := range md.Get(HeaderToken) {
 		if subtle.ConstantTimeCompare([]byte(t), []byte(m.Token)) == 1 {
-			return true
+			return t, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // Unary is the gRPC interceptor.
@@ -81,10 +110,17 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if info.FullMethod == statusMethod {
 		return g.status(ctx, req, handler)
 	}
-	if !g.Migrating() || !IsWrite(info.FullMethod, req) {
+	if !IsWrite(info.FullMethod, req) {
 		return handler(ctx, req)
 	}
-	if !g.tokenOK(ctx) {
+	m, err := g.marker()
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return handler(ctx, req)
+	}
+	if _, ok := token(ctx, m); !ok {
 		return nil, ErrMigrating
 	}
 	if r, ok := req.(*pb.TxnRequest); ok && info.FullMethod == txnMethod && g.FollowerTxn != nil {
@@ -95,18 +131,19 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 
 func (g *Guard) status(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if len(md.Get(HeaderCutover)) > 0 && g.Migrating() {
-		if !g.tokenOK(ctx) {
-			return nil, status.Error(codes.PermissionDenied, "metastore: migration cut-over needs the migration token")
-		}
-		g.cutMu.Lock()
-		err := removeMarker(g.dataDir)
-		if err == nil {
-			g.marker.Store(nil)
-		}
-		g.cutMu.Unlock()
+	if len(md.Get(HeaderCutover)) > 0 {
+		m, err := g.marker()
 		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
+			return nil, err
+		}
+		if m != nil {
+			tok, ok := token(ctx, m)
+			if !ok {
+				return nil, mode.ErrBadToken
+			}
+			if err := g.end(ctx, tok); err != nil {
+				return nil, err
+			}
 		}
 	}
 	state := "false"

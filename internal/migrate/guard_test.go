@@ -3,13 +3,18 @@ package migrate
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/migrate/mode"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/memory"
 )
 
 func TestIsWrite(t *testing.T) {
@@ -40,32 +45,55 @@ func TestIsWrite(t *testing.T) {
 	}
 }
 
-// The guard refuses writes without the token, lets the follower's through,
-// and a cut-over with the token ends migration mode durably.
+// The guard refuses writes without the token and while the state is not
+// known, lets the follower's through, and a cut-over with the token ends
+// migration mode through the end request the applier executes.
 func TestGuard(t *testing.T) {
-	dir := t.TempDir()
-	if err := WriteMarker(dir, Marker{Token: "tok", Revision: 7}); err == nil {
-		t.Fatal("marker written without a member dir")
+	eng := memory.New()
+	t.Cleanup(func() { _ = eng.Close() })
+	commit := func(f func(b storage.Batch) error) {
+		t.Helper()
+		b := eng.NewBatch()
+		defer b.Close()
+		if err := f(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(true); err != nil {
+			t.Fatal(err)
+		}
 	}
-	g, err := NewGuard(dir)
-	if err != nil || g.Migrating() {
-		t.Fatalf("no marker: %v, migrating %v", err, g.Migrating())
+	commit(func(b storage.Batch) error { return mode.Stage(b, mode.Marker{Token: "tok", Revision: 7}) })
+	var ends []string
+	end := func(_ context.Context, tok string) error {
+		ends = append(ends, tok)
+		// What the applier does with the committed end request.
+		r := mode.EndRequest(tok)
+		got, ok := mode.IsEnd(r)
+		if !ok || got != tok {
+			t.Fatalf("IsEnd(EndRequest(%q)) = %q, %v", tok, got, ok)
+		}
+		var failure error
+		commit(func(b storage.Batch) error {
+			var err error
+			failure, err = mode.StageEnd(b, eng, got)
+			return err
+		})
+		return failure
 	}
-	dir = t.TempDir()
-	if err := mkdirMember(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteMarker(dir, Marker{Token: "tok", Revision: 7}); err != nil {
-		t.Fatal(err)
-	}
-	g, err = NewGuard(dir)
-	if err != nil || !g.Migrating() {
-		t.Fatalf("marker: %v, migrating %v", err, g.Migrating())
-	}
+	g := NewGuard(func() (*mode.Marker, bool, error) { return mode.Load(eng) }, end)
 	ok := func(context.Context, any) (any, error) { return "done", nil }
 	put := &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Put"}
+	// No applied index: a member that has not received the cluster's state.
+	if _, err := g.Unary(context.Background(), &pb.PutRequest{}, put, ok); !errors.Is(err, ErrStateUnknown) || !g.Migrating() {
+		t.Fatalf("client write before any state: %v", err)
+	}
+	commit(func(b storage.Batch) error { return b.Set(storage.KeyAppliedIndex, make([]byte, 16)) })
 	if _, err := g.Unary(context.Background(), &pb.PutRequest{}, put, ok); !errors.Is(err, ErrMigrating) {
 		t.Fatalf("client write: %v", err)
+	}
+	rng := &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Range"}
+	if r, err := g.Unary(context.Background(), &pb.RangeRequest{}, rng, ok); err != nil || r != "done" {
+		t.Fatalf("read: %v", err)
 	}
 	withToken := func(tok string, kv ...string) context.Context {
 		return metadata.NewIncomingContext(context.Background(), metadata.Pairs(append([]string{HeaderToken, tok}, kv...)...))
@@ -77,18 +105,46 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("follower's write: %v", err)
 	}
 	st := &grpc.UnaryServerInfo{FullMethod: statusMethod}
-	if _, err := g.Unary(withToken("wrong", HeaderCutover, "1"), &pb.StatusRequest{}, st, ok); err == nil || !g.Migrating() {
-		t.Fatalf("cut-over with a wrong token: %v, migrating %v", err, g.Migrating())
+	if _, err := g.Unary(withToken("wrong", HeaderCutover, "1"), &pb.StatusRequest{}, st, ok); !errors.Is(err, mode.ErrBadToken) || !g.Migrating() || len(ends) != 0 {
+		t.Fatalf("cut-over with a wrong token: %v, migrating %v, ends %v", err, g.Migrating(), ends)
 	}
-	if _, err := g.Unary(withToken("tok", HeaderCutover, "1"), &pb.StatusRequest{}, st, ok); err != nil || g.Migrating() {
-		t.Fatalf("cut-over: %v, migrating %v", err, g.Migrating())
+	// The applier refuses an end request with a wrong token too.
+	if err := end(context.Background(), "wrong"); !errors.Is(err, mode.ErrBadToken) || !g.Migrating() {
+		t.Fatalf("end request with a wrong token: %v, migrating %v", err, g.Migrating())
 	}
-	if m, err := ReadMarker(dir); m != nil || err != nil {
-		t.Fatalf("marker after the cut-over: %v, %v", m, err)
+	ends = nil
+	if _, err := g.Unary(withToken("tok", HeaderCutover, "1"), &pb.StatusRequest{}, st, ok); err != nil || g.Migrating() || len(ends) != 1 {
+		t.Fatalf("cut-over: %v, migrating %v, ends %v", err, g.Migrating(), ends)
+	}
+	if m, known, err := mode.Load(eng); m != nil || !known || err != nil {
+		t.Fatalf("state after the cut-over: %v, %v, %v", m, known, err)
 	}
 	if _, err := g.Unary(context.Background(), &pb.PutRequest{}, put, ok); err != nil {
 		t.Fatalf("client write after the cut-over: %v", err)
 	}
+	// A second cut-over (sent to another member) is a no-op.
+	if _, err := g.Unary(withToken("tok", HeaderCutover, "1"), &pb.StatusRequest{}, st, ok); err != nil || len(ends) != 1 {
+		t.Fatalf("second cut-over: %v, ends %v", err, ends)
+	}
+	if failure, err := mode.StageEnd(eng.NewBatch(), eng, "tok"); failure != nil || err != nil {
+		t.Fatalf("end request after the end: %v, %v", failure, err)
+	}
 }
 
-func mkdirMember(dataDir string) error { return os.MkdirAll(filepath.Join(dataDir, "member"), 0o700) }
+// A damaged marker refuses every write, with the reason.
+func TestGuardDamagedState(t *testing.T) {
+	eng := memory.New()
+	t.Cleanup(func() { _ = eng.Close() })
+	b := eng.NewBatch()
+	_ = b.Set(storage.KeyAppliedIndex, make([]byte, 16))
+	_ = b.Set(mode.Key, []byte("{"))
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGuard(func() (*mode.Marker, bool, error) { return mode.Load(eng) }, nil)
+	put := &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Put"}
+	_, err := g.Unary(context.Background(), &pb.PutRequest{}, put, func(context.Context, any) (any, error) { return nil, nil })
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("write with a damaged marker: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/etcdsnap"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/migrate/mode"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/version"
@@ -127,6 +128,10 @@ type RestoreOptions struct {
 	// holding revisions of the old cluster relist rather than miss events.
 	RevisionBump  int64
 	MarkCompacted bool
+	// MigrateToken, when set, restores the cluster in migration mode
+	// (internal/migrate/mode): client writes are refused until the
+	// cut-over. Only etcd snapshots can be followed.
+	MigrateToken string
 }
 
 // Summary says what a restore brought in.
@@ -195,7 +200,10 @@ func restoreEtcd(path string, eng storage.Engine, opts RestoreOptions) (Summary,
 	}
 	b := eng.NewBatch()
 	defer func() { _ = b.Close() }()
-	errs := []error{auth.StageImport(b, as), alarm.StageImport(b, alarms)}
+	errs := []error{auth.StageImport(b, as), alarm.StageImport(b, alarms), b.Set(storage.KeyRestored, nil)}
+	if opts.MigrateToken != "" {
+		errs = append(errs, mode.Stage(b, mode.Marker{Token: opts.MigrateToken, Revision: rev.Current}))
+	}
 	for _, l := range leases {
 		errs = append(errs, lease.StageImport(b, l))
 	}

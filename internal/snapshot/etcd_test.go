@@ -20,7 +20,9 @@ import (
 	"github.com/metastore/metastore/internal/alarm"
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/migrate/mode"
 	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/mvcc/mvcctest"
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
@@ -160,6 +162,8 @@ func TestExportRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
+	// The restored store passes mvcc's own consistency checks.
+	mvcctest.Check(t, s2)
 	if s2.Rev() != s.Rev() || s2.CompactRev() != s.CompactRev() || s2.KeyCount() != s.KeyCount() {
 		t.Fatalf("restored rev %d compact %d keys %d, want %d %d %d", s2.Rev(), s2.CompactRev(), s2.KeyCount(), s.Rev(), s.CompactRev(), s.KeyCount())
 	}
@@ -380,26 +384,7 @@ func TestRestoreOlderStorageVersions(t *testing.T) {
 // --bump-revision with --mark-compacted, as etcdutl: the store resumes
 // above the old revisions and every read of them is refused as compacted.
 func TestRestoreBumpRevision(t *testing.T) {
-	src := memory.New()
-	defer src.Close()
-	s := fill(t, src)
-	defer s.Close()
-	file := filepath.Join(t.TempDir(), "snap.db")
-	saveAsEtcdctl(t, src, file)
-	dataDir := filepath.Join(t.TempDir(), "d")
-	if _, err := Restore(file, dataDir, RestoreOptions{RevisionBump: 1000, MarkCompacted: true}); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := pebbleengine.Open(filepath.Join(dataDir, "member", "pebble"), pebbleengine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	s2, err := mvcc.Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s, _, s2 := restoreFilled(t, RestoreOptions{RevisionBump: 1000, MarkCompacted: true})
 	if s2.Rev() != s.Rev()+1000 || s2.CompactRev() != s2.Rev() {
 		t.Fatalf("rev %d compact %d, want both %d", s2.Rev(), s2.CompactRev(), s.Rev()+1000)
 	}
@@ -410,6 +395,46 @@ func TestRestoreBumpRevision(t *testing.T) {
 	if err != nil || len(res.KVs) != 1 || string(res.KVs[0].Value) != "compaction" {
 		t.Fatalf("latest value after the bump: %v, %v", res, err)
 	}
+}
+
+// --migrate-token restores the cluster in migration mode: the replicated
+// marker is in the engine, with the restored revision.
+func TestRestoreMigrateToken(t *testing.T) {
+	s, eng, _ := restoreFilled(t, RestoreOptions{MigrateToken: "tok"})
+	v, err := eng.Get(mode.Key)
+	if err != nil || string(v) != fmt.Sprintf(`{"token":"tok","revision":%d}`, s.Rev()) {
+		t.Fatalf("migration marker %q, %v", v, err)
+	}
+}
+
+// restoreFilled fills a store, saves it as etcdctl would and restores it
+// with opts. It returns the source store, the restored engine and the
+// store on it, which has passed mvcc's consistency checks; all are closed
+// when the test ends.
+func restoreFilled(t *testing.T, opts RestoreOptions) (src *mvcc.Store, eng storage.Engine, restored *mvcc.Store) {
+	t.Helper()
+	srcEng := memory.New()
+	t.Cleanup(func() { _ = srcEng.Close() })
+	src = fill(t, srcEng)
+	t.Cleanup(func() { _ = src.Close() })
+	file := filepath.Join(t.TempDir(), "snap.db")
+	saveAsEtcdctl(t, srcEng, file)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	if _, err := Restore(file, dataDir, opts); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := pebbleengine.Open(filepath.Join(dataDir, "member", "pebble"), pebbleengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	restored, err = mvcc.Open(eng, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = restored.Close() })
+	mvcctest.Check(t, restored)
+	return src, eng, restored
 }
 
 // A member start removes the scratch copies a crash left during a snapshot

@@ -71,6 +71,9 @@ func Restore(file, dataDir string, opts RestoreOptions) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	if format == FormatArchive && opts.MigrateToken != "" {
+		return sum, errors.New("snapshot: a migration (--migrate-token) needs an etcd snapshot")
+	}
 	// Build the engine under another name and rename it into place at the
 	// end: a restore cut short (a crash, a full disk) never leaves a
 	// member/pebble that a member would start on and serve half the data.
@@ -145,6 +148,7 @@ func restoreArchive(file, dir string) error {
 		storage.KeyAppliedIndex, storage.KeyMemberID, storage.KeyClusterID} {
 		errs = append(errs, b.Delete(k))
 	}
+	errs = append(errs, b.Set(storage.KeyRestored, nil))
 	if err := errors.Join(errs...); err != nil {
 		_ = b.Close()
 		_ = eng.Close()

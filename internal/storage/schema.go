@@ -12,6 +12,7 @@ import "encoding/binary"
 //	r/s                                   raft log compaction point (raftlog) value: CRC-framed raftpb.SnapshotMetadata
 //	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
 //	r/i                                   raft snapshot installation under way (raftsnap) value: CRC-framed raftpb.SnapshotMetadata
+//	r/R                                   a restored data dir whose first Raft log is compacted once it serves (snapshot, server) value: empty
 //	s/<key>                               a received raft snapshot being staged: the leader's <key> (raftsnap)
 //	m/<name>                              server metadata (apply, mvcc, membership)
 //	k/<escaped user key><^main:8><^sub:8> MVCC versions of a key, newest first (mvcc)
@@ -37,6 +38,7 @@ var (
 	KeyRaftSnapshot     = []byte("r/s")
 	KeyRaftConfState    = []byte("r/c")
 	KeyRaftInstall      = []byte("r/i")
+	KeyRestored         = []byte("r/R")
 	PrefixRaft          = []byte("r/")
 	PrefixSnapStaging   = []byte("s/")
 	PrefixMeta          = []byte("m/")

@@ -219,6 +219,66 @@ func TestMigrationOnlineFollowCutover(t *testing.T) {
 	}
 }
 
+// TestMigrationOnlineMemberAdded: migration mode is replicated state, so a
+// member added with `etcdctl member add` during the follow refuses client
+// writes like the restored ones, follows along, and opens at the cut-over.
+func TestMigrationOnlineMemberAdded(t *testing.T) {
+	onlyAgainstMetastore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	etcd, ms, _, snapRev := startFromEtcdSnapshot(t, ctx, 1, nil)
+	ec := migClient(t, etcd)
+	f := startFollower(t, etcd, ms)
+
+	nm := framework.NewMember(t, framework.Options{Name: "m-added"})
+	out := ms[0].MustEtcdctl("--user", "root:"+migRootPassword, "member", "add", nm.Name, "--peer-urls="+nm.PeerURL)
+	if !strings.Contains(out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"") {
+		t.Fatalf("member add:\n%s", out)
+	}
+	check(t, "start the added member", nm.Join(ms))
+	nc := migClient(t, nm)
+	// It received the restored state with the Raft snapshot...
+	err := framework.WaitFor(30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		r, err := nc.Get(ctx, "\x00", clientv3.WithSerializable())
+		return err == nil && r.Header.Revision >= snapRev, nil
+	})
+	check(t, "added member catches up", err)
+	// ...and with it migration mode: its client writes are refused.
+	_, err = nc.Put(ctx, "client/write", "x")
+	if s, _ := status.FromError(err); err == nil || s.Code() != codes.FailedPrecondition || !strings.Contains(err.Error(), "writes are refused until `metastore migrate cutover`") {
+		t.Fatalf("client write on the added member during migration: %v", err)
+	}
+	_, err = nc.Txn(ctx).Then(clientv3.OpDelete(migPrefix, clientv3.WithPrefix())).Commit()
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("client txn on the added member during migration: %v", err)
+	}
+	// The follow goes on through the grown cluster.
+	for i := 0; i < 10; i++ {
+		mustPut(t, ec, ctx, fmt.Sprintf("%sadded/%d", migPrefix, i), "v")
+	}
+	last, err := ec.Get(ctx, "\x00")
+	check(t, "etcd revision", err)
+	final := last.Header.Revision
+	all := append(ms, nm)
+	out2, err := exec.CommandContext(ctx, framework.ServerBinary(t), "migrate", "cutover", "--from", etcd.ClientURL, "--to", clientURLs(all),
+		"--token", migToken, "--from-user", "root:"+migRootPassword, "--to-user", "root:"+migRootPassword, "--timeout", "40s").CombinedOutput()
+	if err != nil || !strings.Contains(string(out2), fmt.Sprintf("cut over at revision %d", final)) {
+		t.Fatalf("cutover: %v\n%s\nfollower:\n%s", err, out2, f.out.String())
+	}
+	if err := f.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("follower after the cut-over: %v\n%s", err, f.out.String())
+	}
+	r, err := nc.Get(ctx, migPrefix+"added/9", clientv3.WithSerializable())
+	check(t, "get on the added member", err)
+	if len(r.Kvs) != 1 || r.Kvs[0].ModRevision != final {
+		t.Fatalf("added member after the cut-over: %v, want mod revision %d", r.Kvs, final)
+	}
+	if p := mustPut(t, nc, ctx, "client/write", "after cutover"); p.Header.Revision != final+1 {
+		t.Fatalf("write on the added member after the cut-over at revision %d, want %d", p.Header.Revision, final+1)
+	}
+	mustPut(t, migClient(t, ms[0]), ctx, "client/write", "again")
+}
+
 // TestMigrationOnlineCompactedPast: when etcd compacted past the restored
 // revision, the follower stops with a clear error and applies nothing. The
 // source etcd is served over TLS with client certificates, as production
