@@ -149,8 +149,11 @@ current-context: metastore
 		// pod would need to pass this plugin.
 		"--disable-admission-plugins", "ServiceAccount",
 		// The apiserver compacts the store itself (a Txn on compact_rev_key,
-		// then Compact); every 20s instead of 5m so it happens under the test.
-		"--etcd-compaction-interval", "20s",
+		// then Compact); every 10s instead of 5m so it happens under the test.
+		"--etcd-compaction-interval", "10s",
+		// The "kubernetes" service's endpoints may not be a loopback
+		// address: do not reconcile them (no pod would use them here).
+		"--endpoint-reconciler-type", "none",
 		"--profiling=false",
 	}
 	logf, err := os.Create(e.logPath)

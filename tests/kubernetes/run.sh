@@ -6,7 +6,8 @@
 # budget allows (see docs/compatibility.md for the last result).
 # Usage: tests/kubernetes/run.sh [extra go test flags, e.g. -run X]
 # Env: METASTORE_TOOLS_BIN (where the binaries go, default <repo>/.bin),
-#      METASTORE_K8S_TIMEOUT (go test -timeout, default 15m).
+#      METASTORE_K8S_TIMEOUT (go test -timeout, default 15m),
+#      METASTORE_K8S_KEEP_LOG=DIR (copy the apiserver's log there).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
