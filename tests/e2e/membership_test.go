@@ -124,6 +124,17 @@ func TestMembershipChanges(t *testing.T) {
 			t.Fatalf("member %s is still a learner", m.Name)
 		}
 	}
+	// The promotion is committed when MemberPromote returns, but the new
+	// member serves as a voter only once it has applied it (in etcd too):
+	// wait for its own Status to say so.
+	err = framework.WaitFor(20*time.Second, 50*time.Millisecond, func() (bool, error) {
+		st, err := nc.Status(ctx, strings.TrimPrefix(nm.ClientURL, "http://"))
+		if err != nil {
+			return false, nil
+		}
+		return !st.IsLearner, nil
+	})
+	check(t, "the promoted member applied its promotion", err)
 	mustPut(t, nc, ctx, "through-new-member", "ok")
 
 	// Removing the new member: its process stops by itself, the others go on.
