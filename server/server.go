@@ -196,7 +196,7 @@ func (s *Server) openStorage() error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("server: create data dir %s: %w", dir, err)
 		}
-		eng, err := pebbleengine.Open(dir, pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")})
+		eng, err := pebbleengine.Open(dir, s.pebbleSizes(pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")}))
 		if err != nil {
 			return fmt.Errorf("server: open storage: %w", err)
 		}
@@ -554,10 +554,11 @@ func (s *Server) grpcServer() *grpc.Server {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
 	}
-	srv := grpc.NewServer(opts...)
+	budgetOpt, kvBudget := s.rangeBudget()
+	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
-	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.backend, hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }, kvBudget))
 	pb.RegisterMaintenanceServer(srv, rpc.NewMaintenanceServer(s, hdr))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))

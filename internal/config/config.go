@@ -295,6 +295,34 @@ type LimitsConfig struct {
 	ShutdownTimeout     time.Duration // --shutdown-timeout
 	RateLimitPerClient  float64       // --rate-limit-per-client, requests/s per client IP (0 = off)
 	RateLimitBurst      int           // --rate-limit-burst (0 = ceil(rate), at least 1)
+
+	// Memory sizing (issue 11).
+	MaxRangeBytesInFlight  int64 // --max-range-bytes-in-flight (0 = derived, see RangeBudget)
+	StorageBlockCacheBytes int64 // --storage-block-cache-bytes (Pebble's block cache)
+	StorageMemtableBytes   int64 // --storage-memtable-bytes (Pebble's memtable size)
+}
+
+// Default memory sizes, suited to a 2-8 GiB member.
+const (
+	DefaultStorageBlockCacheBytes = 256 << 20
+	DefaultStorageMemtableBytes   = 16 << 20
+	// MinMemoryFlagBytes is the smallest value the memory-sizing flags take.
+	MinMemoryFlagBytes = 1 << 20
+	// maxMemtableBytes is Pebble's own bound on a memtable (4 GiB).
+	maxMemtableBytes = 4<<30 - 1
+)
+
+// RangeBudget is the byte budget of range responses in flight: the flag, or
+// a quarter of --memory-limit-bytes (1 GiB when memory is unlimited), at
+// least 64 MiB.
+func (l LimitsConfig) RangeBudget() int64 {
+	if l.MaxRangeBytesInFlight > 0 {
+		return l.MaxRangeBytesInFlight
+	}
+	if l.MemoryLimitBytes == 0 {
+		return 1 << 30
+	}
+	return max(64<<20, l.MemoryLimitBytes/4)
 }
 
 // Burst is the token-bucket size in force for the per-client rate limit.
@@ -401,6 +429,9 @@ func Default() *Config {
 			RequestTimeout:      30 * time.Second,
 			ConnectionTimeout:   10 * time.Second,
 			ShutdownTimeout:     30 * time.Second,
+
+			StorageBlockCacheBytes: DefaultStorageBlockCacheBytes,
+			StorageMemtableBytes:   DefaultStorageMemtableBytes,
 		},
 		set: map[string]Source{},
 	}

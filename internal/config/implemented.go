@@ -151,4 +151,9 @@ var implemented = map[string]bool{
 	"shutdown-timeout":       true,
 	"rate-limit-per-client":  true,
 	"rate-limit-burst":       true,
+
+	// Memory sizing (metastore's own)
+	"max-range-bytes-in-flight": true,
+	"storage-block-cache-bytes": true,
+	"storage-memtable-bytes":    true,
 }
