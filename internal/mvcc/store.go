@@ -258,7 +258,7 @@ func (v *view) rangeKeys(ctx context.Context, key, end []byte, ro RangeOptions) 
 		// Charge the response budget before the KeyValue is kept, so
 		// that concurrent big LISTs wait instead of all materialising.
 		if acct != nil {
-			if chargeErr = acct.Charge(ctx, len(it.key)+len(it.v.value)+respbudget.KVOverhead); chargeErr != nil {
+			if chargeErr = acct.Charge(ctx, respbudget.KVCost(len(it.key), len(it.v.value))); chargeErr != nil {
 				return false
 			}
 		}

@@ -17,6 +17,15 @@ const SmallBytes = 256 << 10
 // framing of the encoded copy.
 const KVOverhead = 128
 
+// KVCost is what one key-value of a response is charged. A response exists
+// twice at its peak: the decoded KeyValues (key and value copied out of the
+// engine, whose iterator reuses its buffers) and gRPC's encoding of them,
+// made after the handler returned and while the KeyValues are still
+// referenced; so key and value count twice.
+func KVCost(keyLen, valueLen int) int {
+	return 2*(keyLen+valueLen) + KVOverhead
+}
+
 // ErrExhausted is returned by Charge when the request's context ended while
 // it waited for budget. The rpc layer maps it to ResourceExhausted.
 var ErrExhausted = errors.New("etcdserver: too many range bytes in flight")
