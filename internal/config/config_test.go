@@ -156,7 +156,7 @@ func TestDefaults(t *testing.T) {
 		{"rate-limit-per-client", c.Limits.RateLimitPerClient, 0.0},
 		{"rate-limit-burst", c.Limits.RateLimitBurst, 0},
 		{"max-range-bytes-in-flight", c.Limits.MaxRangeBytesInFlight, int64(0)},
-		{"range budget", c.Limits.RangeBudget(), int64(512 << 20)},
+		{"range budget", c.Limits.RangeBudget(), int64(256 << 20)},
 		{"storage-block-cache-bytes", c.Limits.StorageBlockCacheBytes, int64(256 << 20)},
 		{"storage-memtable-bytes", c.Limits.StorageMemtableBytes, int64(16 << 20)},
 		{"print version", c.PrintVersion, false},

@@ -14,7 +14,8 @@ func TestMemorySizingFlags(t *testing.T) {
 		memLimit string
 		want     int64
 	}{
-		{"8GiB", 2 << 30},
+		{"8GiB", 1 << 30},
+		{"1GiB", 128 << 20},
 		{"100MiB", 64 << 20},
 		{"0", 1 << 30},
 	} {

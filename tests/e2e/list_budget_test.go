@@ -54,7 +54,6 @@ func TestListBudgetBoundsConcurrentLists(t *testing.T) {
 		}
 	}
 	mustPut(t, c, ctx, "/small", "v")
-	t.Logf("loaded")
 	if got := relScrape(t, metricsURL).sum("metastore_range_bytes_in_flight_limit"); got != budgetBytes {
 		t.Fatalf("metastore_range_bytes_in_flight_limit = %v, want %d", got, budgetBytes)
 	}
@@ -153,7 +152,7 @@ func TestMemorySizingFlagsActedOn(t *testing.T) {
 		"metastore_go_memory_limit_bytes":       1 << 30,
 		"metastore_storage_block_cache_bytes":   32 << 20,
 		"metastore_storage_memtable_bytes":      8 << 20,
-		"metastore_range_bytes_in_flight_limit": 256 << 20, // a quarter of the memory limit
+		"metastore_range_bytes_in_flight_limit": 128 << 20, // an eighth of the memory limit
 	} {
 		if got := met.sum(name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
