@@ -39,8 +39,11 @@ func budgetError(err error) error {
 const rangeMethod = "/etcdserverpb.KV/Range"
 
 // BudgetStatsHandler is a gRPC stats handler that lets a unary Range keep
-// its response charged until gRPC has encoded and written it: the handler
-// only builds the response, and the encoded copy exists after it returns.
+// its response charged until gRPC has encoded it and queued it on the
+// connection (the RPC's End event): the handler only builds the response,
+// and the encoded copy is made after it returns. gRPC reports End once the
+// bytes are queued, not sent, so the queued copy of an answer to a client
+// that reads slowly is no longer charged (ADR 11).
 // Install it with grpc.StatsHandler next to WithResponseBudget; without it
 // the charge ends when the handler returns.
 type BudgetStatsHandler struct{}
@@ -64,7 +67,7 @@ func (BudgetStatsHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) co
 	return context.WithValue(ctx, sentSlotKey{}, &sentSlot{})
 }
 
-// HandleRPC releases the account once the RPC ended (response written or
+// HandleRPC releases the account once the RPC ended (response queued or
 // failed).
 func (BudgetStatsHandler) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	if _, ok := s.(*stats.End); !ok {

@@ -69,7 +69,8 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 		return nil, s.invalid(err)
 	}
 	// The scan charges every key-value to acct (see package respbudget);
-	// the charge lasts until gRPC has written the response.
+	// the charge lasts until gRPC has encoded the response and queued it on
+	// the connection (the RPC's End event).
 	acct := s.budget.NewAccount()
 	resp, err := s.b.Range(respbudget.WithAccount(ctx, acct), r)
 	if err != nil {
