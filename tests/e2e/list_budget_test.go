@@ -34,8 +34,9 @@ func budgetValue(i int) string {
 	return strings.Repeat(fmt.Sprintf("%06d", i), budgetValueLen/6+1)[:budgetValueLen]
 }
 
-// TestListBudgetBoundsConcurrentLists runs twelve concurrent LISTs, each
-// larger than the whole --max-range-bytes-in-flight, several times: every
+// TestListBudgetBoundsConcurrentLists runs twelve concurrent LISTs (unary
+// Range and RangeStream), each larger than the whole
+// --max-range-bytes-in-flight, until some had to wait: every
 // one succeeds with the full data, the ranges did queue, the bytes in flight
 // never exceeded the budget plus one response (without the budget they would
 // reach twelve responses), and a point read meanwhile is not held up.
@@ -87,11 +88,21 @@ func budgetRound(t *testing.T, ctx context.Context, m *framework.Member) {
 	var wg sync.WaitGroup
 	errs := make(chan error, budgetLists+1)
 	stop := make(chan struct{})
-	for range budgetLists {
+	for i := range budgetLists {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := m.Client().Get(ctx, "/big/", clientv3.WithPrefix())
+			// Half of them through RangeStream, charged chunk by chunk.
+			var resp *clientv3.GetResponse
+			var err error
+			if i%2 == 0 {
+				resp, err = m.Client().Get(ctx, "/big/", clientv3.WithPrefix())
+			} else {
+				var ch clientv3.GetStreamChan
+				if ch, err = m.Client().GetStream(ctx, "/big/", clientv3.WithPrefix()); err == nil {
+					resp, err = clientv3.GetStreamToGetResponse(ch)
+				}
+			}
 			if err != nil {
 				errs <- fmt.Errorf("LIST: %w", err)
 				return
