@@ -69,7 +69,6 @@ func run(s settings) error {
 		defer os.RemoveAll(d)
 		s.workDir = d
 	}
-	var results []result
 	for round := range s.rounds {
 		for _, srv := range []struct{ name, bin, extra string }{{"metastore", s.metastore, s.metastoreArgs}, {"etcd", s.etcd, ""}} {
 			if srv.bin == "" {
@@ -79,7 +78,6 @@ func run(s settings) error {
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", srv.name, round, err)
 			}
-			results = append(results, r)
 			report(s, r)
 		}
 	}
