@@ -66,10 +66,11 @@ func (s *Server) grpcServer() *grpc.Server {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
 	}
-	srv := grpc.NewServer(opts...)
+	budgetOpt, kvBudget := s.rangeBudget()
+	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
 	hdr := s
-	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }))
+	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }, kvBudget))
 	pb.RegisterMaintenanceServer(srv, downgradeStatus{rpc.NewMaintenanceServer(s, hdr), s})
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))

@@ -40,7 +40,7 @@ func (s *Server) openStorage() error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("server: create data dir %s: %w", dir, err)
 		}
-		eng, err := pebbleengine.Open(dir, pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")})
+		eng, err := pebbleengine.Open(dir, s.pebbleSizes(pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")}))
 		if err != nil {
 			return fmt.Errorf("server: open storage: %w", err)
 		}

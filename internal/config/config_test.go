@@ -41,6 +41,7 @@ var etcdFlags = []string{
 var ownFlags = []string{
 	"storage-engine", "max-connections", "max-requests-in-flight", "memory-limit-bytes",
 	"request-timeout", "connection-timeout", "shutdown-timeout", "rate-limit-per-client", "rate-limit-burst",
+	"max-range-bytes-in-flight", "storage-block-cache-bytes", "storage-memtable-bytes",
 }
 
 func mustParse(t *testing.T, args []string, env []string) *Config {
@@ -159,6 +160,10 @@ func TestDefaults(t *testing.T) {
 		{"shutdown-timeout", c.Limits.ShutdownTimeout, 30 * time.Second},
 		{"rate-limit-per-client", c.Limits.RateLimitPerClient, 0.0},
 		{"rate-limit-burst", c.Limits.RateLimitBurst, 0},
+		{"max-range-bytes-in-flight", c.Limits.MaxRangeBytesInFlight, int64(0)},
+		{"range budget", c.Limits.RangeBudget(), int64(256 << 20)},
+		{"storage-block-cache-bytes", c.Limits.StorageBlockCacheBytes, int64(256 << 20)},
+		{"storage-memtable-bytes", c.Limits.StorageMemtableBytes, int64(16 << 20)},
 		{"print version", c.PrintVersion, false},
 	}
 	for _, ch := range checks {

@@ -193,6 +193,9 @@ func specs(c *Config) []flagSpec {
 		{"shutdown-timeout", groupMetastore, "Maximum time a graceful shutdown (SIGTERM/SIGINT) may take before remaining work is abandoned.", kindDuration, durationValue{&li.ShutdownTimeout}, ""},
 		{"rate-limit-per-client", groupMetastore, "Requests per second allowed per client IP (0 = no limit).", kindFloat, floatValue{&li.RateLimitPerClient}, ""},
 		{"rate-limit-burst", groupMetastore, "Burst size of the per-client rate limit (0 = the rate, rounded up).", kindInt, newNonNeg(&li.RateLimitBurst), ""},
+		{"max-range-bytes-in-flight", groupMetastore, "Bytes of Range responses being built and sent at once, across all clients; past it big ranges wait (0 = an eighth of --memory-limit-bytes, at least 64MiB).", kindSize, sizeValue{&li.MaxRangeBytesInFlight, false}, ""},
+		{"storage-block-cache-bytes", groupMetastore, "Size of the storage engine's block cache.", kindSize, sizeValue{&li.StorageBlockCacheBytes, false}, ""},
+		{"storage-memtable-bytes", groupMetastore, "Size of one storage engine memtable (less than 4GiB).", kindSize, sizeValue{&li.StorageMemtableBytes, false}, ""},
 	}
 	return s
 }

@@ -151,6 +151,11 @@ var implemented = map[string]bool{
 	"shutdown-timeout":       true,
 	"rate-limit-per-client":  true,
 	"rate-limit-burst":       true,
+
+	// Memory sizing (metastore's own)
+	"max-range-bytes-in-flight": true,
+	"storage-block-cache-bytes": true,
+	"storage-memtable-bytes":    true,
 }
 
 // noOps are the flags that tune bbolt or etcd's WAL and snapshot files,

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -356,6 +357,28 @@ func (c *Config) validateLimits() error {
 	} {
 		if v.d <= 0 {
 			return fmt.Errorf("invalid value for flag --%s: must be >0", v.flag)
+		}
+	}
+	return l.validateMemorySizes()
+}
+
+// validateMemorySizes checks the memory-sizing flags (issue 11).
+func (l *LimitsConfig) validateMemorySizes() error {
+	for _, v := range []struct {
+		flag     string
+		n        int64
+		zeroOK   bool
+		maxBytes int64
+	}{
+		{"max-range-bytes-in-flight", l.MaxRangeBytesInFlight, true, math.MaxInt64},
+		{"storage-block-cache-bytes", l.StorageBlockCacheBytes, false, math.MaxInt64},
+		{"storage-memtable-bytes", l.StorageMemtableBytes, false, maxMemtableBytes},
+	} {
+		if (v.n != 0 || !v.zeroOK) && v.n < MinMemoryFlagBytes {
+			return fmt.Errorf("invalid value for flag --%s: must be at least 1MiB", v.flag)
+		}
+		if v.n > v.maxBytes {
+			return fmt.Errorf("invalid value for flag --%s: must be less than 4GiB", v.flag)
 		}
 	}
 	return nil

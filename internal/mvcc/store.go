@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/internal/respbudget"
 	"github.com/metastore/metastore/internal/storage"
 )
 
@@ -251,15 +252,27 @@ func (v *view) rangeKeys(ctx context.Context, key, end []byte, ro RangeOptions) 
 	case max <= 0:
 		max = -1
 	}
+	acct := respbudget.FromContext(ctx)
+	var chargeErr error
 	rest, err := scanRange(ctx, v.r, v.ov, key, end, rev, !ro.KeysOnly && !ro.Count, max, func() error {
 		if rev < v.compact() {
 			return ErrCompacted
 		}
 		return nil
 	}, func(it rangeItem) bool {
+		// Charge the response budget before the KeyValue is kept, so
+		// that concurrent big LISTs wait instead of all materialising.
+		if acct != nil {
+			if chargeErr = acct.Charge(ctx, respbudget.KVCost(len(it.key), len(it.v.value))); chargeErr != nil {
+				return false
+			}
+		}
 		res.KVs = append(res.KVs, toKV(it.key, &it.v))
 		return !ro.NoTotal || len(res.KVs) != max
 	})
+	if err == nil {
+		err = chargeErr
+	}
 	if err != nil {
 		if errors.Is(err, ErrCompacted) {
 			return &RangeResult{Count: -1}, ErrCompacted

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/internal/backend"
+	"github.com/metastore/metastore/internal/respbudget"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -31,12 +32,17 @@ type kvServer struct {
 	hdr       HeaderSource
 	maxTxnOps int
 	onInvalid func(reason string)
+	budget    *respbudget.Budget // nil: ranges are not budgeted
 }
 
 // NewKVServer returns etcd's KV service. onInvalid, if set, is told of
 // every request refused by validation (metastore_validation_errors_total).
-func NewKVServer(b KVBackend, hdr HeaderSource, maxTxnOps int, onInvalid func(reason string)) pb.KVServer {
-	return &kvServer{b: b, hdr: hdr, maxTxnOps: maxTxnOps, onInvalid: onInvalid}
+func NewKVServer(b KVBackend, hdr HeaderSource, maxTxnOps int, onInvalid func(reason string), opts ...KVOption) pb.KVServer {
+	s := &kvServer{b: b, hdr: hdr, maxTxnOps: maxTxnOps, onInvalid: onInvalid}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // invalid counts a validation error and returns it.
@@ -62,10 +68,16 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	if err := txn.CheckRangeRequest(r); err != nil {
 		return nil, s.invalid(err)
 	}
-	resp, err := s.b.Range(ctx, r)
+	// The scan charges every key-value to acct (see package respbudget);
+	// the charge lasts until gRPC has encoded the response and queued it on
+	// the connection (the RPC's End event).
+	acct := s.budget.NewAccount()
+	resp, err := s.b.Range(respbudget.WithAccount(ctx, acct), r)
 	if err != nil {
-		return nil, toGRPCError(err)
+		acct.Release()
+		return nil, budgetError(err)
 	}
+	releaseAfterSend(ctx, acct)
 	fillHeader(s.hdr, resp.Header)
 	return resp, nil
 }
@@ -74,13 +86,19 @@ func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingSe
 	if err := txn.CheckRangeRequest(r); err != nil {
 		return s.invalid(err)
 	}
-	err := s.b.RangeStream(stream.Context(), r, func(resp *pb.RangeResponse) error {
+	// Each chunk is charged while it is read and released once Send has
+	// handed its encoding to the transport.
+	acct := s.budget.NewAccount()
+	defer acct.Release()
+	err := s.b.RangeStream(respbudget.WithAccount(stream.Context(), acct), r, func(resp *pb.RangeResponse) error {
 		if resp.Header != nil {
 			fillHeader(s.hdr, resp.Header)
 		}
-		return stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
+		err := stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
+		acct.Release()
+		return err
 	})
-	return toGRPCError(err)
+	return budgetError(err)
 }
 
 func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {

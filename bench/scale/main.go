@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+type settings struct {
+	keys, value, lists, rounds int
+	listTimeout                time.Duration
+	metastore, etcd            string
+	metastoreArgs              string
+	workDir                    string
+}
+
+// result is one server's measurement.
+type result struct {
+	server         string
+	loadTime       time.Duration
+	hwmAfterLoad   int64 // KiB
+	hwmDuringLists int64 // KiB
+	listsOK        int
+	listErrs       []string
+	listDur        []time.Duration
+	puts           []time.Duration
+	putErrs        int
+}
+
+func main() {
+	var s settings
+	flag.IntVar(&s.keys, "keys", 100000, "keys loaded under the prefix")
+	flag.IntVar(&s.value, "value", 1024, "value size in bytes")
+	flag.IntVar(&s.lists, "lists", 20, "concurrent unpaginated LISTs of the prefix")
+	flag.IntVar(&s.rounds, "rounds", 1, "rounds (each runs metastore then etcd)")
+	flag.DurationVar(&s.listTimeout, "list-timeout", 5*time.Minute, "deadline of each LIST")
+	flag.StringVar(&s.metastore, "metastore", "", "metastore binary (empty: skip)")
+	flag.StringVar(&s.etcd, "etcd", "", "etcd binary (empty: skip)")
+	flag.StringVar(&s.metastoreArgs, "metastore-args", "", "extra flags for metastore, space separated")
+	flag.StringVar(&s.workDir, "work-dir", "", "where data dirs go (default a temp dir)")
+	flag.Parse()
+	if err := run(s); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(s settings) error {
+	if s.workDir == "" {
+		d, err := os.MkdirTemp("", "bench-scale-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		s.workDir = d
+	}
+	for round := range s.rounds {
+		for _, srv := range []struct{ name, bin, extra string }{{"metastore", s.metastore, s.metastoreArgs}, {"etcd", s.etcd, ""}} {
+			if srv.bin == "" {
+				continue
+			}
+			r, err := measure(s, srv.name, srv.bin, strings.Fields(srv.extra), filepath.Join(s.workDir, fmt.Sprintf("%s-%d", srv.name, round)))
+			if err != nil {
+				return fmt.Errorf("%s round %d: %w", srv.name, round, err)
+			}
+			report(s, r)
+		}
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startServer starts bin with etcd's flags (metastore takes the same) and
+// waits until it answers.
+func startServer(bin string, extra []string, dir string) (*exec.Cmd, string, error) {
+	cp, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	pp, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	curl, purl := fmt.Sprintf("http://127.0.0.1:%d", cp), fmt.Sprintf("http://127.0.0.1:%d", pp)
+	args := append([]string{
+		"--name", "s0", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", curl, "--advertise-client-urls", curl,
+		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		"--initial-cluster", "s0=" + purl,
+		"--quota-backend-bytes", strconv.Itoa(8 << 30),
+	}, extra...)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, "", err
+	}
+	go func() { _ = cmd.Wait(); logf.Close() }()
+	c, err := newClient(curl)
+	if err != nil {
+		stop(cmd)
+		return nil, "", err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return cmd, curl, nil
+		}
+		if time.Now().After(deadline) {
+			stop(cmd)
+			return nil, "", fmt.Errorf("not ready after 60s (see %s): %w", logf.Name(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func newClient(url string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for cmd.ProcessState == nil {
+			if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+// hwm reads VmHWM (peak resident set, KiB) of pid.
+func hwm(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// resetHWM resets the peak RSS of pid (Linux: "5" to clear_refs).
+func resetHWM(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+func measure(s settings, name, bin string, extra []string, dir string) (result, error) {
+	r := result{server: name}
+	cmd, url, err := startServer(bin, extra, dir)
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(filepath.Join(dir, "data"))
+	defer stop(cmd)
+	c, err := newClient(url)
+	if err != nil {
+		return r, err
+	}
+	defer c.Close()
+	start := time.Now()
+	if err := load(c, s); err != nil {
+		return r, fmt.Errorf("load: %w", err)
+	}
+	r.loadTime = time.Since(start)
+	if r.hwmAfterLoad, err = hwm(cmd.Process.Pid); err != nil {
+		return r, err
+	}
+	if err := resetHWM(cmd.Process.Pid); err != nil {
+		return r, fmt.Errorf("reset VmHWM: %w", err)
+	}
+
+	// The writer puts one 1 KiB value at a time until the LISTs are done.
+	stopW := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		val := strings.Repeat("w", 1024)
+		for i := 0; ; i++ {
+			select {
+			case <-stopW:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			t0 := time.Now()
+			_, err := c.Put(ctx, fmt.Sprintf("/writer/%d", i%1000), val)
+			cancel()
+			if err != nil {
+				r.putErrs++
+				continue
+			}
+			r.puts = append(r.puts, time.Since(t0))
+		}
+	}()
+	var mu sync.Mutex
+	var lw sync.WaitGroup
+	for range s.lists {
+		lw.Add(1)
+		go func() {
+			defer lw.Done()
+			// Each LIST on its own connection, as separate clients would.
+			lc, err := newClient(url)
+			if err != nil {
+				mu.Lock()
+				r.listErrs = append(r.listErrs, err.Error())
+				mu.Unlock()
+				return
+			}
+			defer lc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), s.listTimeout)
+			defer cancel()
+			t0 := time.Now()
+			resp, err := lc.Get(ctx, "/registry/pods/", clientv3.WithPrefix())
+			d := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				r.listErrs = append(r.listErrs, err.Error())
+			case len(resp.Kvs) != s.keys:
+				r.listErrs = append(r.listErrs, fmt.Sprintf("%d keys, want %d", len(resp.Kvs), s.keys))
+			default:
+				r.listsOK++
+				r.listDur = append(r.listDur, d)
+			}
+		}()
+	}
+	lw.Wait()
+	close(stopW)
+	wg.Wait()
+	if r.hwmDuringLists, err = hwm(cmd.Process.Pid); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// load writes the keys in transactions of 100 puts from 8 clients.
+func load(c *clientv3.Client, s settings) error {
+	val := strings.Repeat("v", s.value)
+	const batch, workers = 100, 8
+	next := make(chan int)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ops := make([]clientv3.Op, 0, batch)
+				for j := i; j < min(i+batch, s.keys); j++ {
+					ops = append(ops, clientv3.OpPut(fmt.Sprintf("/registry/pods/ns%d/pod-%08d", j%50, j), val))
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err := c.Txn(ctx).Then(ops...).Commit()
+				cancel()
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := 0; i < s.keys; i += batch {
+		select {
+		case next <- i:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	select {
+	case err = <-errc:
+	default:
+	}
+	return err
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
+}
+
+func report(s settings, r result) {
+	fmt.Printf("%-9s keys=%d value=%d lists=%d: load %.1fs, VmHWM after load %d MiB, VmHWM during lists %d MiB, lists ok %d/%d, list p50 %.2fs max %.2fs, puts %d (errors %d) p50 %.1fms p99 %.1fms\n",
+		r.server, s.keys, s.value, s.lists, r.loadTime.Seconds(), r.hwmAfterLoad>>10, r.hwmDuringLists>>10,
+		r.listsOK, s.lists, pct(r.listDur, 0.5).Seconds(), pct(r.listDur, 1).Seconds(), len(r.puts), r.putErrs,
+		float64(pct(r.puts, 0.5).Microseconds())/1000, float64(pct(r.puts, 0.99).Microseconds())/1000)
+	for i, e := range r.listErrs {
+		if i == 3 {
+			fmt.Printf("  ... %d more list errors\n", len(r.listErrs)-3)
+			break
+		}
+		fmt.Printf("  list error: %s\n", e)
+	}
+}

@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/metastore/metastore/tests/framework"
+)
+
+// Issue 11: many concurrent unpaginated LISTs of a big prefix must not
+// each materialise their whole response at once.
+
+const (
+	budgetKeys     = 2000
+	budgetValueLen = 2 << 10
+	budgetBytes    = 4 << 20
+	// budgetResponse over-estimates what the server charges for one LIST
+	// of the prefix: key and value twice (decoded and encoded) and 128
+	// bytes of overhead per key-value.
+	budgetResponse = budgetKeys * (2*(budgetValueLen+16) + 128)
+	budgetLists    = 12
+)
+
+func budgetValue(i int) string {
+	return strings.Repeat(fmt.Sprintf("%06d", i), budgetValueLen/6+1)[:budgetValueLen]
+}
+
+// TestListBudgetBoundsConcurrentLists runs twelve concurrent LISTs (unary
+// Range and RangeStream), each larger than the whole
+// --max-range-bytes-in-flight, until some had to wait: every
+// one succeeds with the full data, the ranges did queue, the bytes in flight
+// never exceeded the budget plus one response (without the budget they would
+// reach twelve responses), and a point read meanwhile is not held up.
+func TestListBudgetBoundsConcurrentLists(t *testing.T) {
+	relMetastoreOnly(t)
+	m, metricsURL := relStart(t, framework.Options{ExtraArgs: []string{"--max-range-bytes-in-flight", fmt.Sprint(budgetBytes), "--unsafe-no-fsync"}})
+	c := m.Client()
+	ctx := relCtx(t, 3*time.Minute)
+	for i := 0; i < budgetKeys; i += 100 {
+		var ops []clientv3.Op
+		for j := i; j < i+100; j++ {
+			ops = append(ops, clientv3.OpPut(fmt.Sprintf("/big/%06d", j), budgetValue(j)))
+		}
+		if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
+			t.Fatalf("load: %v", err)
+		}
+	}
+	mustPut(t, c, ctx, "/small", "v")
+	if got := relScrape(t, metricsURL).sum("metastore_range_bytes_in_flight_limit"); got != budgetBytes {
+		t.Fatalf("metastore_range_bytes_in_flight_limit = %v, want %d", got, budgetBytes)
+	}
+
+	// Rounds until ranges have had to wait for the budget (the first round
+	// nearly always suffices); every round checks every result.
+	for round := 0; relScrape(t, metricsURL).sum("metastore_range_budget_waits_total") == 0; round++ {
+		if round == 10 {
+			t.Fatal("10 rounds of concurrent LISTs and none waited for the budget")
+		}
+		t0 := time.Now()
+		budgetRound(t, ctx, m)
+		t.Logf("round %d: %v", round, time.Since(t0))
+	}
+	met := relScrape(t, metricsURL)
+	t.Logf("peak %v, waits %v, overdrafts %v", met.sum("metastore_range_bytes_in_flight_peak"), met.sum("metastore_range_budget_waits_total"), met.sum("metastore_range_budget_overdrafts_total"))
+	if peak, bound := met.sum("metastore_range_bytes_in_flight_peak"), float64(budgetBytes+budgetResponse+(1<<20)); peak <= 0 || peak > bound {
+		t.Fatalf("peak bytes in flight %v, want in (0, %v] (budget + one response + one grain)", peak, bound)
+	}
+	if got := met.sum("metastore_range_bytes_in_flight"); got != 0 {
+		t.Fatalf("metastore_range_bytes_in_flight = %v after every LIST completed, want 0", got)
+	}
+	if got := met.sum("metastore_range_budget_rejected_total"); got != 0 {
+		t.Fatalf("%v ranges rejected", got)
+	}
+}
+
+// budgetRound runs the concurrent LISTs, with point reads while they run.
+func budgetRound(t *testing.T, ctx context.Context, m *framework.Member) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, budgetLists+1)
+	stop := make(chan struct{})
+	for i := range budgetLists {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Half of them through RangeStream, charged chunk by chunk.
+			var resp *clientv3.GetResponse
+			var err error
+			if i%2 == 0 {
+				resp, err = m.Client().Get(ctx, "/big/", clientv3.WithPrefix())
+			} else {
+				var ch clientv3.GetStreamChan
+				if ch, err = m.Client().GetStream(ctx, "/big/", clientv3.WithPrefix()); err == nil {
+					resp, err = clientv3.GetStreamToGetResponse(ch)
+				}
+			}
+			if err != nil {
+				errs <- fmt.Errorf("LIST: %w", err)
+				return
+			}
+			if len(resp.Kvs) != budgetKeys || resp.Count != budgetKeys {
+				errs <- fmt.Errorf("LIST: %d kvs, count %d, want %d", len(resp.Kvs), resp.Count, budgetKeys)
+				return
+			}
+			for i, kv := range resp.Kvs {
+				if string(kv.Key) != fmt.Sprintf("/big/%06d", i) || !bytes.Equal(kv.Value, []byte(budgetValue(i))) {
+					errs <- fmt.Errorf("LIST: kv %d is %q", i, kv.Key)
+					return
+				}
+			}
+		}()
+	}
+	// Point reads below the free size never wait for the budget: each
+	// must answer well within its own short deadline while the LISTs run.
+	var small sync.WaitGroup
+	small.Add(1)
+	go func() {
+		defer small.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := m.Client().Get(sctx, "/small")
+			cancel()
+			if err != nil || len(resp.Kvs) != 1 {
+				errs <- fmt.Errorf("point read during the LISTs: %v", err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	small.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestMemorySizingFlagsActedOn starts the binary with each memory-sizing
+// flag and reads what is in force from /metrics.
+func TestMemorySizingFlagsActedOn(t *testing.T) {
+	relMetastoreOnly(t)
+	_, metricsURL := relStart(t, framework.Options{ExtraArgs: []string{
+		"--memory-limit-bytes", "1GiB",
+		"--storage-block-cache-bytes", "32MiB",
+		"--storage-memtable-bytes", "8MiB",
+	}})
+	met := relScrape(t, metricsURL)
+	for name, want := range map[string]float64{
+		"metastore_go_memory_limit_bytes":       1 << 30,
+		"metastore_storage_block_cache_bytes":   32 << 20,
+		"metastore_storage_memtable_bytes":      8 << 20,
+		"metastore_range_bytes_in_flight_limit": 128 << 20, // an eighth of the memory limit
+	} {
+		if got := met.sum(name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestMemorySizingFlagsBadValues: each bad value stops the binary with exit
+// status 2 and one line naming the flag.
+func TestMemorySizingFlagsBadValues(t *testing.T) {
+	relMetastoreOnly(t)
+	bin := framework.ServerBinary(t)
+	for _, args := range [][]string{
+		{"--max-range-bytes-in-flight", "-5"},
+		{"--max-range-bytes-in-flight", "1000"},
+		{"--storage-block-cache-bytes", "lots"},
+		{"--storage-block-cache-bytes", "0"},
+		{"--storage-memtable-bytes", "8GiB"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin, append(args, "--data-dir", t.TempDir())...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%q: %v, want exit status 2", args, err)
+		}
+		line := strings.TrimSuffix(stderr.String(), "\n")
+		if strings.Contains(line, "\n") || !strings.Contains(line, args[0]) {
+			t.Errorf("%q: stderr %q, want one line naming %s", args, stderr.String(), args[0])
+		}
+	}
+}
