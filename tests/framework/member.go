@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,6 +77,9 @@ type Member struct {
 	exited  chan struct{} // closed when cmd has been waited for
 	exitErr error
 	logOff  int64 // size of the log when the current process started
+	// outOff is the size, when the current process started, of each file
+	// its --log-outputs names (its log then goes there, not to LogPath).
+	outOff  map[string]int64
 	clients []*clientv3.Client
 }
 
@@ -219,6 +223,14 @@ func (m *Member) spawn() error {
 		return fmt.Errorf("stat log: %w", err)
 	}
 	m.logOff = st.Size() // readiness is searched only in this run's output
+	m.outOff = map[string]int64{}
+	for _, f := range logOutputFiles(m.args) {
+		var size int64
+		if st, err := os.Stat(f); err == nil {
+			size = st.Size()
+		}
+		m.outOff[f] = size
+	}
 	fmt.Fprintf(logf, "=== framework: starting %s %s\n", m.bin, strings.Join(m.args, " "))
 
 	cmd := exec.Command(m.bin, m.args...)
@@ -326,7 +338,41 @@ func (m *Member) readyNow() (bool, error) {
 		return false, fmt.Errorf("process exited before serving: %v", m.exitError())
 	default:
 	}
-	return strings.Contains(m.logsSinceStart(), ReadyLine), nil
+	if strings.Contains(m.logsSinceStart(), ReadyLine) {
+		return true, nil
+	}
+	m.mu.Lock()
+	outs := maps.Clone(m.outOff)
+	m.mu.Unlock()
+	for f, off := range outs {
+		if b, err := os.ReadFile(f); err == nil && int64(len(b)) >= off && strings.Contains(string(b[off:]), ReadyLine) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// logOutputFiles returns the files a member's --log-outputs names (not
+// stdout, stderr or default): the member then logs its ready line there.
+func logOutputFiles(args []string) []string {
+	var vals []string
+	for i, a := range args {
+		switch {
+		case a == "--log-outputs" && i+1 < len(args):
+			vals = append(vals, args[i+1])
+		case strings.HasPrefix(a, "--log-outputs="):
+			vals = append(vals, strings.TrimPrefix(a, "--log-outputs="))
+		}
+	}
+	var files []string
+	for _, v := range vals {
+		for _, f := range strings.Split(v, ",") {
+			if f != "" && f != "stdout" && f != "stderr" && f != "default" {
+				files = append(files, f)
+			}
+		}
+	}
+	return files
 }
 
 // startCluster starts new members that form one cluster through
