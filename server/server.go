@@ -220,6 +220,9 @@ func (s *Server) openStorage() error {
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
 		return fmt.Errorf("server: open raft log: %w", err)
 	}
+	if os.Getenv(EnvRetainRaftLog) == "1" {
+		s.raftLog.RetainTrimmed()
+	}
 	if s.members, err = membership.Load(s.eng); err != nil {
 		return fmt.Errorf("server: load members: %w", err)
 	}
