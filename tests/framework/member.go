@@ -51,6 +51,9 @@ type Options struct {
 	// NoWait makes StartCluster start the member without waiting for it to
 	// serve (a member expected never to join, say).
 	NoWait bool
+	// PeerProxy puts a PeerProxy (peerproxy.go) in front of the member's
+	// peer listener: PeerURL, which the member advertises, is the proxy's.
+	PeerProxy bool
 }
 
 // Member is one server process and its data dir, which survives restarts.
@@ -66,6 +69,10 @@ type Member struct {
 	ClientURL string
 	PeerURL   string
 	LogPath   string
+	// Proxy is the member's peer proxy with Options.PeerProxy, else nil;
+	// the member listens for peers on peerListenURL behind it.
+	Proxy         *PeerProxy
+	peerListenURL string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -105,15 +112,30 @@ func newMember(t testing.TB, opts Options, bin, dir string) *Member {
 		}
 		return s
 	}
+	var proxy *PeerProxy
+	peerListenURL := fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), peerPort)
+	if opts.PeerProxy {
+		listenPort, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peerListenURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), listenPort)
+		if proxy, err = NewPeerProxy(fmt.Sprintf("127.0.0.1:%d", peerPort), fmt.Sprintf("127.0.0.1:%d", listenPort)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+	}
 	return &Member{
-		t:         t,
-		opts:      opts,
-		bin:       bin,
-		Name:      opts.Name,
-		DataDir:   filepath.Join(dir, opts.Name+".data"),
-		ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.ClientScheme), clientPort),
-		PeerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), peerPort),
-		LogPath:   filepath.Join(dir, opts.Name+".log"),
+		Proxy:         proxy,
+		peerListenURL: peerListenURL,
+		t:             t,
+		opts:          opts,
+		bin:           bin,
+		Name:          opts.Name,
+		DataDir:       filepath.Join(dir, opts.Name+".data"),
+		ClientURL:     fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.ClientScheme), clientPort),
+		PeerURL:       fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), peerPort),
+		LogPath:       filepath.Join(dir, opts.Name+".log"),
 	}
 }
 
@@ -124,7 +146,7 @@ func (m *Member) setArgs(initialCluster string) {
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", strings.Join(append([]string{m.ClientURL}, m.opts.ExtraListenClientURLs...), ","),
 		"--advertise-client-urls", m.ClientURL,
-		"--listen-peer-urls", m.PeerURL,
+		"--listen-peer-urls", m.peerListenURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
 		"--initial-cluster", initialCluster,
 		"--initial-cluster-state", "new",
