@@ -231,19 +231,25 @@ func runTraffic(ctx context.Context, t *testing.T, lg *zap.Logger, c *Cluster, s
 	finish := make(chan struct{})
 	keyStore := traffic.NewKeyStore(10, "key")
 	k8s := traffic.NewKubernetesStorage()
+	// Some of etcd's requests (the Kubernetes profile's Get) wait on the
+	// caller's context only: one pinned to a member removed for good
+	// would wait forever, so the traffic gets a context of its own that
+	// is cancelled shortly after it was told to finish.
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
 	var wg sync.WaitGroup
-	err := traffic.SimulateKeyValueTraffic(ctx, &wg, p.KeyValue, endpoints, trafficSet, s.Traffic.traffic, traffic.RunTrafficLoopParam{
+	err := traffic.SimulateKeyValueTraffic(tctx, &wg, p.KeyValue, endpoints, trafficSet, s.Traffic.traffic, traffic.RunTrafficLoopParam{
 		QPSLimiter: limiter, IDs: ids, LeaseIDStorage: identity.NewLeaseIDStorage(),
 		NonUniqueRequestConcurrencyLimiter: traffic.NewConcurrencyLimiter(p.KeyValue.MaxNonUniqueRequestConcurrency),
 		KeyStore:                           keyStore, Storage: k8s, Finish: finish,
 	})
 	if err == nil {
-		err = traffic.SimulateWatchTraffic(ctx, &wg, p.Watch, endpoints, trafficSet, s.Traffic.traffic, traffic.RunWatchLoopParam{
+		err = traffic.SimulateWatchTraffic(tctx, &wg, p.Watch, endpoints, trafficSet, s.Traffic.traffic, traffic.RunWatchLoopParam{
 			Config: *p.Watch, QPSLimiter: limiter, KeyStore: keyStore, Storage: k8s, Finish: finish, Logger: lg,
 		})
 	}
 	if err == nil {
-		err = traffic.SimulateCompactionTraffic(ctx, &wg, p.Compaction, endpoints, trafficSet, s.Traffic.traffic, traffic.RunCompactLoopParam{Period: p.Compaction.Period, Finish: finish})
+		err = traffic.SimulateCompactionTraffic(tctx, &wg, p.Compaction, endpoints, trafficSet, s.Traffic.traffic, traffic.RunCompactLoopParam{Period: p.Compaction.Period, Finish: finish})
 	}
 	maxRevision := make(chan int64, 1)
 	watchDone := make(chan error, 1)
@@ -269,7 +275,14 @@ func runTraffic(ctx context.Context, t *testing.T, lg *zap.Logger, c *Cluster, s
 		err = pause(ctx, s.After)
 	}
 	close(finish)
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		tcancel()
+		<-stopped
+	}
 	if err == nil {
 		err = lastWriteSucceeds(ctx, trafficSet, c.Endpoints())
 	}
