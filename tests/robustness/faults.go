@@ -106,8 +106,11 @@ func (f killFault) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (stri
 // elect a new one, then lets it go on believing it leads (SIGCONT).
 type sigstopLeader struct{}
 
-func (sigstopLeader) Name() string                 { return "sigstop-leader" }
-func (sigstopLeader) Available(ClusterConfig) bool { return true }
+func (sigstopLeader) Name() string { return "sigstop-leader" }
+
+// Available: the fault is about a deposed leader that wakes up, so it needs
+// others to elect a new one.
+func (sigstopLeader) Available(cfg ClusterConfig) bool { return cfg.Size > 1 }
 func (sigstopLeader) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string, error) {
 	m, err := c.Leader(ctx)
 	if err != nil {

@@ -3,9 +3,12 @@ package robustness
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.etcd.io/etcd/tests/v3/robustness/model"
 
 	"github.com/metastore/metastore/tests/framework"
 )
@@ -68,4 +71,34 @@ func TestRobustnessSeed(t *testing.T) {
 	}
 	res := Run(t, s)
 	fmt.Println("ROBUSTNESS-ROW", res.Row())
+}
+
+// TestValidationCatchesLostWrite runs a scenario, then removes from the
+// persisted requests a write that a client saw succeed, as if the cluster
+// had lost it: the validation must fail. It shows that a run that passes
+// was really checked against the log.
+func TestValidationCatchesLostWrite(t *testing.T) {
+	t.Setenv("ROBUSTNESS_RESULTS_DIR", t.TempDir()) // the failure is expected: keep nothing
+	s, err := NewScenario(ciSeeds["restart"], "restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	s.tamper = func(reqs []model.EtcdRequest) []model.EtcdRequest {
+		for i := len(reqs) / 2; i < len(reqs); i++ {
+			if r := reqs[i]; r.Type == model.Txn && len(r.Txn.Conditions) == 0 && len(r.Txn.OperationsOnSuccess) == 1 && r.Txn.OperationsOnSuccess[0].Type == model.PutOperation {
+				dropped++
+				return slices.Delete(reqs, i, i+1)
+			}
+		}
+		return reqs
+	}
+	res := run(t, s)
+	if dropped != 1 {
+		t.Fatalf("no plain put to drop among the persisted requests")
+	}
+	if res.Err == nil {
+		t.Fatalf("validation passed with a persisted put removed: %s", res.Validation)
+	}
+	t.Logf("validation failed as it must: %v", res.Err)
 }

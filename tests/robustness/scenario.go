@@ -59,6 +59,9 @@ type Scenario struct {
 	// Before and After are the traffic periods around the fault.
 	Before, After time.Duration
 	rnd           *rand.Rand
+	// tamper, in the harness's own test only, changes the persisted
+	// requests before validation, to show that validation catches it.
+	tamper func([]model.EtcdRequest) []model.EtcdRequest
 }
 
 func (s Scenario) String() string {
@@ -132,6 +135,15 @@ func resultsDir(seed uint64) string {
 // Run runs the scenario on a fresh cluster and validates its history. It
 // reports failures through t and returns the summary.
 func Run(t *testing.T, s Scenario) Result {
+	res := run(t, s)
+	if res.Err != nil {
+		t.Errorf("%s: %v", s, res.Err)
+	}
+	return res
+}
+
+// run is Run without failing t.
+func run(t *testing.T, s Scenario) Result {
 	res := Result{Scenario: s, Validation: "not validated"}
 	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -161,6 +173,9 @@ func Run(t *testing.T, s Scenario) Result {
 		}
 		slices.Sort(dirs)
 		persisted, err = PersistedRequests(dirs)
+		if err == nil && s.tamper != nil {
+			persisted = s.tamper(persisted)
+		}
 	}
 	var vr validate.RobustnessResult
 	if err == nil {
@@ -173,7 +188,6 @@ func Run(t *testing.T, s Scenario) Result {
 		if res.Validation == "not validated" {
 			res.Validation = "FAILED: " + err.Error()
 		}
-		t.Errorf("%s: %v", s, err)
 	}
 	if err != nil || os.Getenv("ROBUSTNESS_KEEP") == "1" {
 		res.Dir = resultsDir(s.Seed)
