@@ -357,12 +357,31 @@ func (snapshotCatchup) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (
 	}
 	before := snapshotsInstalled(m)
 	m.Proxy.SetIncoming(framework.LinkFault{Blackhole: true})
-	// Long enough for a few --snapshot-count compactions at the traffic's
-	// rate (the scenario keeps the count small).
-	perr := pause(ctx, between(rnd, 2*time.Second, 4*time.Second))
+	perr := pause(ctx, between(rnd, time.Second, 2*time.Second))
+	// Then until the leader is surely past a log compaction above the
+	// follower's last index, whatever the traffic's rate: the leader cuts
+	// its log to applied-catchup every snapshot-count entries, so twice
+	// snapshot-count plus catchup entries ahead is enough.
+	gap := uint64(2*c.cfg.SnapshotCount + c.cfg.CatchupEntries + 10)
+	var lagged string
+	if perr == nil {
+		perr = framework.WaitFor(60*time.Second, 100*time.Millisecond, func() (bool, error) {
+			l, err := c.Leader(ctx)
+			if err != nil {
+				return false, err
+			}
+			ls, lerr := c.status(ctx, l)
+			fs, ferr := c.status(ctx, m)
+			if lerr != nil || ferr != nil {
+				return false, nil
+			}
+			lagged = fmt.Sprintf("leader %s at raft index %d, follower at %d", l.Name, ls.RaftIndex, fs.RaftIndex)
+			return ls.RaftIndex > fs.RaftIndex+gap, nil
+		})
+	}
 	m.Proxy.Heal()
 	if perr != nil {
-		return "", perr
+		return "", fmt.Errorf("waiting for the leader to get %d entries ahead of %s (%s): %w", gap, m.Name, lagged, perr)
 	}
 	// The catch-up is what this fault is for: wait for it.
 	err = framework.WaitFor(30*time.Second, 100*time.Millisecond, func() (bool, error) {
@@ -371,7 +390,7 @@ func (snapshotCatchup) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (
 	if err != nil {
 		return "", fmt.Errorf("%s did not install a snapshot after its link came back", m.Name)
 	}
-	return fmt.Sprintf("follower %s cut off, caught up by snapshot", m.Name), nil
+	return fmt.Sprintf("follower %s cut off (%s), caught up by snapshot", m.Name, lagged), nil
 }
 
 // snapshotInstalledLine is what a member logs when it installs a leader's
