@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -294,6 +295,10 @@ func (s *Server) bootstrapPeers() ([]raft.Peer, []*membership.Member, error) {
 	if s.memberID == 0 {
 		return nil, nil, fmt.Errorf("server: --initial-cluster does not name this member (%q)", s.cfg.Member.Name)
 	}
+	// In the same order on every member, as etcd does (by ID): raft writes
+	// one conf change per peer at term 1, and entries at the same index
+	// and term must be the same everywhere (the map above has no order).
+	slices.SortFunc(peers, func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 	clusterID := membership.ComputeClusterID(ids)
 	b := s.eng.NewBatch()
 	defer b.Close()
