@@ -96,7 +96,7 @@ func mergeLogs(logs []memberLog) ([]*raftpb.Entry, error) {
 				continue
 			}
 			if idx <= l.commit {
-				if committed != nil && !sameEntry(committed, e) && !bootstrapEntries(committed, e) {
+				if committed != nil && !sameEntry(committed, e) {
 					return nil, fmt.Errorf("committed entry %d differs: term %d in %s, term %d in %s", idx, committed.GetTerm(), committedAt, e.GetTerm(), l.dir)
 				}
 				committed, committedAt = e, l.dir
@@ -118,14 +118,6 @@ func mergeLogs(logs []memberLog) ([]*raftpb.Entry, error) {
 		return nil, errors.New("no raft entries persisted")
 	}
 	return out, nil
-}
-
-// bootstrapEntries: each member of a new cluster writes the conf changes
-// that add the initial members itself, at term 1 and in its own order (no
-// leader replicated them), so they may differ between members.
-func bootstrapEntries(a, b *raftpb.Entry) bool {
-	return a.GetTerm() == 1 && b.GetTerm() == 1 &&
-		a.GetType() != raftpb.EntryType_EntryNormal && b.GetType() != raftpb.EntryType_EntryNormal
 }
 
 func sameEntry(a, b *raftpb.Entry) bool {
