@@ -16,15 +16,13 @@ import (
 
 // ClusterConfig shapes a cluster of the real binary.
 type ClusterConfig struct {
-	Size              int
-	SnapshotCount     int
-	CatchupEntries    int
-	HeartbeatMillis   int
-	ElectionMillis    int
-	Gofail            bool // give each member a GOFAIL_HTTP endpoint
-	ExtraArgs         []string
-	startTimeout      time.Duration
-	memberNameCounter int
+	Size            int
+	SnapshotCount   int
+	CatchupEntries  int
+	HeartbeatMillis int
+	ElectionMillis  int
+	Gofail          bool // give each member a GOFAIL_HTTP endpoint
+	ExtraArgs       []string
 }
 
 // Cluster is a running cluster whose members all sit behind peer proxies.
@@ -40,6 +38,7 @@ type Cluster struct {
 	// traffic starts so that the watchers that must see every event stay
 	// on members that remain.
 	replaceVictim *framework.Member
+	nextName      int // number in the name of the next member added
 }
 
 func (cfg ClusterConfig) memberOptions(name string) (framework.Options, string) {
@@ -55,7 +54,7 @@ func (cfg ClusterConfig) memberOptions(name string) (framework.Options, string) 
 		ExtraArgs:    append(args, cfg.ExtraArgs...),
 		Env:          []string{server.EnvRetainRaftLog + "=1"},
 		PeerProxy:    true,
-		StartTimeout: max(cfg.startTimeout, 60*time.Second),
+		StartTimeout: 60 * time.Second,
 	}
 	var gofail string
 	if cfg.Gofail {
@@ -83,7 +82,7 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	for i, m := range c.Members {
 		c.gofail[m] = gofail[i]
 	}
-	c.cfg.memberNameCounter = cfg.Size
+	c.nextName = cfg.Size
 	return c
 }
 

@@ -276,8 +276,8 @@ func (replaceMember) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (st
 	}
 	m.Kill9()
 	c.Members = rest
-	name := fmt.Sprintf("m%d", c.cfg.memberNameCounter)
-	c.cfg.memberNameCounter++
+	name := fmt.Sprintf("m%d", c.nextName)
+	c.nextName++
 	opts, gofail := c.cfg.memberOptions(name)
 	nm := framework.NewMember(c.t, opts)
 	c.gofail[nm] = gofail
