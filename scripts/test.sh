@@ -74,3 +74,9 @@ if [[ "${METASTORE_SKIP_ETCD_SUITE:-}" != 1 ]]; then
 	step "etcd v3.7.3 client test suite (see docs/compatibility.md)"
 	tests/etcdsuite/ci.sh
 fi
+
+step "robustness: one fault-injection scenario per fault kind, validated in full (docs/robustness.md)"
+# Its own module (etcd's robustness packages and their dependencies stay out
+# of the main go.mod), so neither `go vet ./...` nor `go test ./tests/...`
+# above reach it.
+(cd tests/robustness && go vet ./... && go test -count=1 -timeout 10m -skip '^TestRobustnessSeed$' .)

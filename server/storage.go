@@ -64,6 +64,10 @@ func (s *Server) openStorage() error {
 	if s.raftLog, err = raftlog.Open(s.eng); err != nil {
 		return fmt.Errorf("server: open raft log: %w", err)
 	}
+	if s.cfg.Testing.RetainRaftLog {
+		s.lg.Warn("TESTING: trimmed Raft log entries are kept for replay (" + EnvRetainRaftLog + ")")
+		s.raftLog.RetainTrimmed()
+	}
 	if s.members, err = membership.Load(s.eng); err != nil {
 		return fmt.Errorf("server: load members: %w", err)
 	}

@@ -86,6 +86,10 @@ type TestingConfig struct {
 	// instead of the system resolver (METASTORE_TESTING_DNS_SERVER), so a
 	// test can answer them from a responder on loopback.
 	DNSServer string
+	// RetainRaftLog keeps a copy of every Raft log entry that compaction
+	// trims (METASTORE_TEST_RETAIN_RAFT_LOG=1; raftlog.Storage.RetainTrimmed),
+	// so the robustness suite can replay every persisted request.
+	RetainRaftLog bool
 }
 
 // MemberConfig identifies this member and where it listens.

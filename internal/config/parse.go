@@ -61,6 +61,9 @@ func Parse(args []string, environ []string) (*Config, error) {
 		if v, ok := strings.CutPrefix(kv, "METASTORE_TESTING_DNS_SERVER="); ok {
 			c.Testing.DNSServer = v
 		}
+		if v, ok := strings.CutPrefix(kv, "METASTORE_TEST_RETAIN_RAFT_LOG="); ok {
+			c.Testing.RetainRaftLog = v == "1"
+		}
 	}
 
 	onCmdLine := map[string]bool{}

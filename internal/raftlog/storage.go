@@ -35,6 +35,7 @@ type Storage struct {
 	last      uint64
 	cache     []*raftpb.Entry // contiguous tail of the log ending at last
 	cacheSize int
+	retain    bool // tests only: Compact archives what it trims (archive.go)
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -344,6 +345,11 @@ func (s *Storage) Compact(index uint64) error {
 	defer b.Close()
 	if err := b.Set(storage.KeyRaftSnapshot, md); err != nil {
 		return err
+	}
+	if s.retain {
+		if err := s.stageArchive(b, snapIndex+1, index); err != nil {
+			return err
+		}
 	}
 	if err := b.DeleteRange(storage.RaftEntryKey(snapIndex+1), storage.RaftEntryKey(index+1)); err != nil {
 		return err

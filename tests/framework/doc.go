@@ -3,6 +3,10 @@
 // with etcd-style flags on free 127.0.0.1 ports, waits until they serve, and
 // offers crash (SIGKILL), graceful stop and restart with the same data dir.
 //
+// With Options.PeerProxy a member sits behind a PeerProxy on its peer
+// listener, through which a test blackholes, delays or drops what the
+// member receives or what one member sends (tests/robustness).
+//
 // Tests talk to members with clientv3 and with the real etcdctl v3.7.3 built
 // by scripts/install-tools.sh into <repo>/.bin, so they check wire
 // compatibility exactly as etcd users see it. Every process is killed in

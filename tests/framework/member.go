@@ -56,6 +56,9 @@ type Options struct {
 	// --initial-cluster-state, for members that find their cluster by
 	// discovery (ExtraArgs then carries the --discovery-* flags).
 	NoInitialCluster bool
+	// PeerProxy puts a PeerProxy (peerproxy.go) in front of the member's
+	// peer listener: PeerURL, which the member advertises, is the proxy's.
+	PeerProxy bool
 }
 
 // Member is one server process and its data dir, which survives restarts.
@@ -71,6 +74,10 @@ type Member struct {
 	ClientURL string
 	PeerURL   string
 	LogPath   string
+	// Proxy is the member's peer proxy with Options.PeerProxy, else nil;
+	// the member listens for peers on peerListenURL behind it.
+	Proxy         *PeerProxy
+	peerListenURL string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -133,7 +140,9 @@ func (m *Member) freshPorts() error {
 		return err
 	}
 	m.ClientURL = fmt.Sprintf("%s://127.0.0.1:%d", urlScheme(m.opts.ClientScheme), clientPort)
-	m.PeerURL = fmt.Sprintf("%s://127.0.0.1:%d", urlScheme(m.opts.PeerScheme), peerPort)
+	if err := m.setPeerPort(peerPort); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(m.DataDir); err != nil {
 		return fmt.Errorf("remove the data dir of the failed start: %w", err)
 	}
@@ -159,17 +168,46 @@ func newMember(t testing.TB, opts Options, bin, dir string) *Member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scheme := urlScheme
-	return &Member{
+	m := &Member{
 		t:         t,
 		opts:      opts,
 		bin:       bin,
 		Name:      opts.Name,
 		DataDir:   filepath.Join(dir, opts.Name+".data"),
-		ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.ClientScheme), clientPort),
-		PeerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme(opts.PeerScheme), peerPort),
+		ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", urlScheme(opts.ClientScheme), clientPort),
 		LogPath:   filepath.Join(dir, opts.Name+".log"),
 	}
+	if err := m.setPeerPort(peerPort); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// setPeerPort makes peerPort the member's advertised peer port. With
+// Options.PeerProxy, a new PeerProxy listens there (replacing an earlier
+// one) and forwards to the member's own peer listener on another free port.
+func (m *Member) setPeerPort(peerPort int) error {
+	scheme := urlScheme(m.opts.PeerScheme)
+	m.PeerURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, peerPort)
+	m.peerListenURL = m.PeerURL
+	if !m.opts.PeerProxy {
+		return nil
+	}
+	listenPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	proxy, err := NewPeerProxy(fmt.Sprintf("127.0.0.1:%d", peerPort), fmt.Sprintf("127.0.0.1:%d", listenPort))
+	if err != nil {
+		return err
+	}
+	if m.Proxy != nil {
+		m.Proxy.Close()
+	}
+	m.Proxy = proxy
+	m.t.Cleanup(proxy.Close)
+	m.peerListenURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, listenPort)
+	return nil
 }
 
 // setArgs sets the etcd-style command line for joining initialCluster.
@@ -179,7 +217,7 @@ func (m *Member) setArgs(initialCluster string) {
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", strings.Join(append([]string{m.ClientURL}, m.opts.ExtraListenClientURLs...), ","),
 		"--advertise-client-urls", m.ClientURL,
-		"--listen-peer-urls", m.PeerURL,
+		"--listen-peer-urls", m.peerListenURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
 	}
 	if !m.opts.NoInitialCluster {
