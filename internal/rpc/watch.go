@@ -136,8 +136,11 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 			}
 		}
 	case <-ctx.Done():
+		// Recv returns once the transport stream ends, which is after
+		// this handler returns when an interceptor cancelled ctx (the
+		// RequireLeader monitor does); errc is buffered, so the receive
+		// goroutine then ends by itself.
 		err = ctx.Err()
-		<-errc // Recv returns once the stream context is done
 	case <-sendDone:
 		err = sendErr
 	}
