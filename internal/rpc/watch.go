@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/watch"
 )
 
@@ -250,6 +251,7 @@ func (ws *watchServer) sendLoop(ctx context.Context, s *watch.Stream, stream pb.
 			CancelReason:    r.CancelReason,
 			Events:          r.Events,
 		}
+		failpoint.Inject(failpoint.BeforeSendWatchResponse)
 		if r.Fragment {
 			err = sendFragments(wr, ws.fragAt, stream.Send)
 		} else {
