@@ -201,23 +201,35 @@ func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return c.node.ApplyConfChange(cc)
 }
 
-// waitServingWhileProgressing waits for waitServing in bounded rounds and
-// gives up only after a round in which the member made no progress: a
-// member catching up through a snapshot of many GiB, or a long log, may
-// need far longer than one round, and is not stuck.
-func (s *Server) waitServingWhileProgressing() error {
+// waitServingUntilStopped waits for waitServing in bounded rounds until the
+// member serves, fails, or ctx ends (a signal during start-up). Like etcd,
+// it never gives up by itself: the client listeners are open meanwhile (and
+// requests time out), and a member whose peers come up minutes later, or
+// that catches up through a snapshot of many GiB, still joins them. Each
+// round that ends without serving is logged, with whether it progressed.
+func (s *Server) waitServingUntilStopped(ctx context.Context) error {
 	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
 	for {
 		before := progress()
-		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
-		err := s.waitServing(ctx)
+		rctx, cancel := context.WithTimeout(ctx, s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
+		err := s.waitServing(rctx)
 		cancel()
-		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backend.ErrTimeout)
-		if err == nil || !timedOut || progress() == before {
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, backend.ErrTimeout) {
 			return err
 		}
-		s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
-			zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
+		if progress() != before {
+			s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
+				zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
+			continue
+		}
+		s.lg.Warn("still waiting for the cluster to serve (no leader or no quorum yet)",
+			zap.String("leader", fmt.Sprintf("%x", s.node.Leader())), zap.Error(err))
 	}
 }
 

@@ -43,6 +43,8 @@ type reliability struct {
 	// roleUnary and roleStream fill the chain's role slot (internal/member/learner).
 	roleUnary  grpc.UnaryServerInterceptor
 	roleStream grpc.StreamServerInterceptor
+	// leader implements clientv3.WithRequireLeader; its monitor runs supervised.
+	leader *middleware.RequireLeader
 }
 
 func (s *Server) setupReliability() error {
@@ -60,6 +62,8 @@ func (s *Server) setupReliability() error {
 	if err != nil {
 		return fmt.Errorf("server: supervisor: %w", err)
 	}
+	// The closure runs only once the client listeners serve, after startRaft set s.node.
+	r.leader = middleware.NewRequireLeader(func() bool { return s.node.Leader() != 0 }, s.cfg.Raft.ElectionTimeout)
 	r.health = lifecycle.NewHealth(lifecycle.HealthConfig{Logger: s.lg.Named("health")})
 	if r.recoverer, err = middleware.NewRecoverer(middleware.RecoverConfig{Logger: s.lg.Named("grpc"), Registerer: r.registry}); err != nil {
 		return fmt.Errorf("server: recover interceptor: %w", err)
@@ -116,16 +120,17 @@ func (s *Server) setupReliability() error {
 // interceptors returns the grpc.Server options of the middleware chain.
 func (r *reliability) serverOptions() []grpc.ServerOption {
 	us, ss := middleware.Chain(middleware.ChainOptions{
-		Recover:      r.recoverer,
-		SlowLog:      r.slowLog,
-		RoleUnary:    r.roleUnary,
-		RoleStream:   r.roleStream,
-		RateLimit:    r.rate,
-		Limits:       r.limiter,
-		AuthUnary:    r.authUnary,
-		AuthStream:   r.authStream,
-		Metrics:      r.grpcMet,
-		MetricsOuter: true,
+		Recover:       r.recoverer,
+		SlowLog:       r.slowLog,
+		RoleUnary:     r.roleUnary,
+		RoleStream:    r.roleStream,
+		RequireLeader: r.leader,
+		RateLimit:     r.rate,
+		Limits:        r.limiter,
+		AuthUnary:     r.authUnary,
+		AuthStream:    r.authStream,
+		Metrics:       r.grpcMet,
+		MetricsOuter:  true,
 	})
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(us...), grpc.ChainStreamInterceptor(ss...)}
 }
@@ -163,6 +168,7 @@ func (s *Server) startBackground() {
 	r.supervisor.Go("health-checker", r.health.Run)
 	r.supervisor.Go("memory-sampler", r.limiter.Run)
 	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
+	r.supervisor.Go("leader-monitor", r.leader.Run)
 	s.startAutoCompaction()
 	s.startCorruptionCheck()
 	s.startDowngradeMonitor()

@@ -151,8 +151,13 @@ func (s *Server) fail(err error) {
 
 // Start opens storage, starts Raft, the apply loop and the listeners, and
 // returns once the member serves client requests.
-func (s *Server) Start() error {
-	if err := s.start(); err != nil {
+func (s *Server) Start() error { return s.StartContext(context.Background()) }
+
+// StartContext is Start that gives up, releasing what it opened, when ctx
+// ends: the member waits for its cluster to serve without a deadline, so a
+// signal during that wait must be able to end it.
+func (s *Server) StartContext(ctx context.Context) error {
+	if err := s.start(ctx); err != nil {
 		// Release what was opened (the data dir lock above all), so an
 		// embedding program can retry or exit cleanly.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -163,7 +168,7 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func (s *Server) start() error {
+func (s *Server) start(ctx context.Context) error {
 	if err := s.setupReliability(); err != nil {
 		return err
 	}
@@ -190,7 +195,7 @@ func (s *Server) start() error {
 	if err := s.startListeners(); err != nil {
 		return err
 	}
-	if err := s.waitServingWhileProgressing(); err != nil {
+	if err := s.waitServingUntilStopped(ctx); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
 	if err := s.compactRestoredLog(); err != nil {

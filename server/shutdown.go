@@ -81,8 +81,9 @@ func (s *Server) registerShutdown() {
 		}
 		return errors.Join(errs...)
 	})
-	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(context.Context) error {
+	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(ctx context.Context) error {
 		if s.node != nil {
+			s.transferLeadershipOnShutdown(ctx)
 			s.node.Stop()
 			<-s.applyDone
 		}

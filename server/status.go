@@ -94,11 +94,12 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
 	if target == s.memberID {
 		return nil
 	}
-	if s.members.Member(target) == nil {
+	if m := s.members.Member(target); m == nil || m.IsLearner {
 		return errBadTransferee
 	}
-	s.node.TransferLeadership(ctx, target)
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
+	return s.moveLeader(ctx, target)
 }
 
 // HasLeader implements httpapi.Probe.

@@ -92,7 +92,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Error("failed to create server", zap.Error(err))
 		return exitFailed
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.StartContext(ctx); err != nil {
+		if ctx.Err() != nil {
+			// A signal while the member waited for its cluster: Start
+			// released what it opened; this is a requested stop.
+			lg.Info("received signal during start-up; stopped", zap.Error(err))
+			return exitOK
+		}
 		lg.Error("failed to start server", zap.Error(err))
 		return exitFailed
 	}

@@ -67,6 +67,12 @@ const (
 	// RaftBeforeSendSnap (ours): a leader, before it streams a snapshot
 	// image to a follower.
 	RaftBeforeSendSnap = "raftBeforeSendSnap"
+
+	// Watch streams (internal/rpc).
+
+	// BeforeSendWatchResponse: before a watch response is sent to its
+	// client stream, on the stream's send goroutine.
+	BeforeSendWatchResponse = "beforeSendWatchResponse"
 )
 
 // Names lists every failpoint, in the order above.
@@ -78,6 +84,6 @@ func Names() []string {
 		RaftBeforeCompactLog, RaftAfterCompactLog,
 		RaftBeforeSaveSnap, RaftAfterSaveSnap, RaftBeforeApplySnap, RaftAfterApplySnap,
 		CompactBeforeCommitBatch, CompactAfterCommitBatch, CompactBeforeSetFinishedCompact, CompactAfterSetFinishedCompact,
-		RaftBeforeSendSnap,
+		RaftBeforeSendSnap, BeforeSendWatchResponse,
 	}
 }

@@ -12,8 +12,12 @@ type ChainOptions struct {
 	// serve (a learner's); like etcd's check, they run before the metrics.
 	RoleUnary  grpc.UnaryServerInterceptor
 	RoleStream grpc.StreamServerInterceptor
-	RateLimit  *RateLimiter
-	Limits     *Limiter
+	// RequireLeader refuses requests asking for a leader
+	// (clientv3.WithRequireLeader) while the member has none; like etcd's
+	// check it runs before the metrics and the handlers.
+	RequireLeader *RequireLeader
+	RateLimit     *RateLimiter
+	Limits        *Limiter
 	// AuthUnary and AuthStream are the server's token check (the auth slot).
 	AuthUnary  grpc.UnaryServerInterceptor
 	AuthStream grpc.StreamServerInterceptor
@@ -27,7 +31,7 @@ type ChainOptions struct {
 
 // Chain returns the interceptors in the order
 //
-//	(grow stack, unary only) → recover → (slow log, unary only) → role → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
+//	(grow stack, unary only) → recover → (slow log, unary only) → role → require leader → rate limit → limits (memory, in-flight, timeout) → auth → metrics → recover
 //
 // for grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor. The outer
 // recover protects the interceptors themselves; the inner one, next to the
@@ -54,6 +58,10 @@ func Chain(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerIn
 	}
 	if o.RoleStream != nil {
 		ss = append(ss, o.RoleStream)
+	}
+	if o.RequireLeader != nil {
+		us = append(us, o.RequireLeader.UnaryServerInterceptor())
+		ss = append(ss, o.RequireLeader.StreamServerInterceptor())
 	}
 	if o.Metrics != nil && o.MetricsOuter {
 		us = append(us, o.Metrics.UnaryServerInterceptor())

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/watch"
 )
 
@@ -136,8 +137,11 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 			}
 		}
 	case <-ctx.Done():
+		// Recv returns once the transport stream ends, which is after
+		// this handler returns when an interceptor cancelled ctx (the
+		// RequireLeader monitor does); errc is buffered, so the receive
+		// goroutine then ends by itself.
 		err = ctx.Err()
-		<-errc // Recv returns once the stream context is done
 	case <-sendDone:
 		err = sendErr
 	}
@@ -247,6 +251,7 @@ func (ws *watchServer) sendLoop(ctx context.Context, s *watch.Stream, stream pb.
 			CancelReason:    r.CancelReason,
 			Events:          r.Events,
 		}
+		failpoint.Inject(failpoint.BeforeSendWatchResponse)
 		if r.Fragment {
 			err = sendFragments(wr, ws.fragAt, stream.Send)
 		} else {

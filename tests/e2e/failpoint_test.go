@@ -22,6 +22,7 @@ const (
 	fpCompact                        // a physical compaction (one batch)
 	fpCompactBatch                   // a compaction of several batches
 	fpSnapshotCatch                  // a follower that must catch up by snapshot
+	fpWatch                          // a watch opened on the target gets its first response
 )
 
 type fpCase struct {
@@ -57,6 +58,7 @@ var failpointCases = []fpCase{
 	{name: "raftBeforeApplySnap", members: 3, trigger: fpSnapshotCatch},
 	{name: "raftAfterApplySnap", members: 3, trigger: fpSnapshotCatch},
 	{name: "raftBeforeSendSnap", members: 3, leader: true, trigger: fpSnapshotCatch},
+	{name: "beforeSendWatchResponse", members: 1, trigger: fpWatch},
 }
 
 // TestFailpointPanic sets each failpoint to panic on a member of a cluster
@@ -140,6 +142,18 @@ func runFailpointCase(t *testing.T, tc fpCase) {
 		t.Logf("compact(%d): %v", rev, err)
 	case fpSnapshotCatch:
 		target = triggerSnapshot(t, ctx, tc, ms, target, waitAcks)
+	case fpWatch:
+		setPanic(t, target, tc.name)
+		// The watch's created response runs the failpoint. clientv3's
+		// Watch returns only once that response arrived, so it is opened
+		// on its own goroutine, which ends with wctx.
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		c := target.Client()
+		go func() {
+			for range c.Watch(wctx, "fp/", clientv3.WithPrefix()) {
+			}
+		}()
 	}
 	waitExit(t, target, tc.name)
 	if len(ms) > 1 {
