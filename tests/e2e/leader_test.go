@@ -137,7 +137,7 @@ func TestMoveLeaderWaitsForTransferee(t *testing.T) {
 // timeout), so writers through the other members go on without waiting for
 // an election. A write forwarded to the old leader in the instant of the
 // transfer is dropped by raft (a leader refuses proposals while it
-// transfers) and times out: etcd 3.7.3 loses that one too (ADR 0011), so
+// transfers) and times out: etcd 3.7.3 loses that one too (ADR 0012), so
 // each writer may see at most one failed write.
 func TestGracefulStopHandsOffLeadership(t *testing.T) {
 	// A long election timeout: were the new leader elected by timeout, the
