@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3/raftpb"
@@ -42,7 +41,7 @@ func logState(t *testing.T, s *Storage) string {
 // from the last synced one on, i.e. a replay of the log up to some point
 // that loses nothing synced.
 func TestCrashAtEverySyncedSave(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
+	seed := uint64(20261206) // fixed: the same crash points every run (a failure replays)
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	fs := vfs.NewCrashableMem()

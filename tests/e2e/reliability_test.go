@@ -1,6 +1,6 @@
 package e2e
 
-// End-to-end proof of the seed's reliability layer (DESIGN.md §5) through
+// End-to-end proof of the reliability layer (internal/lifecycle, internal/middleware, server/reliability.go) through
 // the real binary: graceful shutdown, panic recovery, resource limits,
 // health, metrics, detection of on-disk corruption and the NOSPACE alarm.
 // Each test fails if the feature it covers were missing. The flags and
@@ -897,7 +897,7 @@ func TestReliabilityHealth(t *testing.T) {
 // Metrics
 
 // TestReliabilityMetrics checks that /metrics exposes etcd's metric names
-// and the seed's metastore_* names, and that the write counters move.
+// and metastore's own metastore_* names, and that the write counters move.
 func TestReliabilityMetrics(t *testing.T) {
 	relMetastoreOnly(t)
 	m, metricsURL := relStart(t, framework.Options{})

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -39,7 +38,7 @@ func TestIOErrorLosesNoAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child processes")
 	}
-	seed := uint64(time.Now().UnixNano())
+	seed := uint64(20261206) // fixed: the same crash points every run (a failure replays)
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	for round := range 3 {
