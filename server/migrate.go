@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,8 +31,14 @@ func (s *Server) migrationOptions() []grpc.ServerOption {
 			}
 			return res.Err
 		})
-	if g.Migrating() {
-		s.lg.Warn("migration from etcd in progress (or this member has not received the cluster's state yet): client writes are refused until `metastore migrate cutover`")
+	// Warn only for a migration that is really under way: a member that has
+	// applied nothing yet (a first start) refuses writes only until it has
+	// the cluster's state, which is no reason to alarm an operator.
+	switch m, _, err := mode.Load(s.eng); {
+	case err != nil:
+		s.lg.Warn("cannot read the migration state; client writes are refused", zap.Error(err))
+	case m != nil:
+		s.lg.Warn("migration from etcd in progress: client writes are refused until `metastore migrate cutover`")
 	}
 	// The same KV service, but with no bound on the ops of one txn.
 	kv := rpc.NewKVServer(s.backend, s, math.MaxInt32, func(string) {})

@@ -383,3 +383,18 @@ func TestMigrationMetastoreToEtcd(t *testing.T) {
 	m2 := framework.Start(t, framework.Options{Name: "m2", ExtraArgs: []string{"--data-dir", restored2}})
 	compareServers(t, ctx, migClient(t, m), migClient(t, m2), compactAt, 2)
 }
+
+// TestNoMigrationWarningOnFirstStart: a member starting on an empty data dir,
+// with no migration under way, must not warn that one is (it did, on every
+// first start, until the member had applied the cluster's state), and
+// accepts writes.
+func TestNoMigrationWarningOnFirstStart(t *testing.T) {
+	relMetastoreOnly(t)
+	m, c, ctx := setup(t)
+	if _, err := c.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put on a fresh member: %v", err)
+	}
+	if strings.Contains(m.Logs(), "migration from etcd in progress") {
+		t.Fatal("a fresh member with no migration logged that a migration from etcd is in progress")
+	}
+}
