@@ -77,6 +77,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Warn("flag has no effect on metastore", zap.String("flag", "--"+n.Flag), zap.String("reason", n.Reason),
 			zap.String("source", cfg.SourceOf(n.Flag).String()))
 	}
+	for _, n := range cfg.Features.WithoutEffect() {
+		lg.Warn("feature gate has no effect on metastore", zap.String("flag", "--"+n.Flag), zap.String("reason", n.Reason))
+	}
 	for _, name := range cfg.UnimplementedSet() {
 		lg.Warn("flag is accepted for etcd compatibility but not implemented yet; ignoring it",
 			zap.String("flag", "--"+name), zap.String("source", cfg.SourceOf(name).String()))

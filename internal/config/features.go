@@ -153,3 +153,30 @@ func (v featureValue) String() string {
 	}
 	return v.p.String()
 }
+
+// featuresWithoutEffect are the gates metastore accepts, for etcd
+// compatibility, without acting on them, with the reason; a gate the user
+// names is logged once at start with it, so none is ignored silently.
+func featuresWithoutEffect() map[string]string {
+	return map[string]string{
+		FeatureStopGRPCServiceOnDefrag:      "defragmentation does no work on metastore (Pebble compacts in the background), so the gRPC services never stop for it",
+		FeatureTxnModeWriteWithSharedBuffer: "a bbolt read-buffer setting; metastore's transactions read from Pebble snapshots",
+		FeatureInitialCorruptCheck:          "not implemented: a member does not compare its hash with its peers' before serving; the periodic check (--corrupt-check-time) and the compaction hash check do",
+		FeatureSetMemberLocalAddr:           "not implemented: peer connections are dialed from the address the kernel chooses",
+		FeatureFastLeaseKeepAlive:           "not implemented as a switch: keep-alives are answered by the leader's lessor as soon as the lease is renewed",
+		FeaturePriorityRequest:              "not implemented: requests are not prioritized",
+	}
+}
+
+// WithoutEffect returns the gates the user named (--feature-gates) that
+// metastore does not act on, each with the reason, sorted by name.
+func (f FeatureGates) WithoutEffect() []NoOp {
+	var out []NoOp
+	reasons := featuresWithoutEffect()
+	for _, k := range slices.Sorted(maps.Keys(f.explicit)) {
+		if r, ok := reasons[k]; ok {
+			out = append(out, NoOp{Flag: "feature-gates=" + k, Reason: r})
+		}
+	}
+	return out
+}

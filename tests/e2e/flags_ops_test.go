@@ -218,3 +218,25 @@ func TestBboltOnlyFlagsLogOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureGatesWithoutEffectLogged checks that a --feature-gates gate
+// metastore does not act on is logged once with the reason (none is ignored
+// silently), and that a gate it acts on is not.
+func TestFeatureGatesWithoutEffectLogged(t *testing.T) {
+	if !ours() {
+		t.Skip("etcd acts on these gates")
+	}
+	m, c, ctx := setup(t, "--feature-gates", "InitialCorruptCheck=true,PriorityRequest=true,CompactHashCheck=true")
+	mustPut(t, c, ctx, "k", "v")
+	for _, g := range []string{"InitialCorruptCheck", "PriorityRequest"} {
+		logEntry(t, m, "feature gate has no effect on metastore", func(e map[string]any) bool {
+			return e["flag"] == "--feature-gates="+g && field(e, "reason") != ""
+		})
+		if n := strings.Count(m.Logs(), `"flag":"--feature-gates=`+g+`"`); n != 1 {
+			t.Errorf("%s logged %d times, want once", g, n)
+		}
+	}
+	if strings.Contains(m.Logs(), `"flag":"--feature-gates=CompactHashCheck"`) {
+		t.Error("CompactHashCheck, which metastore acts on, was logged as having no effect")
+	}
+}
