@@ -26,26 +26,12 @@ func TestMembershipJoinerReplaysRemoval(t *testing.T) {
 	defer cancel()
 	c := ms[0].Client()
 	removed := memberID(t, ctx, c, ms[2].PeerURL)
-	err := framework.WaitFor(30*time.Second, 250*time.Millisecond, func() (bool, error) {
-		r := ms[0].Etcdctl("member", "remove", strconv.FormatUint(removed, 16))
-		if r.Err != nil && strings.Contains(r.Err.Error(), "unhealthy cluster") {
-			return false, nil
-		}
-		return r.Err == nil, r.Err
-	})
-	check(t, "etcdctl member remove", err)
-	err = framework.WaitFor(20*time.Second, 100*time.Millisecond, func() (bool, error) { return !ms[2].Running(), nil })
+	etcdctlOnceHealthy(t, ms[0], "member", "remove", strconv.FormatUint(removed, 16))
+	err := framework.WaitFor(20*time.Second, 100*time.Millisecond, func() (bool, error) { return !ms[2].Running(), nil })
 	check(t, "removed member stops", err)
 
 	nm := framework.NewMember(t, framework.Options{Name: "m3"})
-	err = framework.WaitFor(30*time.Second, 250*time.Millisecond, func() (bool, error) {
-		r := ms[0].Etcdctl("member", "add", "m3", "--peer-urls="+nm.PeerURL)
-		if r.Err != nil && strings.Contains(r.Err.Error(), "unhealthy cluster") {
-			return false, nil
-		}
-		return r.Err == nil, r.Err
-	})
-	check(t, "etcdctl member add", err)
+	etcdctlOnceHealthy(t, ms[0], "member", "add", "m3", "--peer-urls="+nm.PeerURL)
 	if err := nm.Join(ms[:2]); err != nil {
 		t.Fatalf("start the added member: %v", err)
 	}
@@ -77,4 +63,19 @@ func TestMembershipJoinerReplaysRemoval(t *testing.T) {
 		}
 	}
 	mustPut(t, nm.Client(), ctx, "through-new-member", "ok")
+}
+
+// etcdctlOnceHealthy runs a membership change through etcdctl on m, again
+// while --strict-reconfig-check refuses it for an unhealthy cluster (every
+// member must have been reachable for 5 s).
+func etcdctlOnceHealthy(t *testing.T, m *framework.Member, args ...string) {
+	t.Helper()
+	err := framework.WaitFor(30*time.Second, 250*time.Millisecond, func() (bool, error) {
+		r := m.Etcdctl(args...)
+		if r.Err != nil && strings.Contains(r.Err.Error(), "unhealthy cluster") {
+			return false, nil
+		}
+		return r.Err == nil, r.Err
+	})
+	check(t, "etcdctl "+strings.Join(args, " "), err)
 }
