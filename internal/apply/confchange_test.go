@@ -147,22 +147,14 @@ func TestMemberAttrsBatchedLikeUnbatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range batches {
-			if err := a.ApplyEntries(b); err != nil {
-				t.Fatal(err)
-			}
-		}
+		applyInBatches(t, a, batches)
 		reloaded, err := membership.Load(eng)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return members.Members(), reloaded.Members(), conf.got
 	}
-	var oneByOne [][]*raftpb.Entry
-	for _, e := range ents {
-		oneByOne = append(oneByOne, []*raftpb.Entry{e})
-	}
-	liveMem, liveDisk, liveRaft := run(oneByOne)
+	liveMem, liveDisk, liveRaft := run(oneEntryPerBatch(ents))
 	replayMem, replayDisk, replayRaft := run([][]*raftpb.Entry{ents})
 	want := []uint64{1, 3, 3, 5, 4, 4, 6}
 	for name, got := range map[string][]uint64{"one entry per batch": liveRaft, "one batch": replayRaft} {
@@ -186,6 +178,27 @@ func describeMembers(ms []*membership.Member) []string {
 			s += "(learner)"
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// applyInBatches applies each batch with one ApplyEntries, as raft hands
+// the committed entries of one Ready over.
+func applyInBatches(t *testing.T, a *Applier, batches [][]*raftpb.Entry) {
+	t.Helper()
+	for _, b := range batches {
+		if err := a.ApplyEntries(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// oneEntryPerBatch is how a member applying entries live, as they commit,
+// may see them: one Ready each.
+func oneEntryPerBatch(ents []*raftpb.Entry) [][]*raftpb.Entry {
+	out := make([][]*raftpb.Entry, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, []*raftpb.Entry{e})
 	}
 	return out
 }
