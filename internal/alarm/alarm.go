@@ -113,10 +113,14 @@ func (s *Store) Check(takesSpace bool) error {
 	return nil
 }
 
-// Stage applies r into b and returns the response and the in-memory effect
-// to run once b has committed. Like etcd, ACTIVATE answers with the alarm
-// only when it was newly raised, DEACTIVATE with the alarm it cleared, GET
-// with every active alarm.
+// Stage applies r into b and to the in-memory alarms at once, and returns
+// the response. Like etcd, ACTIVATE answers with the alarm only when it was
+// newly raised, DEACTIVATE with the alarm it cleared, GET with every active
+// alarm. Memory changes at once, not after b commits: a member replaying
+// the log applies an ACTIVATE, the writes it refuses and a DEACTIVATE in
+// one batch, and must decide each of them as the members that applied them
+// one batch each (a failed commit stops the member anyway). The returned
+// effect is always nil.
 func (s *Store) Stage(b storage.Batch, r *pb.AlarmRequest) (*pb.AlarmResponse, func(), error) {
 	resp := &pb.AlarmResponse{}
 	k := key{r.GetMemberID(), r.GetAlarm()}
@@ -128,29 +132,29 @@ func (s *Store) Stage(b storage.Batch, r *pb.AlarmRequest) (*pb.AlarmResponse, f
 		if k.typ == pb.AlarmType_NONE {
 			return resp, nil, nil
 		}
-		s.mu.RLock()
-		exists := s.alarms[k]
-		s.mu.RUnlock()
-		if exists {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.alarms[k] {
 			return resp, nil, nil
 		}
 		if err := b.Set(alarmKey(k), nil); err != nil {
 			return nil, nil, fmt.Errorf("alarm: stage activate: %w", err)
 		}
+		s.alarms[k] = true
 		resp.Alarms = []*pb.AlarmMember{{MemberID: k.member, Alarm: k.typ}}
-		return resp, func() { s.mu.Lock(); s.alarms[k] = true; s.mu.Unlock() }, nil
+		return resp, nil, nil
 	case pb.AlarmRequest_DEACTIVATE:
-		s.mu.RLock()
-		exists := s.alarms[k]
-		s.mu.RUnlock()
-		if !exists {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.alarms[k] {
 			return resp, nil, nil
 		}
 		if err := b.Delete(alarmKey(k)); err != nil {
 			return nil, nil, fmt.Errorf("alarm: stage deactivate: %w", err)
 		}
+		delete(s.alarms, k)
 		resp.Alarms = []*pb.AlarmMember{{MemberID: k.member, Alarm: k.typ}}
-		return resp, func() { s.mu.Lock(); delete(s.alarms, k); s.mu.Unlock() }, nil
+		return resp, nil, nil
 	}
 	return nil, nil, fmt.Errorf("alarm: unknown action %v", r.GetAction())
 }

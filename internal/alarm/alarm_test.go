@@ -75,17 +75,36 @@ func TestActivateDeactivatePersist(t *testing.T) {
 	}
 }
 
-// A batch that is dropped must leave memory untouched: the effect runs only
-// after commit.
-func TestDroppedBatchChangesNothing(t *testing.T) {
+// A staged change is visible at once, to the next Stage and to Check in
+// the same batch: a member replaying the log applies many entries in one
+// batch and must decide each as the members that applied them one batch
+// each (a batch that is not committed stops the member: apply.Applier.Run).
+func TestStageVisibleWithinBatch(t *testing.T) {
 	eng := memory.New()
 	s, _ := Load(eng)
 	b := eng.NewBatch()
-	if _, _, err := s.Stage(b, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: 1, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+	defer b.Close()
+	raise := &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: 1, Alarm: pb.AlarmType_NOSPACE}
+	if _, _, err := s.Stage(b, raise); err != nil {
 		t.Fatal(err)
 	}
-	b.Close()
+	if err := s.Check(true); err == nil {
+		t.Fatal("a write after the staged NOSPACE passes Check")
+	}
+	if resp, _, err := s.Stage(b, raise); err != nil || len(resp.Alarms) != 0 {
+		t.Fatalf("raising it again in the same batch: %v %v, want no alarm newly raised", resp, err)
+	}
+	disarm := &pb.AlarmRequest{Action: pb.AlarmRequest_DEACTIVATE, MemberID: 1, Alarm: pb.AlarmType_NOSPACE}
+	if resp, _, err := s.Stage(b, disarm); err != nil || len(resp.Alarms) != 1 {
+		t.Fatalf("clearing it in the same batch: %v %v, want the cleared alarm", resp, err)
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
 	if s.Active(pb.AlarmType_NOSPACE) {
-		t.Fatal("staged alarm visible before commit")
+		t.Fatal("NOSPACE active after raise and clear")
+	}
+	if s2, _ := Load(eng); s2.Active(pb.AlarmType_NOSPACE) {
+		t.Fatal("NOSPACE on disk after raise and clear")
 	}
 }

@@ -446,10 +446,21 @@ func (a *Applier) applyRequest(w *mvcc.Writer, b storage.Batch, r *pb.InternalRa
 // applyMemberAttrs records a member's name and client URLs, which each
 // member publishes through Raft once it serves, so that MemberList shows
 // every member's client URLs on every member.
+//
+// The in-memory list changes at once, as stageMemberChange's does, not
+// after the batch commits: a member replaying the log applies a publish
+// and a later removal or promotion of the same member in one batch, and
+// putting the copy read here back after the commit would resurrect the
+// removed member (or demote the promoted one) on that member only. Its
+// member list, and through Validate its raft configuration, would then
+// differ from the members that applied the same entries in several
+// batches (internal/simcluster/testdata/member_replay).
 func (a *Applier) applyMemberAttrs(b storage.Batch, r *membershippb.ClusterMemberAttrSetRequest) (Result, func(), error) {
-	m := a.cfg.Members.Member(r.GetMember_ID())
+	id := r.GetMember_ID()
+	m := a.cfg.Members.Member(id)
 	if m == nil {
-		// Removed in the meantime: nothing to update.
+		// Removed before this entry, or never added: as etcd, ignore the
+		// attributes rather than bring the member back.
 		return Result{Resp: &struct{}{}}, nil, nil
 	}
 	if attrs := r.GetMemberAttributes(); attrs != nil {
@@ -459,7 +470,8 @@ func (a *Applier) applyMemberAttrs(b storage.Batch, r *membershippb.ClusterMembe
 	if err := membership.StagePut(b, m); err != nil {
 		return Result{}, nil, err
 	}
-	return Result{Resp: &struct{}{}}, func() { a.cfg.Members.Put(m) }, nil
+	a.cfg.Members.Put(m)
+	return Result{Resp: &struct{}{}}, nil, nil
 }
 
 // warnSlow logs a slow apply in etcd's words: the request summary (values

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -405,7 +406,9 @@ func (c *Cluster) propose(id uint64, label string, send func(m *Member, reqID ui
 // MemberAdd runs internal/member/reconfig's policy for adding member nid
 // on member id and, if it passes, proposes the change there, as
 // reconfig.Reconfigurer.AddMember does (which names the member itself).
-func (c *Cluster) MemberAdd(id, nid uint64, learner bool) error {
+// The new member gets the peer URL of member urlOf (its own when 0), as
+// when a removed member's address is added back under a new ID.
+func (c *Cluster) MemberAdd(id, nid, urlOf uint64, learner bool) error {
 	m, err := c.member(id)
 	if err != nil {
 		return err
@@ -415,13 +418,26 @@ func (c *Cluster) MemberAdd(id, nid uint64, learner bool) error {
 		c.logf("%d: %s refused: %v", id, label, err)
 		return nil
 	}
-	mb := membership.Member{ID: nid, PeerURLs: []string{peerURL(nid)}, IsLearner: learner}
+	if urlOf == 0 {
+		urlOf = nid
+	}
+	mb := membership.Member{ID: nid, PeerURLs: []string{peerURL(urlOf)}, IsLearner: learner}
 	typ := raftpb.ConfChangeType_ConfChangeAddNode
 	if learner {
 		typ = raftpb.ConfChangeType_ConfChangeAddLearnerNode
 	}
 	return c.ProposeConfChange(id, label, &raftpb.ConfChange{
 		Type: typ.Enum(), NodeId: proto.Uint64(nid), Context: (&membership.ConfChangeContext{Member: mb}).Encode()})
+}
+
+// Publish replicates member id's name and client URL through id, as
+// internal/member/bootstrap.Publish does once a member serves.
+func (c *Cluster) Publish(id uint64, name string) error {
+	return c.Propose(id, fmt.Sprintf("publish %d", id), &pb.InternalRaftRequest{
+		ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+			Member_ID:        id,
+			MemberAttributes: &membershippb.Attributes{Name: name, ClientUrls: []string{fmt.Sprintf("http://127.0.0.1:%d", 30000+id)}},
+		}})
 }
 
 // MemberRemove is MemberAdd's twin for removing member target.

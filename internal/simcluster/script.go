@@ -3,6 +3,7 @@ package simcluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,7 +129,14 @@ func (c *Cluster) Run(cmd Command) (string, error) {
 		}
 	case "member-add":
 		nid, _ := cmd.uint("new", 0)
-		err = c.MemberAdd(id, nid, cmd.has("learner"))
+		urlOf, _ := cmd.uint("url-of", 0)
+		err = c.MemberAdd(id, nid, urlOf, cmd.has("learner"))
+	case "publish":
+		name := cmd.Args["name"]
+		if name == "" {
+			name = fmt.Sprintf("m%d", id)
+		}
+		err = c.Publish(id, name)
 	case "member-promote":
 		t, _ := cmd.uint("target", 0)
 		err = c.MemberPromote(id, t)
@@ -166,6 +174,8 @@ func (c *Cluster) Run(cmd Command) (string, error) {
 		return c.leases(id)
 	case "status":
 		return c.status(), nil
+	case "members":
+		return c.memberLists(), nil
 	case "unfinished":
 		return lines(c.Unfinished()), nil
 	default:
@@ -228,6 +238,49 @@ func (c *Cluster) leases(id uint64) (string, error) {
 		return "no leases", nil
 	}
 	return lines(out), nil
+}
+
+// memberLists shows, for every running member, its member list (ID, name,
+// peer URL, learner flag) and raft's configuration, then whether they all
+// agree: a member list or voter set that differs between members is a
+// divergence.
+func (c *Cluster) memberLists() string {
+	var out []string
+	diverged := false
+	for _, id := range c.ids() {
+		m := c.members[id]
+		if m.stopped {
+			continue
+		}
+		var ms []string
+		for _, mb := range m.Members.Members() {
+			s := fmt.Sprintf("%d:%s@%s", mb.ID, mb.Name, strings.Join(mb.PeerURLs, ","))
+			if mb.IsLearner {
+				s += "(learner)"
+			}
+			ms = append(ms, s)
+		}
+		cfg := m.raw.Status().Config
+		state := fmt.Sprintf("members=[%s] voters=%v learners=%v", strings.Join(ms, " "),
+			sortedIDs(cfg.Voters.IDs()), sortedIDs(cfg.Learners))
+		if len(out) > 0 && !strings.HasSuffix(out[0], " "+state) {
+			diverged = true
+		}
+		out = append(out, fmt.Sprintf("%d: %s", id, state))
+	}
+	if diverged {
+		return lines(append(out, "DIVERGED: the members disagree"))
+	}
+	return lines(append(out, "all members agree"))
+}
+
+func sortedIDs(set map[uint64]struct{}) []uint64 {
+	ids := make([]uint64, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func (c *Cluster) status() string {
