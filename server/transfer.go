@@ -55,7 +55,7 @@ func (s *Server) moveLeader(ctx context.Context, target uint64) error {
 // so the cluster does not sit out an election timeout (and the writes it
 // would time out) during a rolling restart. It is skipped when this member
 // does not lead, is the only voter, or no voter is reachable; it is bounded
-// by ctx (the shutdown phase) and the request timeout, like etcd's.
+// by ctx (the shutdown phase) and two election timeouts.
 func (s *Server) transferLeadershipOnShutdown(ctx context.Context) {
 	if s.node == nil || !s.node.IsLeader() {
 		return
@@ -66,7 +66,11 @@ func (s *Server) transferLeadershipOnShutdown(ctx context.Context) {
 			zap.String("local-member-id", fmt.Sprintf("%x", s.memberID)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	// Raft drops a transfer the transferee has not completed within an
+	// election timeout (it may be stopping too: members of a cluster are
+	// often stopped together), so waiting longer than two only delays the
+	// stop.
+	ctx, cancel := context.WithTimeout(ctx, min(s.requestTimeout(), 2*s.cfg.Raft.ElectionTimeout))
 	defer cancel()
 	if err := s.moveLeader(ctx, target); err != nil {
 		s.lg.Warn("leadership transfer on shutdown failed", zap.Error(err))
@@ -74,14 +78,15 @@ func (s *Server) transferLeadershipOnShutdown(ctx context.Context) {
 }
 
 // transferee picks the voting follower with the longest matched log among
-// the recently active ones: it needs the fewest appends before raft can tell
-// it to campaign.
+// the recently active ones whose peer connection is up (a follower stopped
+// a moment ago can still count as recently active to raft): it needs the
+// fewest appends before raft can tell it to campaign.
 func (s *Server) transferee() (uint64, bool) {
 	st := s.node.Status()
 	var best uint64
 	var bestMatch uint64
 	for id, pr := range st.Progress {
-		if id == s.memberID || pr.IsLearner || !pr.RecentActive || pr.State == tracker.StateSnapshot {
+		if id == s.memberID || pr.IsLearner || !pr.RecentActive || pr.State == tracker.StateSnapshot || !s.transport.IsActive(id) {
 			continue
 		}
 		if best == 0 || pr.Match > bestMatch {
