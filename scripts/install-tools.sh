@@ -13,8 +13,9 @@
 # Idempotent: a binary is rebuilt only when its stamp (hash of the pinning
 # files and the Go version) changed or the binary is missing.
 # Usage: scripts/install-tools.sh [--force] [test|bench|deploy|k8s|all]
-#   test   etcdctl, etcdutl, etcd's e2e suite, grpc_health_probe and staticcheck
-#          (what scripts/test.sh needs)
+#   test   etcdctl, etcdutl, etcd-ref, etcd's e2e suite, grpc_health_probe and
+#          staticcheck (what scripts/test.sh needs: the migration and comparison
+#          e2e tests start the reference etcd)
 #   deploy promtool built from source (scripts/check-deploy.sh takes Debian's
 #          promtool first; a cold source build takes many minutes, so only
 #          this argument asks for it)
@@ -78,6 +79,7 @@ build() {
 build etcdctl "$TOOLS" bin go.etcd.io/etcd/etcdctl/v3
 if want test; then
 	build etcdutl "$TOOLS" bin go.etcd.io/etcd/etcdutl/v3
+	build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3
 	build etcd-e2e-common.test "$TOOLS" test go.etcd.io/etcd/tests/v3/common
 	build grpc_health_probe "$TOOLS/healthprobe" bin github.com/grpc-ecosystem/grpc-health-probe
 	build staticcheck "$TOOLS/staticcheck" bin honnef.co/go/tools/cmd/staticcheck
@@ -97,14 +99,14 @@ if want k8s; then
 	GOFLAGS="$GOFLAGS -trimpath" build kubectl "$TOOLS/kubernetes" bin k8s.io/kubernetes/cmd/kubectl "$k8sld"
 fi
 if want bench; then
-	build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3
+	want test || build etcd-ref "$TOOLS" bin go.etcd.io/etcd/server/v3
 	build benchmark "$TOOLS/benchmark" bin go.etcd.io/etcd/v3/tools/benchmark
 fi
 
 # Sanity check that the binaries run (no "| head": SIGPIPE would fail under pipefail).
 out="$("$BIN/etcdctl" version)"
 echo "install-tools: ${out%%$'\n'*}"
-if want bench; then
+if want test bench; then
 	out="$("$BIN/etcd-ref" --version)"
 	echo "install-tools: etcd-ref ${out%%$'\n'*}"
 fi
