@@ -44,6 +44,13 @@ type result struct {
 
 func main() {
 	var s settings
+	var w watchSettings
+	mode := flag.String("mode", "lists", "lists: concurrent unpaginated LISTs; watch: put latency with and without a stalled watch stream among many watchers")
+	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")
+	flag.IntVar(&w.keys, "watch-keys", 10000, "watch mode: keys watched (and written)")
+	flag.IntVar(&w.streams, "watch-streams", 100, "watch mode: watch streams carrying the watchers (10 per connection)")
+	flag.IntVar(&w.puts, "puts", 20000, "watch mode: puts in each of the two phases")
+	flag.IntVar(&w.putClients, "put-clients", 8, "watch mode: concurrent writers")
 	flag.IntVar(&s.keys, "keys", 100000, "keys loaded under the prefix")
 	flag.IntVar(&s.value, "value", 1024, "value size in bytes")
 	flag.IntVar(&s.lists, "lists", 20, "concurrent unpaginated LISTs of the prefix")
@@ -54,7 +61,16 @@ func main() {
 	flag.StringVar(&s.metastoreArgs, "metastore-args", "", "extra flags for metastore, space separated")
 	flag.StringVar(&s.workDir, "work-dir", "", "where data dirs go (default a temp dir)")
 	flag.Parse()
-	if err := run(s); err != nil {
+	var err error
+	switch *mode {
+	case "lists":
+		err = run(s)
+	case "watch":
+		err = runWatch(s, w)
+	default:
+		err = fmt.Errorf("unknown -mode %q (lists or watch)", *mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
