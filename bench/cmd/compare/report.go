@@ -183,6 +183,10 @@ func (h *harness) report() error {
 		p("Floors: measured by the harness once per round, before the servers: %d writes of 4 KiB, each followed by fdatasync, overwriting an already written file in the data dirs' filesystem (then the same appended to a new file, for comparison); %d sequential calls of gRPC's health Check to an in-process server on 127.0.0.1, through one etcd client (clientv3, as the load generator creates it). Medians over rounds of each round's median and p99.",
 			c.n["FSYNC_N"], c.n["RTT_N"])
 		p("")
+		if c.members > 1 {
+			p("With %d members a put also waits for a follower's fdatasync and a peer round trip; the floor below is a single member's, a lower bound.", c.members)
+			p("")
+		}
 		p("%s", floorTable(h.results, putFloorMs))
 		p("")
 	}
