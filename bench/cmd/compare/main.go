@@ -362,9 +362,9 @@ func newHarness(ctx context.Context, cfg *config, root string) (*harness, error)
 	if v, err := h.output("git", "rev-parse", "--short", "HEAD"); err == nil {
 		h.msVersion = v
 	}
-	// Uncommitted changes to the docs (--write-docs of an earlier run)
-	// do not change what is measured.
-	if st, err := h.output("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!*.md"); err == nil && st != "" {
+	// Only uncommitted changes to what is built count: docs (--write-docs
+	// of an earlier run) and scripts do not change what is measured.
+	if st, err := h.output("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "go.mod", "go.sum"); err == nil && st != "" {
 		h.msVersion += fmt.Sprintf(" + %d uncommitted file(s)", len(strings.Split(st, "\n")))
 	}
 	return h, nil
