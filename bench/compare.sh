@@ -5,7 +5,7 @@
 # and how); this script only builds and runs it, so the command in
 # docs/benchmarks.md stays the same.
 #
-# Usage: bench/compare.sh [--quick] [--large|--watchers] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
+# Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$(mktemp -d "${TMPDIR:-/tmp}/metastore-compare.XXXXXX")"

@@ -10,5 +10,13 @@
 // Members are started and stopped through tests/framework (Process), the
 // benchmark tool and etcdctl come from scripts/install-tools.sh.
 //
+// Beside throughput and latency it records, per benchmark, the CPU the
+// server (summed over its members) and the load generator used per request,
+// which carries over to deployments where the two do not share cores;
+// --pinned measures throughput with the members on one CPU and the load
+// generator on another (pin.go); the suite also measures the floors of a
+// put from one client, fdatasync and a loopback gRPC round trip
+// (floors.go).
+//
 // The modes, flags and environment variables are in usage (main.go).
 package main

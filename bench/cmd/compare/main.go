@@ -17,8 +17,11 @@ import (
 	"github.com/metastore/metastore/tests/framework"
 )
 
-const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
-  (default)      the suite: put, range (l/s), txn-put, watch-latency
+const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
+  (default)      the suite: put, range (l/s), txn-put, watch-latency, with
+                 the server's and the load generator's CPU per request, and
+                 the floors of a put (fdatasync latency of the data dir's
+                 filesystem, a loopback gRPC round trip) measured in the run
   --quick        1 round, small totals: a smoke test of the harness (~2 min)
   --large        opt-in large data set: 1M keys of 1 KiB, then ranges and
                  puts; peak RSS and on-disk size (takes long)
@@ -26,6 +29,10 @@ const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers] [--members
                  watcher, then the same load with 10,000 watchers (100
                  streams x 100) on the 1,000 keys written: write throughput
                  with and without them, events/s delivered
+  --pinned       put, range (l/s) and txn-put with 1000 clients, each round
+                 twice per server: unpinned, then with every member on one
+                 CPU and the load generator on another (taskset), so that
+                 throughput reflects the server's efficiency
   --members N    run every server as a cluster of N members on this machine
                  (default 1); writes go to the leader (--target-leader), reads
                  to all members, as in etcd's performance doc. Memory is the
@@ -40,7 +47,8 @@ Environment (all optional; the defaults keep a full run under ~15 min on 2 cores
   BENCH_RANGE_TOTAL, BENCH_TXN_TOTAL, BENCH_WATCH_PUTS, BENCH_WATCH_RATE,
   BENCH_VAL_SIZE, BENCH_LARGE_KEYS, BENCH_LARGE_VAL_SIZE,
   BENCH_LARGE_RANGE_TOTAL, BENCH_LARGE_SCAN_TOTAL, BENCH_LARGE_PUT_TOTAL,
-  BENCH_WATCHERS_PUTS,
+  BENCH_WATCHERS_PUTS, BENCH_FSYNC_N (fdatasyncs per floor measurement),
+  BENCH_RTT_N (round trips per floor measurement),
   BENCH_CLIENT_PORT (32379), BENCH_PEER_PORT (32380), BENCH_TIMEOUT (seconds
   per benchmark run), BENCH_DIR (parent of the work dir; default $TMPDIR or
   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (same as --members),
@@ -57,6 +65,7 @@ func logf(format string, args ...any) {
 // config is what the flags and the environment ask for.
 type config struct {
 	quick, large, watchers, keep bool
+	pinned                       bool
 	writeDocs                    string
 	roundsFlag                   string
 	mode, section                string
@@ -78,11 +87,13 @@ var (
 		"LARGE_KEYS": 1000000, "LARGE_VAL_SIZE": 1024, "LARGE_RANGE_TOTAL": 20000,
 		"LARGE_SCAN_TOTAL": 500, "LARGE_PUT_TOTAL": 50000, "WATCHERS_PUTS": 20000,
 		"TIMEOUT": 600, "CLIENT_PORT": 32379, "PEER_PORT": 32380,
+		"FSYNC_N": 1000, "RTT_N": 5000,
 	}
 	quickDefaults = map[string]int{
 		"PUT1_TOTAL": 300, "PUT_TOTAL": 5000, "RANGE1_TOTAL": 1000, "RANGE_TOTAL": 5000,
 		"TXN_TOTAL": 5000, "WATCH_PUTS": 100, "LARGE_KEYS": 20000, "LARGE_RANGE_TOTAL": 2000,
 		"LARGE_SCAN_TOTAL": 200, "LARGE_PUT_TOTAL": 2000, "WATCHERS_PUTS": 2000,
+		"FSYNC_N": 200, "RTT_N": 1000,
 	}
 )
 
@@ -94,6 +105,7 @@ func parseConfig(args []string, root string) (*config, error) {
 	fs.BoolVar(&c.large, "large", false, "")
 	fs.BoolVar(&c.watchers, "watchers", false, "")
 	fs.BoolVar(&c.keep, "keep", false, "")
+	fs.BoolVar(&c.pinned, "pinned", false, "")
 	fs.StringVar(&c.roundsFlag, "rounds", "", "")
 	members := fs.String("members", "", "")
 	// --write-docs takes an optional value: rewrite the bare flag.
@@ -110,8 +122,8 @@ func parseConfig(args []string, root string) (*config, error) {
 		fmt.Fprint(os.Stderr, usage)
 		return nil, fmt.Errorf("unknown argument: %s", fs.Arg(0))
 	}
-	if c.large && c.watchers {
-		return nil, errors.New("--large and --watchers are separate runs")
+	if c.large && c.watchers || c.large && c.pinned || c.watchers && c.pinned {
+		return nil, errors.New("--large, --watchers and --pinned are separate runs")
 	}
 	for name, def := range defaults {
 		if c.quick {
@@ -165,6 +177,9 @@ func parseConfig(args []string, root string) (*config, error) {
 	}
 	if c.watchers {
 		c.mode = "watchers"
+	}
+	if c.pinned {
+		c.mode = "pinned"
 	}
 	c.section = c.mode
 	if c.members > 1 {
@@ -247,15 +262,20 @@ type harness struct {
 	extraFlags                       []string
 	writeTarget                      []string
 	clkTck                           float64
+	pin                              pinner
+	srvCPU, cliCPU                   int  // --pinned: the CPUs of the members and of the load generator
+	pinned                           bool // the running server and its load are pinned
+	failed                           bool // a server failed a benchmark or died
 
-	servers   []*framework.Process // the members of the running server
-	results   []result
-	loads     []string // round \t server \t bench \t loadavg
-	failures  strings.Builder
-	commands  []string
-	cmdNames  map[string]bool
-	startDate string
-	elapsed   time.Duration
+	servers            []*framework.Process // the members of the running server
+	results            []result
+	loads              []string // round \t server \t bench \t loadavg
+	failures           strings.Builder
+	commands           []string
+	cmdNames           map[string]bool
+	startDate          string
+	loadStart, loadEnd string // /proc/loadavg at the start and the end of the rounds
+	elapsed            time.Duration
 }
 
 func newHarness(ctx context.Context, cfg *config, root string) (*harness, error) {
@@ -276,6 +296,13 @@ func newHarness(ctx context.Context, cfg *config, root string) (*harness, error)
 	h.endpoint, h.initialCluster = strings.Join(eps, ","), strings.Join(ic, ",")
 	if cfg.members > 1 {
 		h.writeTarget = []string{"--target-leader"}
+	}
+	if cfg.pinned {
+		var err error
+		if h.srvCPU, h.cliCPU, err = pinCPUs(); err != nil {
+			return nil, err
+		}
+		h.pin = newPinner()
 	}
 	if cfg.large {
 		// 1M x 1 KiB must fit in either server's backend quota (default 2 GiB).
@@ -335,7 +362,9 @@ func newHarness(ctx context.Context, cfg *config, root string) (*harness, error)
 	if v, err := h.output("git", "rev-parse", "--short", "HEAD"); err == nil {
 		h.msVersion = v
 	}
-	if st, err := h.output("git", "status", "--porcelain", "--untracked-files=no"); err == nil && st != "" {
+	// Only uncommitted changes to what is built count: docs (--write-docs
+	// of an earlier run) and scripts do not change what is measured.
+	if st, err := h.output("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "go.mod", "go.sum"); err == nil && st != "" {
 		h.msVersion += fmt.Sprintf(" + %d uncommitted file(s)", len(strings.Split(st, "\n")))
 	}
 	return h, nil
@@ -379,45 +408,74 @@ func (h *harness) runRounds() (failed bool, err error) {
 	cfg := h.cfg
 	logf("mode=%s members=%d rounds=%d order=%s work=%s", cfg.mode, cfg.members, cfg.rounds, strings.Join(cfg.order, " "), h.work)
 	h.startDate = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	h.loadStart = loadAvg()
+	defer func() { h.loadEnd = loadAvg() }()
 	begin := time.Now()
+	// --pinned runs each server twice per round, unpinned then pinned,
+	// each time on a fresh data dir (the same puts twice would overwrite).
+	variants := []bool{false}
+	if cfg.pinned {
+		variants = []bool{false, true}
+	}
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, server := range cfg.order {
-			data := filepath.Join(h.work, "data", fmt.Sprintf("r%d-%s", round, server))
-			logPath := filepath.Join(h.out, fmt.Sprintf("r%d-%s.log", round, server))
-			logf("round %d/%d: starting %s", round, cfg.rounds, server)
-			if err := h.startServer(server, data, logPath); err != nil {
+		if cfg.mode == "suite" {
+			h.measureFloors(round)
+		}
+		for _, pinned := range variants {
+			if err := h.runServers(round, pinned); err != nil {
 				return true, err
-			}
-			var ok bool
-			switch cfg.mode {
-			case "large":
-				ok = h.largeSet(round, server, data)
-			case "watchers":
-				ok = h.watchersSet(round, server)
-			default:
-				ok = h.suite(round, server)
-			}
-			if !ok {
-				failed = true
-			}
-			h.stopServer(round, server)
-			switch cfg.mode {
-			case "large":
-				h.recordDisk(round, server, "large-end", data)
-			case "suite":
-				h.recordDisk(round, server, "end-of-suite", data)
-			}
-			_ = os.RemoveAll(data)
-			if server == "metastore" {
-				h.logErrors(round, logPath)
-			}
-			if h.ctx.Err() != nil {
-				return true, errors.New("interrupted")
 			}
 		}
 	}
 	h.elapsed = time.Since(begin)
-	return failed, nil
+	return h.failed, nil
+}
+
+// runServers runs this mode's benchmarks against each server in turn.
+func (h *harness) runServers(round int, pinned bool) error {
+	cfg := h.cfg
+	h.pinned = pinned
+	variant := ""
+	if pinned {
+		variant = "-pinned"
+	}
+	for _, server := range cfg.order {
+		data := filepath.Join(h.work, "data", fmt.Sprintf("r%d-%s%s", round, server, variant))
+		logPath := filepath.Join(h.out, fmt.Sprintf("r%d-%s%s.log", round, server, variant))
+		logf("round %d/%d: starting %s%s", round, cfg.rounds, server, variant)
+		if err := h.startServer(server, data, logPath); err != nil {
+			return err
+		}
+		var ok bool
+		switch cfg.mode {
+		case "large":
+			ok = h.largeSet(round, server, data)
+		case "watchers":
+			ok = h.watchersSet(round, server)
+		case "pinned":
+			ok = h.pinnedSet(round, server)
+		default:
+			ok = h.suite(round, server)
+		}
+		if !ok {
+			h.failed = true
+		}
+		h.stopServer(round, server)
+		switch cfg.mode {
+		case "large":
+			h.recordDisk(round, server, "large-end", data)
+		case "suite":
+			h.recordDisk(round, server, "end-of-suite", data)
+		}
+		_ = os.RemoveAll(data)
+		if server == "metastore" {
+			h.logErrors(round, logPath)
+		}
+		if h.ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+	}
+	return nil
 }
 
 // logErrors notes the error, fatal and panic lines of metastore's logs.

@@ -115,54 +115,179 @@ type result struct {
 	value                 string
 }
 
-// summaryTable is the markdown comparison table: medians per (bench,
-// metric, server) over the rounds; NA values are left out of a median, a
-// row with no value for a server shows "n/a" plus the failure marker.
-func summaryTable(spec []specRow, results []result) string {
-	type key struct{ bench, metric, server string }
-	vals := map[key][]float64{}
-	na, unav := map[key]int{}, map[key]int{}
+// key names one measured quantity of one server.
+type key struct{ bench, metric, server string }
+
+// measured is every result grouped by key: the numbers, and how many runs
+// failed (NA) or found the feature missing (UNAVAILABLE).
+type measured struct {
+	vals     map[key][]float64
+	na, unav map[key]int
+}
+
+func collect(results []result) measured {
+	m := measured{vals: map[key][]float64{}, na: map[key]int{}, unav: map[key]int{}}
 	for _, r := range results {
 		k := key{r.bench, r.metric, r.server}
 		switch r.value {
 		case "NA":
-			na[k]++
+			m.na[k]++
 		case "UNAVAILABLE":
-			unav[k]++
+			m.unav[k]++
 		default:
-			vals[k] = append(vals[k], num(r.value))
+			m.vals[k] = append(m.vals[k], num(r.value))
 		}
 	}
+	return m
+}
+
+// median is the median of k over the rounds.
+func (m measured) median(k key) (float64, bool) { return median(m.vals[k]) }
+
+// cell is k's median as a table cell, with the failure markers.
+func (m measured) cell(k key) string {
+	v, ok := m.median(k)
+	return cell(v, ok, m.na[k], m.unav[k])
+}
+
+// compared is the ratio metastore/etcd of bench's metric, the target on it
+// and whether it is met, as table cells.
+func (m measured) compared(bench, metric, dir string, target float64) (ratio, tgt, met string) {
+	mv, mok := m.median(key{bench, metric, "metastore"})
+	ev, eok := m.median(key{bench, metric, "etcd"})
+	ratio, tgt, met = "n/a", "-", "-"
+	if mok && eok && ev > 0 {
+		ratio = fmt.Sprintf("%.2f", mv/ev)
+	}
+	switch dir {
+	case "ge":
+		tgt = "≥ " + fmtTarget(target) + "×"
+	case "le":
+		tgt = "≤ " + fmtTarget(target) + "×"
+	default:
+		return ratio, tgt, met
+	}
+	switch {
+	case ratio == "n/a":
+		met = "not available yet"
+	case dir == "ge" && mv/ev >= target, dir == "le" && mv/ev <= target:
+		met = "yes"
+	default:
+		met = "**no**"
+	}
+	return ratio, tgt, met
+}
+
+// mdTable is a markdown table: the header's cells, then one line per row.
+func mdTable(header []string, rows [][]string) string {
 	var b strings.Builder
-	b.WriteString("| Benchmark | Metric | metastore (median) | etcd (median) | ratio metastore/etcd | Target | Met? |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	line := func(cells []string) { b.WriteString("| " + strings.Join(cells, " | ") + " |\n") }
+	line(header)
+	b.WriteString(strings.Repeat("|---", len(header)) + "|\n")
+	for _, r := range rows {
+		line(r)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// both is bench's metric for metastore and etcd as table cells.
+func (m measured) both(bench, metric string) []string {
+	return []string{m.cell(key{bench, metric, "metastore"}), m.cell(key{bench, metric, "etcd"})}
+}
+
+// summaryTable is the markdown comparison table: medians per (bench,
+// metric, server) over the rounds; NA values are left out of a median, a
+// row with no value for a server shows "n/a" plus the failure marker.
+func summaryTable(spec []specRow, results []result) string {
+	m := collect(results)
+	var rows [][]string
 	for _, row := range spec {
-		km, ke := key{row.bench, row.metric, "metastore"}, key{row.bench, row.metric, "etcd"}
-		m, mok := median(vals[km])
-		e, eok := median(vals[ke])
-		ratio, met := "n/a", "-"
-		if mok && eok && e > 0 {
-			ratio = fmt.Sprintf("%.2f", m/e)
+		ratio, tgt, met := m.compared(row.bench, row.metric, row.dir, row.target)
+		r := append([]string{row.label, fmt.Sprintf("%s (%s)", row.metric, row.unit)}, m.both(row.bench, row.metric)...)
+		rows = append(rows, append(r, ratio, tgt, met))
+	}
+	return mdTable([]string{"Benchmark", "Metric", "metastore (median)", "etcd (median)", "ratio metastore/etcd", "Target", "Met?"}, rows)
+}
+
+// cpuRow is one row of the CPU table: bench's server CPU per request, with
+// a target on the ratio metastore/etcd ("le" or "-").
+type cpuRow struct {
+	label, bench, dir string
+	target            float64
+}
+
+// cpuTable shows, per benchmark, the server's CPU per request (summed over
+// the members) and the load generator's beside it, for both servers, with
+// the ratios metastore/etcd; the target is on the server's ratio.
+func cpuTable(rows []cpuRow, results []result) string {
+	m := collect(results)
+	var out [][]string
+	for _, row := range rows {
+		sr, tgt, met := m.compared(row.bench, "server_cpu_us", row.dir, row.target)
+		cr, _, _ := m.compared(row.bench, "client_cpu_us", "-", 0)
+		r := append(append([]string{row.label}, m.both(row.bench, "server_cpu_us")...), sr, tgt, met)
+		out = append(out, append(append(r, m.both(row.bench, "client_cpu_us")...), cr))
+	}
+	return mdTable([]string{"Benchmark", "server CPU/req metastore (µs)", "server CPU/req etcd (µs)", "ratio", "Target", "Met?",
+		"load generator CPU/req with metastore (µs)", "with etcd (µs)", "ratio"}, out)
+}
+
+// pinnedTable shows each benchmark's throughput unpinned and pinned (the
+// benchmark's name plus "-pinned") for both servers, with the ratios; the
+// target is on the pinned ratio.
+func pinnedTable(rows []cpuRow, results []result) string {
+	m := collect(results)
+	var out [][]string
+	for _, row := range rows {
+		ur, _, _ := m.compared(row.bench, "rps", "-", 0)
+		pb := row.bench + "-pinned"
+		pr, tgt, met := m.compared(pb, "rps", row.dir, row.target)
+		r := append(append([]string{row.label}, m.both(row.bench, "rps")...), ur)
+		out = append(out, append(append(r, m.both(pb, "rps")...), pr, tgt, met))
+	}
+	return mdTable([]string{"Benchmark", "unpinned metastore (req/s)", "unpinned etcd (req/s)", "ratio",
+		"pinned metastore (req/s)", "pinned etcd (req/s)", "ratio", "Target (pinned)", "Met?"}, out)
+}
+
+// floorTable shows the floors measured in the run (medians over rounds of
+// each round's median and p99) and each server's put-1 average latency
+// against their sum; the target is metastore's distance to that floor.
+func floorTable(results []result, withinMs float64) string {
+	m := collect(results)
+	get := func(metric string) (float64, bool) { return m.median(key{floorBench, metric, "floor"}) }
+	fl := func(metric string) string { return m.cell(key{floorBench, metric, "floor"}) }
+	var b strings.Builder
+	b.WriteString("| Floor (measured in this run) | median (ms) | p99 (ms) |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| fdatasync of a 4 KiB write, data dir's filesystem | %s | %s |\n", fl("fsync_med_ms"), fl("fsync_p99_ms"))
+	fmt.Fprintf(&b, "| (not in the floor) fdatasync of a 4 KiB append, growing the file | %s | %s |\n", fl("fsync_append_med_ms"), fl("fsync_append_p99_ms"))
+	fmt.Fprintf(&b, "| gRPC round trip on 127.0.0.1 (health Check, no work) | %s | %s |\n", fl("rtt_med_ms"), fl("rtt_p99_ms"))
+	fs, fok := get("fsync_med_ms")
+	rt, rok := get("rtt_med_ms")
+	floor, ok := fs+rt, fok && rok
+	sum := "n/a"
+	if ok {
+		sum = fmt.Sprintf("%.3f", floor)
+	}
+	fmt.Fprintf(&b, "| floor of a put from one client (sum of the medians) | %s | - |\n\n", sum)
+	b.WriteString("| put, 1 client | avg latency (ms) | above the floor (ms) | Target | Met? |\n|---|---|---|---|---|\n")
+	for _, s := range []string{"metastore", "etcd"} {
+		avg, aok := m.median(key{"put-1", "avg_ms", s})
+		above, tgt, met := "n/a", "-", "-"
+		if aok && ok {
+			above = fmt.Sprintf("%.3f", avg-floor)
 		}
-		tgt := "-"
-		switch row.dir {
-		case "ge":
-			tgt = "≥ " + fmtTarget(row.target) + "×"
-		case "le":
-			tgt = "≤ " + fmtTarget(row.target) + "×"
-		}
-		if row.dir != "-" {
+		if s == "metastore" {
+			tgt = "≤ " + strconv.FormatFloat(withinMs, 'f', -1, 64) + " ms"
 			switch {
-			case ratio == "n/a":
+			case above == "n/a":
 				met = "not available yet"
-			case row.dir == "ge" && m/e >= row.target, row.dir == "le" && m/e <= row.target:
+			case avg-floor <= withinMs:
 				met = "yes"
 			default:
 				met = "**no**"
 			}
 		}
-		ms, es := cell(m, mok, na[km], unav[km]), cell(e, eok, na[ke], unav[ke])
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %s | %s |\n", row.label, row.metric, row.unit, ms, es, ratio, tgt, met)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s, m.cell(key{"put-1", "avg_ms", s}), above, tgt, met)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
@@ -232,7 +357,21 @@ func rawTable(results []result) string {
 	var b strings.Builder
 	b.WriteString("| Benchmark metric | metastore per round | etcd per round |\n|---|---|---|\n")
 	for _, k := range order {
+		if f, ok := per[k]["floor"]; ok {
+			fmt.Fprintf(&b, "| %s %s | measured without a server: %s | |\n", k.bench, k.metric, strings.Join(f, ", "))
+			continue
+		}
 		fmt.Fprintf(&b, "| %s %s | %s | %s |\n", k.bench, k.metric, strings.Join(per[k]["metastore"], ", "), strings.Join(per[k]["etcd"], ", "))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// withPinned follows each row with its pinned twin (the benchmark's name
+// plus "-pinned"), which has no target of its own.
+func withPinned(rows []cpuRow) []cpuRow {
+	var out []cpuRow
+	for _, r := range rows {
+		out = append(out, r, cpuRow{r.label + ", pinned", r.bench + "-pinned", "-", 0})
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A report as etcd's benchmark tool prints it for watch-latency: a put
@@ -151,5 +152,105 @@ func TestParseConfigModesAndValidation(t *testing.T) {
 	t.Setenv("BENCH_PUT_TOTAL", "12x")
 	if _, err := parseConfig(nil, "/repo"); err == nil || !strings.Contains(err.Error(), "BENCH_PUT_TOTAL must be a positive integer") {
 		t.Errorf("bad BENCH_PUT_TOTAL: %v", err)
+	}
+}
+
+func TestCPUTableServerAndLoadGeneratorWithTargets(t *testing.T) {
+	res := []result{
+		{1, "metastore", "put-1000", "server_cpu_us", "50"}, {2, "metastore", "put-1000", "server_cpu_us", "40"}, {3, "metastore", "put-1000", "server_cpu_us", "45"},
+		{1, "etcd", "put-1000", "server_cpu_us", "100"}, {2, "etcd", "put-1000", "server_cpu_us", "80"}, {3, "etcd", "put-1000", "server_cpu_us", "90"},
+		{1, "metastore", "put-1000", "client_cpu_us", "44"}, {1, "etcd", "put-1000", "client_cpu_us", "40"},
+		{1, "metastore", "txn-put-1000", "server_cpu_us", "70"}, {1, "etcd", "txn-put-1000", "server_cpu_us", "100"},
+		{1, "metastore", "txn-put-1000", "client_cpu_us", "NA"}, {1, "etcd", "txn-put-1000", "client_cpu_us", "55"},
+	}
+	rows := []cpuRow{{"put", "put-1000", "le", 0.6}, {"txn", "txn-put-1000", "le", 0.6}, {"watch", "watch-latency", "-", 0}}
+	want := `| Benchmark | server CPU/req metastore (µs) | server CPU/req etcd (µs) | ratio | Target | Met? | load generator CPU/req with metastore (µs) | with etcd (µs) | ratio |
+|---|---|---|---|---|---|---|---|---|
+| put | 45.0 | 90.0 | 0.50 | ≤ 0.6× | yes | 44.0 | 40.0 | 1.10 |
+| txn | 70.0 | 100 | 0.70 | ≤ 0.6× | **no** | n/a (failed) | 55.0 | n/a |
+| watch | n/a | n/a | n/a | - | - | n/a | n/a | n/a |`
+	if got := cpuTable(rows, res); got != want {
+		t.Errorf("cpu table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestPinnedTableRatiosBesideUnpinned(t *testing.T) {
+	res := []result{
+		{1, "metastore", "put-1000", "rps", "10000"}, {1, "etcd", "put-1000", "rps", "10000"},
+		{1, "metastore", "put-1000-pinned", "rps", "16000"}, {1, "etcd", "put-1000-pinned", "rps", "9000"},
+		{2, "metastore", "put-1000-pinned", "rps", "18000"}, {2, "etcd", "put-1000-pinned", "rps", "11000"},
+		{1, "metastore", "range-s-1000", "rps", "20000"}, {1, "etcd", "range-s-1000", "rps", "10000"},
+		{1, "metastore", "range-s-1000-pinned", "rps", "15000"}, {1, "etcd", "range-s-1000-pinned", "rps", "10000"},
+	}
+	rows := []cpuRow{{"put", "put-1000", "ge", 1.6}, {"range", "range-s-1000", "ge", 1.6}}
+	want := `| Benchmark | unpinned metastore (req/s) | unpinned etcd (req/s) | ratio | pinned metastore (req/s) | pinned etcd (req/s) | ratio | Target (pinned) | Met? |
+|---|---|---|---|---|---|---|---|---|
+| put | 10000 | 10000 | 1.00 | 17000 | 10000 | 1.70 | ≥ 1.6× | yes |
+| range | 20000 | 10000 | 2.00 | 15000 | 10000 | 1.50 | ≥ 1.6× | **no** |`
+	if got := pinnedTable(rows, res); got != want {
+		t.Errorf("pinned table:\n%s\nwant:\n%s", got, want)
+	}
+	if got := withPinned(rows[:1]); len(got) != 2 || got[1].bench != "put-1000-pinned" || got[1].dir != "-" || got[1].label != "put, pinned" {
+		t.Errorf("withPinned: %+v", got)
+	}
+}
+
+func TestFloorTablePutAgainstFsyncPlusRoundTrip(t *testing.T) {
+	res := []result{
+		{1, "floor", floorBench, "fsync_med_ms", "0.400"}, {2, "floor", floorBench, "fsync_med_ms", "0.500"}, {3, "floor", floorBench, "fsync_med_ms", "0.450"},
+		{1, "floor", floorBench, "fsync_p99_ms", "1.000"},
+		{1, "floor", floorBench, "rtt_med_ms", "0.100"}, {2, "floor", floorBench, "rtt_med_ms", "NA"},
+		{1, "floor", floorBench, "rtt_p99_ms", "0.300"},
+		{1, "metastore", "put-1", "avg_ms", "0.650"}, {1, "etcd", "put-1", "avg_ms", "0.900"},
+	}
+	want := `| Floor (measured in this run) | median (ms) | p99 (ms) |
+|---|---|---|
+| fdatasync of a 4 KiB write, data dir's filesystem | 0.45 | 1 |
+| (not in the floor) fdatasync of a 4 KiB append, growing the file | n/a | n/a |
+| gRPC round trip on 127.0.0.1 (health Check, no work) | 0.1 (1 failed) | 0.3 |
+| floor of a put from one client (sum of the medians) | 0.550 | - |
+
+| put, 1 client | avg latency (ms) | above the floor (ms) | Target | Met? |
+|---|---|---|---|---|
+| metastore | 0.65 | 0.100 | ≤ 0.15 ms | yes |
+| etcd | 0.9 | 0.350 | - | - |`
+	if got := floorTable(res, 0.15); got != want {
+		t.Errorf("floor table:\n%s\nwant:\n%s", got, want)
+	}
+	// Without a round-trip floor there is nothing to compare against.
+	var noRTT []result
+	for _, r := range res {
+		if !strings.HasPrefix(r.metric, "rtt") {
+			noRTT = append(noRTT, r)
+		}
+	}
+	if got := floorTable(noRTT, 0.15); !strings.Contains(got, "| metastore | 0.65 | n/a | ≤ 0.15 ms | not available yet |") ||
+		!strings.Contains(got, "| floor of a put from one client (sum of the medians) | n/a | - |") {
+		t.Errorf("floor table without rtt:\n%s", got)
+	}
+	raw := rawTable(res[:3])
+	if !strings.Contains(raw, "| floor fsync_med_ms | measured without a server: 0.400, 0.500, 0.450 | |") {
+		t.Errorf("raw table with floors:\n%s", raw)
+	}
+}
+
+func TestPercentileNearestRank(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 50 * time.Millisecond, 99: 99 * time.Millisecond, 100: 100 * time.Millisecond, 1: time.Millisecond} {
+		if got, ok := percentile(ds, p); !ok || got != want {
+			t.Errorf("p%v = %v, want %v", p, got, want)
+		}
+	}
+	if got, _ := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("p99 of one sample = %v", got)
+	}
+	if _, ok := percentile(nil, 50); ok {
+		t.Error("percentile of no sample")
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Error("percentile sorted its input in place")
 	}
 }

@@ -55,15 +55,30 @@ func (h *harness) startServer(kind, dir, logPath string) error {
 			"--listen-client-urls", curl, "--advertise-client-urls", curl,
 			"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 			"--initial-cluster", h.initialCluster}, h.extraFlags...)
-		p, err := framework.StartProcess(framework.ProcessOptions{Bin: bin, Args: args, LogPath: memberLog(logPath, i)})
+		pbin := bin
+		if h.pinned {
+			pbin, args = h.pin.wrap(h.srvCPU, bin, args)
+		}
+		p, err := framework.StartProcess(framework.ProcessOptions{Bin: pbin, Args: args, LogPath: memberLog(logPath, i)})
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", kind, name, err)
 		}
 		h.servers = append(h.servers, p)
+		if h.pinned {
+			if err := h.pin.after(h.srvCPU, p.Pid()); err != nil {
+				return fmt.Errorf("%s %s: %w", kind, name, err)
+			}
+		}
 	}
 	for i, p := range h.servers {
 		if err := p.WaitReady(60 * time.Second); err != nil {
 			return fmt.Errorf("%s %s not ready: %w", kind, h.names[i], err)
+		}
+		if h.pinned {
+			// After WaitReady taskset has long exec'd the server.
+			if err := checkPinned(p.Pid(), h.srvCPU); err != nil {
+				return fmt.Errorf("%s %s: %w", kind, h.names[i], err)
+			}
 		}
 	}
 	err := framework.WaitFor(10*time.Second, 200*time.Millisecond, func() (bool, error) {
@@ -197,7 +212,11 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	out := filepath.Join(h.out, fmt.Sprintf("r%d-%s-%s.txt", round, server, name))
 	if !h.cmdNames[name] {
 		h.cmdNames[name] = true
-		line := fmt.Sprintf("%s: benchmark --endpoints=%s --precise", name, h.endpoint)
+		pin := ""
+		if h.pinned {
+			pin = fmt.Sprintf("taskset -c %d ", h.cliCPU)
+		}
+		line := fmt.Sprintf("%s: %sbenchmark --endpoints=%s --precise", name, pin, h.endpoint)
 		for _, a := range args {
 			line += " " + shellQuote(a) // the scan bounds are raw bytes, not text
 		}
@@ -210,12 +229,24 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	srv0, srvOK0 := h.serverCPUTicks()
 	ctx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, h.benchmk, append([]string{"--endpoints=" + h.endpoint, "--precise"}, args...)...)
+	bin, bargs := h.benchmk, append([]string{"--endpoints=" + h.endpoint, "--precise"}, args...)
+	if h.pinned {
+		bin, bargs = h.pin.wrap(h.cliCPU, bin, bargs)
+	}
+	cmd := exec.CommandContext(ctx, bin, bargs...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	runErr := cmd.Start()
+	if runErr == nil {
+		if h.pinned {
+			if err := h.pin.after(h.cliCPU, cmd.Process.Pid); err != nil {
+				h.failf("### round %d, %s, %s: load generator not pinned: %v\n", round, server, name, err)
+			}
+		}
+		runErr = cmd.Wait()
+	}
 	srv1, srvOK1 := h.serverCPUTicks()
 	var cliCPU time.Duration
 	if cmd.ProcessState != nil {

@@ -12,11 +12,12 @@ func (h *harness) timeoutDefault() time.Duration { return time.Duration(h.cfg.ti
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
-// suite is etcd's performance doc scaled to 2 cores. Keys are 8 bytes;
+// suiteArgs are the benchmark tool's arguments for each benchmark of the
+// suite: etcd's performance doc scaled to 2 cores. Keys are 8 bytes;
 // sequential put keys with key-space-size = total make every put a new key
 // (the doc's key-space-size of 1 would rewrite one key).
-func (h *harness) suite(r int, s string) bool {
-	n, to := h.cfg.n, h.timeoutDefault()
+func (h *harness) suiteArgs(name string) []string {
+	n := h.cfg.n
 	one := []string{"--conns=1", "--clients=1"}
 	many := []string{"--conns=100", "--clients=1000"}
 	val := "--val-size=" + itoa(n["VAL_SIZE"])
@@ -30,41 +31,75 @@ func (h *harness) suite(r int, s string) bool {
 	put := func(total int) []string {
 		return []string{"put", "--key-size=8", val, "--sequential-keys", "--key-space-size=" + itoa(total), "--total=" + itoa(total)}
 	}
-	if !h.runBench(r, s, "put-1", "all", to, cat(h.writeTarget, one, put(n["PUT1_TOTAL"]))...) ||
-		!h.runBench(r, s, "put-1000", "all", to, cat(h.writeTarget, many, put(n["PUT_TOTAL"]))...) {
-		return false
+	rng := func(cons string, total int) []string {
+		return []string{"range", "foo", "--consistency=" + cons, "--total=" + itoa(total)}
 	}
-	h.recordMem(r, s, "after-put-suite")
-	for _, b := range []struct {
-		name    string
-		clients []string
-		cons    string
-		total   int
-	}{
-		{"range-l-1", one, "l", n["RANGE1_TOTAL"]},
-		{"range-s-1", one, "s", n["RANGE1_TOTAL"]},
-		{"range-l-1000", many, "l", n["RANGE_TOTAL"]},
-		{"range-s-1000", many, "s", n["RANGE_TOTAL"]},
-	} {
-		if !h.runBench(r, s, b.name, "all", to, cat(b.clients, []string{"range", "foo", "--consistency=" + b.cons, "--total=" + itoa(b.total)})...) {
+	switch name {
+	case "put-1":
+		return cat(h.writeTarget, one, put(n["PUT1_TOTAL"]))
+	case "put-1000":
+		return cat(h.writeTarget, many, put(n["PUT_TOTAL"]))
+	case "range-l-1":
+		return cat(one, rng("l", n["RANGE1_TOTAL"]))
+	case "range-s-1":
+		return cat(one, rng("s", n["RANGE1_TOTAL"]))
+	case "range-l-1000":
+		return cat(many, rng("l", n["RANGE_TOTAL"]))
+	case "range-s-1000":
+		return cat(many, rng("s", n["RANGE_TOTAL"]))
+	case "txn-put-1000":
+		return cat(h.writeTarget, many, []string{"txn-put", "--key-size=8", val,
+			"--key-space-size=" + itoa(n["TXN_TOTAL"]), "--total=" + itoa(n["TXN_TOTAL"])})
+	case "watch-latency":
+		// 10 streams x 10 watchers on one key; a put every 1/rate s.
+		return []string{"watch-latency", "--put-total=" + itoa(n["WATCH_PUTS"]), "--put-rate=" + itoa(n["WATCH_RATE"]),
+			"--streams=10", "--watchers-per-stream=10", "--key-size=32", "--val-size=32"}
+	}
+	panic("suiteArgs: unknown benchmark " + name)
+}
+
+// suite runs the whole suite; memory after the puts and at the end.
+func (h *harness) suite(r int, s string) bool {
+	to := h.timeoutDefault()
+	for _, b := range []string{"put-1", "put-1000"} {
+		if !h.runBench(r, s, b, "all", to, h.suiteArgs(b)...) {
 			return false
 		}
 	}
-	if !h.runBench(r, s, "txn-put-1000", "all", to, cat(h.writeTarget, many, []string{"txn-put", "--key-size=8", val,
-		"--key-space-size=" + itoa(n["TXN_TOTAL"]), "--total=" + itoa(n["TXN_TOTAL"])})...) {
-		return false
+	h.recordMem(r, s, "after-put-suite")
+	for _, b := range []string{"range-l-1", "range-s-1", "range-l-1000", "range-s-1000", "txn-put-1000"} {
+		if !h.runBench(r, s, b, "all", to, h.suiteArgs(b)...) {
+			return false
+		}
 	}
-	// 10 streams x 10 watchers on one key; a put every 1/rate s. If Watch is
-	// missing the tool spins on a closed channel (burning CPU until the
-	// timeout), so a probe with etcdctl comes first.
+	// If Watch is missing the tool spins on a closed channel (burning CPU
+	// until the timeout), so a probe with etcdctl comes first.
 	if h.watchProbe(r, s, "watch-latency") {
-		wto := time.Duration(n["WATCH_PUTS"]/n["WATCH_RATE"]+60) * time.Second
-		if !h.runBench(r, s, "watch-latency", "watch", wto, "watch-latency", "--put-total="+itoa(n["WATCH_PUTS"]),
-			"--put-rate="+itoa(n["WATCH_RATE"]), "--streams=10", "--watchers-per-stream=10", "--key-size=32", "--val-size=32") {
+		wto := time.Duration(h.cfg.n["WATCH_PUTS"]/h.cfg.n["WATCH_RATE"]+60) * time.Second
+		if !h.runBench(r, s, "watch-latency", "watch", wto, h.suiteArgs("watch-latency")...) {
 			return false
 		}
 	}
 	h.recordMem(r, s, "end-of-suite")
+	return true
+}
+
+// pinnedBenches are the suite's benchmarks that --pinned runs: the
+// throughput ones (1000 clients).
+var pinnedBenches = []string{"put-1000", "range-l-1000", "range-s-1000", "txn-put-1000"}
+
+// pinnedSet runs pinnedBenches; pinned runs are recorded under the
+// benchmark's name plus "-pinned".
+func (h *harness) pinnedSet(r int, s string) bool {
+	for _, b := range pinnedBenches {
+		name := b
+		if h.pinned {
+			name += "-pinned"
+		}
+		if !h.runBench(r, s, name, "all", h.timeoutDefault(), h.suiteArgs(b)...) {
+			return false
+		}
+	}
 	return true
 }
 
