@@ -281,19 +281,19 @@ func (fpSleep) configure(s *Scenario)        { s.Cluster.Gofail = true }
 func (f fpSleep) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string, error) {
 	name := f.points[rnd.IntN(len(f.points))]
 	ms := 20 + rnd.IntN(281)
-	var ms2 []*framework.Member
+	var targets []*framework.Member
 	who := "every member"
 	if len(c.Members) == 1 || rnd.IntN(3) > 0 {
 		m, err := victim(ctx, c, rnd, rnd.IntN(2) == 0)
 		if err != nil {
 			return "", err
 		}
-		ms2, who = []*framework.Member{m}, m.Name
+		targets, who = []*framework.Member{m}, m.Name
 	} else {
-		ms2 = c.Members
+		targets = c.Members
 	}
 	term := fmt.Sprintf("sleep(%d)", ms)
-	for _, m := range ms2 {
+	for _, m := range targets {
 		if err := m.SetFailpoint(name, term); err != nil {
 			return "", err
 		}
@@ -301,10 +301,10 @@ func (f fpSleep) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string
 	d := between(rnd, time.Second, 3*time.Second)
 	perr := pause(ctx, d)
 	// Until it ran on every member it was set on, bounded.
-	hits := make([]int, len(ms2))
+	hits := make([]int, len(targets))
 	werr := framework.WaitFor(30*time.Second, 50*time.Millisecond, func() (bool, error) {
 		done := true
-		for i, m := range ms2 {
+		for i, m := range targets {
 			if hits[i] == 0 {
 				n, err := failpointCount(ctx, m, name)
 				if err != nil {
@@ -317,7 +317,7 @@ func (f fpSleep) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string
 		return done, nil
 	})
 	var errs []string
-	for _, m := range ms2 {
+	for _, m := range targets {
 		if err := m.SetFailpoint(name, "off"); err != nil {
 			errs = append(errs, err.Error())
 		}
