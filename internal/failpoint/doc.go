@@ -20,6 +20,8 @@
 // `gofail enable`): the hooks are plain calls, so the tagged and untagged
 // builds compile from the same files and nothing has to be rewritten before
 // a test build (docs/adr/0010-failpoints-without-source-rewriting.md).
+// A panic at a failpoint names it (PanicMessage), so that a test can tell
+// from a member's log where it died.
 // Terms that return a value (`return(...)`) are accepted but have no effect:
 // every point here is a place to panic or sleep.
 package failpoint

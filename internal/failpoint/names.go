@@ -1,5 +1,7 @@
 package failpoint
 
+import "fmt"
+
 // The failpoints, by etcd's names where the step is the same as etcd's.
 const (
 	// Raft loop (internal/raftnode), in the order of one Ready.
@@ -86,4 +88,10 @@ func Names() []string {
 		CompactBeforeCommitBatch, CompactAfterCommitBatch, CompactBeforeSetFinishedCompact, CompactAfterSetFinishedCompact,
 		RaftBeforeSendSnap, BeforeSendWatchResponse,
 	}
+}
+
+// PanicMessage is the value a failpoint built with -tags failpoints panics
+// with when its gofail term panics with v.
+func PanicMessage(name string, v any) string {
+	return fmt.Sprintf("failpoint %s: %v", name, v)
 }

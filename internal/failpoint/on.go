@@ -26,12 +26,20 @@ func register() map[string]*gofail.Failpoint {
 }
 
 // Inject evaluates the failpoint's terms: a `panic` term panics here, on the
-// caller's goroutine, and a `sleep` term blocks it.
+// caller's goroutine, and a `sleep` term blocks it. The panic names the
+// failpoint ("failpoint raftBeforeSave: failpoint panic: {}"): gofail's own
+// message does not when the term has no value, and a test that killed a
+// member at a failpoint checks the member's log for it.
 func Inject(name string) {
 	fp, ok := points[name]
 	if !ok {
 		panic(fmt.Sprintf("failpoint: %q is not declared in names.go", name))
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			panic(PanicMessage(name, r))
+		}
+	}()
 	if _, err := fp.Acquire(); err != nil && !errors.Is(err, gofail.ErrDisabled) {
 		panic(fmt.Sprintf("failpoint %s: %v", name, err))
 	}

@@ -3,6 +3,7 @@
 package failpoint
 
 import (
+	"strings"
 	"testing"
 
 	gofail "go.etcd.io/gofail/runtime"
@@ -16,8 +17,12 @@ func TestInjectRunsGofailTerms(t *testing.T) {
 	t.Cleanup(func() { _ = gofail.Disable(RaftBeforeSave) })
 	func() {
 		defer func() {
-			if recover() == nil {
+			r := recover()
+			if r == nil {
 				t.Fatal("Inject did not panic with the panic term set")
+			}
+			if s, _ := r.(string); !strings.HasPrefix(s, "failpoint raftBeforeSave: ") {
+				t.Fatalf("panic value %q does not name the failpoint", r)
 			}
 		}()
 		Inject(RaftBeforeSave)

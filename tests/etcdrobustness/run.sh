@@ -11,7 +11,8 @@
 # not touched): its report.ReadWAL is renamed readEtcdWAL, and
 # tests/etcdrobustness/overlay/metastore_wal.go.in adds a ReadWAL that calls
 # it for an etcd data dir and otherwise reads our Raft log with
-# tests/etcdrobustness/raftdump.
+# tests/etcdrobustness/raftdump. And its launcher is made to pass METASTORE_*
+# variables to the members (for METASTORE_TEST_RETAIN_RAFT_LOG).
 #
 # Usage: tests/etcdrobustness/run.sh [RUN_REGEXP] [extra test-binary flags...]
 #   RUN_REGEXP defaults to 'TestRobustnessRegression'
@@ -54,6 +55,14 @@ if ! grep -q '^func readEtcdWAL(' "$SRC/robustness/report/wal.go"; then
 	exit 1
 fi
 cp "$ROOT/tests/etcdrobustness/overlay/metastore_wal.go.in" "$SRC/robustness/report/metastore_wal.go"
+# The suite's process launcher passes only ETCD_*/ETCDCTL_* variables of
+# its own environment to the members; let METASTORE_* through as well, so
+# that METASTORE_TEST_RETAIN_RAFT_LOG (below) reaches them.
+sed -i 's/if !strings.HasPrefix(p\[0\], "ETCD_") \&\& /if !strings.HasPrefix(p[0], "ETCD_") \&\& !strings.HasPrefix(p[0], "METASTORE_") \&\& /' "$SRC/framework/e2e/util.go"
+if ! grep -q '"METASTORE_")' "$SRC/framework/e2e/util.go"; then
+	echo "etcdrobustness: cannot find the environment filter to patch in $MOD/framework/e2e/util.go" >&2
+	exit 1
+fi
 # A copy of the pinning module that builds the suite from the patched copy.
 mkdir -p "$TMP/mod"
 cp "$ROOT/tools/robustness/go.mod" "$ROOT/tools/robustness/go.sum" "$TMP/mod/"
@@ -61,7 +70,21 @@ echo "replace go.etcd.io/etcd/tests/v3 => $SRC" >>"$TMP/mod/go.mod"
 (cd "$TMP/mod" && GOFLAGS=-mod=mod go test -tags e2e -c -o "$TMP/robustness.test" go.etcd.io/etcd/tests/v3/robustness)
 (cd "$ROOT" && go build -buildvcs=false -o "$TMP/raftdump" ./tests/etcdrobustness/raftdump)
 export METASTORE_RAFTDUMP="$TMP/raftdump"
+# Log compaction (--snapshot-count) then archives what it trims instead of
+# dropping it (server/testenv.go), and raftdump prints it: the suite merges
+# the members' logs from index 1.
+export METASTORE_TEST_RETAIN_RAFT_LOG=1
 
+# etcd's e2e framework binds fixed ports (localhost:20000 and up), as does
+# tests/etcdsuite/run.sh: a run waits for another one holding them (the
+# same lock file), instead of failing with "address already in use".
+if command -v flock >/dev/null; then
+	exec 9>"${TMPDIR:-/tmp}/metastore-etcdsuite.lock"
+	if ! flock -n 9; then
+		echo "etcdrobustness: another run of etcd's e2e framework holds its ports; waiting for it" >&2
+		flock 9
+	fi
+fi
 cd "$SRC/robustness"
 start=$SECONDS
 set +e

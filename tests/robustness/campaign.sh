@@ -17,7 +17,9 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$ROOT" && go build -o "$work/metastore" ./cmd/metastore)
+# With the failpoints compiled in: the fp-* and disk-* fault kinds set them
+# over gofail's endpoint; the other kinds leave them off (a no-op).
+(cd "$ROOT" && go build -tags failpoints -o "$work/metastore" ./cmd/metastore)
 (cd "$HERE" && go test -c -o "$work/robustness.test" .)
 export METASTORE_E2E_SERVER_BIN="$work/metastore"
 

@@ -3,6 +3,8 @@ package robustness
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -21,8 +23,11 @@ type ClusterConfig struct {
 	CatchupEntries  int
 	HeartbeatMillis int
 	ElectionMillis  int
-	Gofail          bool // give each member a GOFAIL_HTTP endpoint
-	ExtraArgs       []string
+	// Gofail runs the binary built with -tags failpoints (or the one
+	// METASTORE_E2E_SERVER_BIN names, which must be) and gives each member
+	// a GOFAIL_HTTP endpoint.
+	Gofail    bool
+	ExtraArgs []string
 }
 
 // Cluster is a running cluster whose members all sit behind peer proxies.
@@ -33,7 +38,6 @@ type Cluster struct {
 	// away, whose data dirs still hold persisted requests.
 	Members []*framework.Member
 	Every   []*framework.Member
-	gofail  map[*framework.Member]string // GOFAIL_HTTP address
 	// replaceVictim is the member replaceMember removes, chosen before the
 	// traffic starts so that the watchers that must see every event stay
 	// on members that remain.
@@ -41,7 +45,7 @@ type Cluster struct {
 	nextName      int // number in the name of the next member added
 }
 
-func (cfg ClusterConfig) memberOptions(name string) (framework.Options, string) {
+func (cfg ClusterConfig) memberOptions(t testing.TB, name string) framework.Options {
 	args := []string{
 		"--snapshot-count", strconv.Itoa(cfg.SnapshotCount),
 		"--snapshot-catchup-entries", strconv.Itoa(max(cfg.CatchupEntries, 1)),
@@ -56,32 +60,35 @@ func (cfg ClusterConfig) memberOptions(name string) (framework.Options, string) 
 		PeerProxy:    true,
 		StartTimeout: 60 * time.Second,
 	}
-	var gofail string
 	if cfg.Gofail {
-		if p, err := framework.FreePort(); err == nil {
-			gofail = fmt.Sprintf("127.0.0.1:%d", p)
-			o.Env = append(o.Env, "GOFAIL_HTTP="+gofail)
+		if os.Getenv(framework.EnvServerBin) == "" {
+			o.Binary = framework.ServerBinaryTags(t, "failpoints")
 		}
+		env := o.Env
+		o.Env = withGofailEndpoint(t, env)
+		// StartCluster: an endpoint of its own for each member.
+		o.MemberOptions = func(_ int, mo *framework.Options) { mo.Env = withGofailEndpoint(t, env) }
 	}
-	return o, gofail
+	return o
+}
+
+// withGofailEndpoint is env plus GOFAIL_HTTP on a free loopback port.
+func withGofailEndpoint(t testing.TB, env []string) []string {
+	port, err := framework.FreePort()
+	if err != nil {
+		t.Fatalf("port for %s: %v", framework.EnvGofailHTTP, err)
+	}
+	return append(slices.Clone(env), fmt.Sprintf("%s=127.0.0.1:%d", framework.EnvGofailHTTP, port))
 }
 
 // StartCluster starts a cluster as cfg says and waits until every member
 // serves.
 func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, cfg: cfg, gofail: map[*framework.Member]string{}}
-	gofail := make([]string, cfg.Size)
-	base, _ := cfg.memberOptions("")
-	base.MemberOptions = func(i int, o *framework.Options) {
-		mo, g := cfg.memberOptions(fmt.Sprintf("m%d", i))
-		o.Env, gofail[i] = mo.Env, g
-	}
+	c := &Cluster{t: t, cfg: cfg}
+	base := cfg.memberOptions(t, "")
 	c.Members = framework.StartCluster(t, cfg.Size, base)
 	c.Every = append([]*framework.Member(nil), c.Members...)
-	for i, m := range c.Members {
-		c.gofail[m] = gofail[i]
-	}
 	c.nextName = cfg.Size
 	return c
 }
@@ -97,6 +104,17 @@ func (c *Cluster) Endpoints() []string {
 
 func (c *Cluster) client(eps ...string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+}
+
+// others are the current members but m.
+func (c *Cluster) others(m *framework.Member) []*framework.Member {
+	var rest []*framework.Member
+	for _, o := range c.Members {
+		if o != m {
+			rest = append(rest, o)
+		}
+	}
+	return rest
 }
 
 // status asks m for its status.

@@ -2,8 +2,10 @@
 // recorded client traffic while it injects faults (kill -9, SIGSTOP, graceful
 // restart, peer-path network faults through tests/framework's PeerProxy,
 // leader transfer, member replacement, compaction and defragmentation,
-// snapshot catch-up, lease churn across leader changes, and gofail
-// failpoints when the binary is built with them), then validates the
+// snapshot catch-up, lease churn across leader changes; and, with the
+// binary built with -tags failpoints, a panic at each persistence, apply,
+// snapshot, compaction and watch step and slow Raft-log syncs, commits and
+// watch sends through gofail's endpoint), then validates the
 // history with etcd's robustness packages (go.etcd.io/etcd/tests/v3/
 // robustness: recording clients, traffic profiles, model, porcupine):
 // linearizability of every KV and lease request, the watch guarantees and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,8 +25,13 @@ type Fault interface {
 	Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string, error)
 }
 
-// Faults lists every fault kind, by name.
-var Faults = []Fault{
+// Faults lists every fault kind, by name: the process, network and
+// operation faults, then the failpoint and disk faults
+// (faults_failpoint.go).
+var Faults = append(baseFaults, failpointFaults...)
+
+// baseFaults need no failpoints in the binary.
+var baseFaults = []Fault{
 	killFault{leader: true},
 	killFault{leader: false},
 	sigstopLeader{},
@@ -43,6 +47,19 @@ var Faults = []Fault{
 	defragFault{},
 	snapshotCatchup{},
 	leaderChurn{},
+}
+
+// failpointFaults need the binary built with -tags failpoints.
+var failpointFaults = []Fault{
+	fpPanicRaft,
+	fpPanicApply,
+	fpPanicCompact,
+	fpPanicSnapshot,
+	fpPanicConfChange,
+	fpPanicWatch,
+	fpSlowWatch,
+	diskSlowRaft,
+	diskSlowCommit,
 }
 
 // FaultByName finds a fault kind.
@@ -254,12 +271,7 @@ func (replaceMember) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (st
 	if err != nil {
 		return "", err
 	}
-	var rest []*framework.Member
-	for _, o := range c.Members {
-		if o != m {
-			rest = append(rest, o)
-		}
-	}
+	rest := c.others(m)
 	cl, err := c.client(rest[0].ClientURL)
 	if err != nil {
 		return "", err
@@ -278,9 +290,7 @@ func (replaceMember) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (st
 	c.Members = rest
 	name := fmt.Sprintf("m%d", c.nextName)
 	c.nextName++
-	opts, gofail := c.cfg.memberOptions(name)
-	nm := framework.NewMember(c.t, opts)
-	c.gofail[nm] = gofail
+	nm := framework.NewMember(c.t, c.cfg.memberOptions(c.t, name))
 	if err := pause(ctx, between(rnd, 0, time.Second)); err != nil {
 		return "", err
 	}
@@ -356,32 +366,10 @@ func (snapshotCatchup) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (
 		return "", err
 	}
 	before := snapshotsInstalled(m)
-	m.Proxy.SetIncoming(framework.LinkFault{Blackhole: true})
-	perr := pause(ctx, between(rnd, time.Second, 2*time.Second))
-	// Then until the leader is surely past a log compaction above the
-	// follower's last index, whatever the traffic's rate: the leader cuts
-	// its log to applied-catchup every snapshot-count entries, so twice
-	// snapshot-count plus catchup entries ahead is enough.
-	gap := uint64(2*c.cfg.SnapshotCount + c.cfg.CatchupEntries + 10)
-	var lagged string
-	if perr == nil {
-		perr = framework.WaitFor(60*time.Second, 100*time.Millisecond, func() (bool, error) {
-			l, err := c.Leader(ctx)
-			if err != nil {
-				return false, err
-			}
-			ls, lerr := c.status(ctx, l)
-			fs, ferr := c.status(ctx, m)
-			if lerr != nil || ferr != nil {
-				return false, nil
-			}
-			lagged = fmt.Sprintf("leader %s at raft index %d, follower at %d", l.Name, ls.RaftIndex, fs.RaftIndex)
-			return ls.RaftIndex > fs.RaftIndex+gap, nil
-		})
-	}
+	lagged, err := cutOffUntilTrimmed(ctx, c, rnd, m)
 	m.Proxy.Heal()
-	if perr != nil {
-		return "", fmt.Errorf("waiting for the leader to get %d entries ahead of %s (%s): %w", gap, m.Name, lagged, perr)
+	if err != nil {
+		return "", err
 	}
 	// The catch-up is what this fault is for: wait for it.
 	err = framework.WaitFor(30*time.Second, 100*time.Millisecond, func() (bool, error) {
@@ -391,6 +379,39 @@ func (snapshotCatchup) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (
 		return "", fmt.Errorf("%s did not install a snapshot after its link came back", m.Name)
 	}
 	return fmt.Sprintf("follower %s cut off (%s), caught up by snapshot", m.Name, lagged), nil
+}
+
+// cutOffUntilTrimmed blackholes what follower m receives for 1-2 s and then
+// until the leader is surely past a log compaction above m's last index,
+// whatever the traffic's rate, so that m can only catch up by snapshot. It
+// leaves the link cut: the caller heals it (also on error). It returns
+// where leader and follower stood.
+func cutOffUntilTrimmed(ctx context.Context, c *Cluster, rnd *rand.Rand, m *framework.Member) (string, error) {
+	m.Proxy.SetIncoming(framework.LinkFault{Blackhole: true})
+	if err := pause(ctx, between(rnd, time.Second, 2*time.Second)); err != nil {
+		return "", err
+	}
+	// The leader cuts its log to applied-catchup every snapshot-count
+	// entries, so twice snapshot-count plus catchup entries ahead is enough.
+	gap := uint64(2*c.cfg.SnapshotCount + c.cfg.CatchupEntries + 10)
+	var lagged string
+	err := framework.WaitFor(60*time.Second, 100*time.Millisecond, func() (bool, error) {
+		l, err := c.Leader(ctx)
+		if err != nil {
+			return false, err
+		}
+		ls, lerr := c.status(ctx, l)
+		fs, ferr := c.status(ctx, m)
+		if lerr != nil || ferr != nil {
+			return false, nil
+		}
+		lagged = fmt.Sprintf("leader %s at raft index %d, follower at %d", l.Name, ls.RaftIndex, fs.RaftIndex)
+		return ls.RaftIndex > fs.RaftIndex+gap, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("waiting for the leader to get %d entries ahead of %s (%s): %w", gap, m.Name, lagged, err)
+	}
+	return lagged, nil
 }
 
 // snapshotInstalledLine is what a member logs when it installs a leader's
@@ -425,46 +446,4 @@ func (leaderChurn) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (stri
 		}
 	}
 	return strings.Join(did, "; "), nil
-}
-
-// GofailFault triggers a gofail failpoint over a member's GOFAIL_HTTP
-// endpoint (the binary must be built with -tags failpoints and the cluster
-// with ClusterConfig.Gofail). With Term "panic" the member dies at the
-// failpoint and is started again.
-type GofailFault struct {
-	Failpoint string
-	Term      string // gofail term, e.g. "panic", "sleep(100)"
-	Leader    bool
-}
-
-func (f GofailFault) Name() string { return "gofail-" + f.Failpoint }
-func (f GofailFault) Available(cfg ClusterConfig) bool {
-	return cfg.Gofail && (f.Leader || cfg.Size > 1)
-}
-func (f GofailFault) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string, error) {
-	m, err := victim(ctx, c, rnd, f.Leader)
-	if err != nil {
-		return "", err
-	}
-	addr := c.gofail[m]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+addr+"/"+f.Failpoint, strings.NewReader(f.Term))
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("gofail %s on %s: %w", f.Failpoint, m.Name, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("gofail %s on %s: %s", f.Failpoint, m.Name, resp.Status)
-	}
-	if f.Term == "panic" {
-		if err := framework.WaitFor(30*time.Second, 50*time.Millisecond, func() (bool, error) { return !m.Running(), nil }); err != nil {
-			return "", fmt.Errorf("%s did not reach failpoint %s", m.Name, f.Failpoint)
-		}
-		m.Kill9() // reaps the process
-		m.StartAgain()
-	}
-	return fmt.Sprintf("failpoint %s=%s on %s", f.Failpoint, f.Term, m.Name), nil
 }

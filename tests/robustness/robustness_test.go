@@ -36,14 +36,46 @@ var ciSeeds = map[string]uint64{
 	"lease-leader-churn": 15,
 }
 
-// TestRobustnessCI runs one scenario per fault kind.
+// failpointSeeds is the same for the failpoint and disk fault kinds (the
+// server built with -tags failpoints). Each seed also fixes which
+// failpoint of the kind's group fires, on which member.
+var failpointSeeds = map[string]uint64{
+	"fp-panic-raft":        16,
+	"fp-panic-apply":       17,
+	"fp-panic-compact":     18,
+	"fp-panic-snapshot":    19,
+	"fp-panic-conf-change": 20,
+	"fp-panic-watch":       21,
+	"fp-sleep-watch":       22,
+	"disk-slow-raft-sync":  23,
+	"disk-slow-commit":     24,
+}
+
+// TestRobustnessCI runs one scenario per fault kind that needs no
+// failpoints.
 func TestRobustnessCI(t *testing.T) {
-	if len(ciSeeds) != len(Faults) {
-		t.Fatalf("ciSeeds covers %d fault kinds, Faults has %d", len(ciSeeds), len(Faults))
+	runEach(t, baseFaults, ciSeeds)
+}
+
+// TestRobustnessFailpointsCI runs one scenario per failpoint and disk fault
+// kind: each fault checks that it fired (the member's log names the
+// failpoint it panicked at, or gofail counts the sleeps) and the run that
+// the cluster recovered and its history validates in full.
+func TestRobustnessFailpointsCI(t *testing.T) {
+	runEach(t, failpointFaults, failpointSeeds)
+}
+
+func runEach(t *testing.T, faults []Fault, seeds map[string]uint64) {
+	if len(seeds) != len(faults) {
+		t.Fatalf("the seeds cover %d fault kinds, the list has %d", len(seeds), len(faults))
 	}
-	for _, f := range Faults {
+	for _, f := range faults {
 		t.Run(f.Name(), func(t *testing.T) {
-			s, err := NewScenario(ciSeeds[f.Name()], f.Name())
+			seed, ok := seeds[f.Name()]
+			if !ok {
+				t.Fatalf("no CI seed for %s", f.Name())
+			}
+			s, err := NewScenario(seed, f.Name())
 			if err != nil {
 				t.Fatal(err)
 			}

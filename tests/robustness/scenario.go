@@ -101,6 +101,9 @@ func NewScenario(seed uint64, faultName string) (Scenario, error) {
 	case defragFault:
 		s.Traffic.profile.Compaction = &traffic.CompactionFrequent
 	}
+	if cf, ok := s.Fault.(configurer); ok {
+		cf.configure(&s)
+	}
 	s.Before = between(rnd, 700*time.Millisecond, 1500*time.Millisecond)
 	s.After = between(rnd, 500*time.Millisecond, 1000*time.Millisecond)
 	return s, nil
