@@ -28,6 +28,17 @@ type Option func(*options)
 type options struct {
 	compactionBatchLimit int
 	compactionSleep      time.Duration
+	latestCacheBytes     int64
+}
+
+// WithLatestCacheBytes bounds the cache of the newest version of keys that
+// writes consult instead of the engine (see latestCache); 0 disables it.
+func WithLatestCacheBytes(n int64) Option {
+	return func(o *options) {
+		if n >= 0 {
+			o.latestCacheBytes = n
+		}
+	}
 }
 
 // WithCompactionBatchLimit bounds how many revisions one background
@@ -68,6 +79,10 @@ type Store struct {
 
 	comp atomic.Pointer[compactor]
 
+	// latest caches keys' newest versions for the Writer; it has its own
+	// lock.
+	latest *latestCache
+
 	// closed is set by Close: the counters above may then lag the engine,
 	// which another Store may have opened since (CheckInvariants).
 	closed atomic.Bool
@@ -83,10 +98,12 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	s := &Store{eng: eng, lg: lg, opts: options{compactionBatchLimit: 1000, compactionSleep: 10 * time.Millisecond}}
+	s := &Store{eng: eng, lg: lg, opts: options{compactionBatchLimit: 1000, compactionSleep: 10 * time.Millisecond,
+		latestCacheBytes: DefaultLatestCacheBytes}}
 	for _, o := range opts {
 		o(&s.opts)
 	}
+	s.latest = newLatestCache(s.opts.latestCacheBytes)
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -126,6 +143,11 @@ func (s *Store) load() error {
 	}
 	compacted, _, err := readInt64(eng, keyCompactedBytes)
 	if err != nil {
+		return err
+	}
+	// Before compaction resumes, which never changes a newest live version
+	// anyway.
+	if err := s.latest.load(eng); err != nil {
 		return err
 	}
 	s.writtenBytes.Store(written)
