@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -30,12 +31,15 @@ const latestEntryOverhead = 128
 // would exceed the budget. From then on it is a cache: a miss reads the
 // engine, and entries are evicted to stay within the budget.
 //
-// Only the Writer (the apply goroutine) uses and updates the cache; mu makes
-// CheckInvariants and Reload safe to call from other goroutines in tests.
+// Only the Writer (the apply goroutine) updates the cache. Readers of the
+// newest revision use it too (Store.Range of a single key): the Writer
+// publishes the store's revision under mu together with the entries of that
+// revision, so a reader sees a revision and the versions of exactly that
+// revision.
 type latestCache struct {
 	budget int64 // bytes; 0 disables the cache
 
-	mu       sync.Mutex         // guards the fields below
+	mu       sync.RWMutex       // guards the fields below, and orders the store's revision with them
 	m        map[string]version // newest live version per user key
 	bytes    int64              // cost of the entries in m
 	complete bool               // every live key is in m
@@ -56,11 +60,26 @@ func (c *latestCache) get(u []byte) (v version, live, known bool) {
 	if c.budget <= 0 {
 		return version{}, false, false
 	}
-	c.mu.Lock()
+	c.mu.RLock()
 	v, live = c.m[string(u)]
 	known = live || c.complete
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return v, live, known
+}
+
+// read is get for readers: it also returns the store's revision, read under
+// the same lock as the entry, so that the version is the key's newest as of
+// that revision.
+func (c *latestCache) read(u []byte, rev *atomic.Int64) (v version, cur int64, live, known bool) {
+	if c.budget <= 0 {
+		return version{}, 0, false, false
+	}
+	c.mu.RLock()
+	v, live = c.m[string(u)]
+	known = live || c.complete
+	cur = rev.Load()
+	c.mu.RUnlock()
+	return v, cur, live, known
 }
 
 // fill records what the engine said is u's newest version, after a miss.
@@ -110,29 +129,43 @@ func (c *latestCache) evictLocked(target int64) {
 }
 
 // commit records the newest staged version of every key a committed Writer
-// wrote.
-func (c *latestCache) commit(ov *overlay) {
+// wrote, and calls publish (which stores the new revision) under the same
+// lock.
+func (c *latestCache) commit(ov *overlay, publish func()) {
 	if c.budget <= 0 || ov.t.Len() == 0 {
+		publish()
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	ov.t.Ascend(func(e *ovEntry) bool {
 		c.setLocked(string(e.key), e.versions[len(e.versions)-1])
 		return true
 	})
-	c.mu.Unlock()
+	publish()
 }
 
 // load refills the cache from the engine: the newest version of each key,
 // in key order, until the budget is spent. It is complete if every live key
-// fit.
-func (c *latestCache) load(r storage.Reader) error {
+// fit. publish (which stores the store's revision) runs under the lock once
+// the cache is filled.
+func (c *latestCache) load(r storage.Reader, publish func()) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m, c.bytes, c.complete = map[string]version{}, 0, false
 	if c.budget <= 0 {
+		publish()
 		return nil
 	}
+	if err := c.fillLocked(r); err != nil {
+		c.m, c.bytes, c.complete = map[string]version{}, 0, false
+		return err
+	}
+	publish()
+	return nil
+}
+
+func (c *latestCache) fillLocked(r storage.Reader) error {
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 	if err != nil {
 		return fmt.Errorf("mvcc: load latest versions: %w", err)
@@ -175,8 +208,8 @@ func (c *latestCache) check(r storage.Reader, problem func(format string, args .
 	if c.budget <= 0 {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 	if err != nil {
 		return fmt.Errorf("mvcc: check latest versions: %w", err)

@@ -145,14 +145,13 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	// Before compaction resumes, which never changes a newest live version
-	// anyway.
-	if err := s.latest.load(eng); err != nil {
-		return err
-	}
 	s.writtenBytes.Store(written)
 	s.compactedBytes.Store(compacted)
-	s.currentRev.Store(cur)
+	// Before compaction resumes, which never changes a newest live version
+	// anyway.
+	if err := s.latest.load(eng, func() { s.currentRev.Store(cur) }); err != nil {
+		return err
+	}
 	s.keyCount.Store(kc)
 	comp := newCompactor(s)
 	s.comp.Store(comp)
@@ -322,8 +321,40 @@ func toKV(key []byte, v *version) *mvccpb.KeyValue {
 // Range reads [key, end) (see rangeBounds for nil and "\x00" ends) at
 // ro.Rev. Result.Rev is the current revision.
 func (s *Store) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	if len(end) == 0 && ro.Rev >= 0 {
+		if res, ok, err := s.rangeCached(ctx, key, ro); ok {
+			return res, err
+		}
+	}
 	v := view{r: s.eng, cur: s.currentRev.Load(), compact: s.compactRev.Load}
 	return v.rangeKeys(ctx, key, end, ro)
+}
+
+// rangeCached serves a read of one key at the newest revision from the
+// latest-version cache; ok is false when the cache cannot answer.
+func (s *Store) rangeCached(ctx context.Context, key []byte, ro RangeOptions) (*RangeResult, bool, error) {
+	v, cur, live, known := s.latest.read(key, &s.currentRev)
+	if !known || (ro.Rev > 0 && ro.Rev != cur) {
+		return nil, false, nil
+	}
+	res := &RangeResult{Rev: cur}
+	if !live {
+		return res, true, nil
+	}
+	res.Count = 1
+	if ro.Count {
+		return res, true, nil
+	}
+	if ro.KeysOnly {
+		v.value = nil
+	}
+	if acct := respbudget.FromContext(ctx); acct != nil {
+		if err := acct.Charge(ctx, respbudget.KVCost(len(key), len(v.value))); err != nil {
+			return nil, true, fmt.Errorf("mvcc: range: %w", err)
+		}
+	}
+	res.KVs = []*mvccpb.KeyValue{toKV(append([]byte(nil), key...), &v)}
+	return res, true, nil
 }
 
 // ReadTxn is a read view pinned at one revision and one engine snapshot, for

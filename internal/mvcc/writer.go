@@ -261,8 +261,7 @@ func (w *Writer) Commit() {
 	s := w.s
 	s.keyCount.Store(w.keyCount)
 	s.writtenBytes.Store(w.written)
-	s.currentRev.Store(w.rev)
-	s.latest.commit(w.ov)
+	s.latest.commit(w.ov, func() { s.currentRev.Store(w.rev) })
 	if len(w.jobs) > 0 {
 		s.compactRev.Store(w.compact)
 		comp := s.comp.Load()
