@@ -224,7 +224,8 @@ func (a *Applier) ApplyEntries(ents []*raftpb.Entry) error {
 	w := a.cfg.Store.NewWriter(b)
 	defer w.Close()
 	var (
-		waiters []pending
+		// Nearly every entry of a busy batch has a waiter: size it once.
+		waiters = make([]pending, 0, len(ents))
 		after   []func() // in-memory effects once the batch is committed
 		last    *raftpb.Entry
 		n       int

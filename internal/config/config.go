@@ -308,12 +308,16 @@ type LimitsConfig struct {
 	MaxRangeBytesInFlight  int64 // --max-range-bytes-in-flight (0 = derived, see RangeBudget)
 	StorageBlockCacheBytes int64 // --storage-block-cache-bytes (Pebble's block cache)
 	StorageMemtableBytes   int64 // --storage-memtable-bytes (Pebble's memtable size)
+	// StorageKeyCacheBytes bounds the cache of keys' newest versions that
+	// writes and point reads consult before the engine (0 = off; ADR 15).
+	StorageKeyCacheBytes int64 // --storage-key-cache-bytes
 }
 
 // Default memory sizes, suited to a 2-8 GiB member.
 const (
 	DefaultStorageBlockCacheBytes = 256 << 20
 	DefaultStorageMemtableBytes   = 16 << 20
+	DefaultStorageKeyCacheBytes   = 64 << 20
 	// MinMemoryFlagBytes is the smallest value the memory-sizing flags take.
 	MinMemoryFlagBytes = 1 << 20
 	// maxMemtableBytes is Pebble's own bound on a memtable (4 GiB).
@@ -443,6 +447,7 @@ func Default() *Config {
 
 			StorageBlockCacheBytes: DefaultStorageBlockCacheBytes,
 			StorageMemtableBytes:   DefaultStorageMemtableBytes,
+			StorageKeyCacheBytes:   DefaultStorageKeyCacheBytes,
 		},
 		set: map[string]Source{},
 	}

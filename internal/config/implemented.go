@@ -156,6 +156,7 @@ var implemented = map[string]bool{
 	"max-range-bytes-in-flight": true,
 	"storage-block-cache-bytes": true,
 	"storage-memtable-bytes":    true,
+	"storage-key-cache-bytes":   true,
 }
 
 // noOps are the flags that tune bbolt or etcd's WAL and snapshot files,

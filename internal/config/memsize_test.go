@@ -10,6 +10,11 @@ func TestMemorySizingFlags(t *testing.T) {
 	if c.Limits.RangeBudget() != 64<<20 || c.Limits.StorageBlockCacheBytes != 1<<30 || c.Limits.StorageMemtableBytes != 64<<20 {
 		t.Fatalf("limits: %+v", c.Limits)
 	}
+	for arg, want := range map[string]int64{"0": 0, "1MiB": 1 << 20, "512MiB": 512 << 20} {
+		if c := mustParse(t, []string{"--storage-key-cache-bytes", arg}, nil); c.Limits.StorageKeyCacheBytes != want {
+			t.Errorf("--storage-key-cache-bytes %s: %d, want %d", arg, c.Limits.StorageKeyCacheBytes, want)
+		}
+	}
 	for _, tt := range []struct {
 		memLimit string
 		want     int64
@@ -37,6 +42,8 @@ func TestMemorySizingFlagsRejectBadValues(t *testing.T) {
 		{[]string{"--storage-block-cache-bytes", "0"}, "--storage-block-cache-bytes: must be at least 1MiB"},
 		{[]string{"--storage-memtable-bytes", "4GiB"}, "--storage-memtable-bytes: must be less than 4GiB"},
 		{[]string{"--storage-memtable-bytes", "512KiB"}, "--storage-memtable-bytes: must be at least 1MiB"},
+		{[]string{"--storage-key-cache-bytes", "1000"}, "--storage-key-cache-bytes: must be at least 1MiB"},
+		{[]string{"--storage-key-cache-bytes", "-1"}, "--storage-key-cache-bytes"},
 	} {
 		c, err := Parse(append(tt.args, "--data-dir", t.TempDir()), nil)
 		if err == nil {

@@ -373,6 +373,7 @@ func (l *LimitsConfig) validateMemorySizes() error {
 		{"max-range-bytes-in-flight", l.MaxRangeBytesInFlight, true, math.MaxInt64},
 		{"storage-block-cache-bytes", l.StorageBlockCacheBytes, false, math.MaxInt64},
 		{"storage-memtable-bytes", l.StorageMemtableBytes, false, maxMemtableBytes},
+		{"storage-key-cache-bytes", l.StorageKeyCacheBytes, true, math.MaxInt64},
 	} {
 		if (v.n != 0 || !v.zeroOK) && v.n < MinMemoryFlagBytes {
 			return fmt.Errorf("invalid value for flag --%s: must be at least 1MiB", v.flag)

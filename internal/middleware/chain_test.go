@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -151,6 +152,26 @@ func TestChainMetricsOuterCountsRejections(t *testing.T) {
 	want := `grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="Echo",grpc_service="test.Echo",grpc_type="unary"} 1`
 	if !strings.Contains(out, want) {
 		t.Fatalf("metrics lack %q", want)
+	}
+}
+
+// Only ranges that will read Pebble pre-grow their stack: a single key at
+// the newest revision is served from mvcc's latest-version cache.
+func TestReadsEngine(t *testing.T) {
+	for _, tt := range []struct {
+		req  any
+		want bool
+	}{
+		{&pb.RangeRequest{Key: []byte("a")}, false},
+		{&pb.RangeRequest{Key: []byte("a"), Serializable: true, Limit: 1}, false},
+		{&pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("b")}, true},
+		{&pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}}, true},
+		{&pb.RangeRequest{Key: []byte("a"), Revision: 5}, true},
+		{"not a range request", true},
+	} {
+		if got := readsEngine(tt.req); got != tt.want {
+			t.Errorf("readsEngine(%v) = %v, want %v", tt.req, got, tt.want)
+		}
 	}
 }
 

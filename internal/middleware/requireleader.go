@@ -50,11 +50,9 @@ func NewRequireLeader(hasLeader func() bool, election time.Duration) *RequireLea
 
 // requiresLeader reports whether the request's metadata asks for a leader.
 func requiresLeader(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return false
-	}
-	ks := md.Get(rpctypes.MetadataRequireLeaderKey)
+	// ValueFromIncomingContext reads the one key; FromIncomingContext would
+	// copy the whole metadata map on every request.
+	ks := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey)
 	return len(ks) > 0 && ks[0] == rpctypes.MetadataHasLeader
 }
 

@@ -29,6 +29,8 @@ const maxCheckProblems = 20
 //     compaction removed what came before it;
 //   - the finished compaction left, per key, at most one version at or below
 //     it, and that one is not a tombstone older than it;
+//   - every entry of the latest-version cache equals its key's newest
+//     version, and a complete cache holds every live key;
 //   - the live key count and the logical size persisted in the store's
 //     metadata equal what the versions add up to, and (unless the store was
 //     closed, after which another Store may own the engine) the store's
@@ -67,6 +69,9 @@ func (s *Store) CheckInvariants() error {
 	}
 	if keyCount != c.keyCount {
 		c.problem("published key count %d, persisted %d", keyCount, c.keyCount)
+	}
+	if err := s.latest.check(snap, c.problem); err != nil {
+		return err
 	}
 	return c.result()
 }

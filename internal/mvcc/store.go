@@ -28,6 +28,17 @@ type Option func(*options)
 type options struct {
 	compactionBatchLimit int
 	compactionSleep      time.Duration
+	latestCacheBytes     int64
+}
+
+// WithLatestCacheBytes bounds the cache of the newest version of keys that
+// writes consult instead of the engine (see latestCache); 0 disables it.
+func WithLatestCacheBytes(n int64) Option {
+	return func(o *options) {
+		if n >= 0 {
+			o.latestCacheBytes = n
+		}
+	}
 }
 
 // WithCompactionBatchLimit bounds how many revisions one background
@@ -68,6 +79,10 @@ type Store struct {
 
 	comp atomic.Pointer[compactor]
 
+	// latest caches keys' newest versions for the Writer; it has its own
+	// lock.
+	latest *latestCache
+
 	// closed is set by Close: the counters above may then lag the engine,
 	// which another Store may have opened since (CheckInvariants).
 	closed atomic.Bool
@@ -83,10 +98,12 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	s := &Store{eng: eng, lg: lg, opts: options{compactionBatchLimit: 1000, compactionSleep: 10 * time.Millisecond}}
+	s := &Store{eng: eng, lg: lg, opts: options{compactionBatchLimit: 1000, compactionSleep: 10 * time.Millisecond,
+		latestCacheBytes: DefaultLatestCacheBytes}}
 	for _, o := range opts {
 		o(&s.opts)
 	}
+	s.latest = newLatestCache(s.opts.latestCacheBytes)
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -130,7 +147,11 @@ func (s *Store) load() error {
 	}
 	s.writtenBytes.Store(written)
 	s.compactedBytes.Store(compacted)
-	s.currentRev.Store(cur)
+	// Before compaction resumes, which never changes a newest live version
+	// anyway.
+	if err := s.latest.load(eng, func() { s.currentRev.Store(cur) }); err != nil {
+		return err
+	}
 	s.keyCount.Store(kc)
 	comp := newCompactor(s)
 	s.comp.Store(comp)
@@ -300,8 +321,40 @@ func toKV(key []byte, v *version) *mvccpb.KeyValue {
 // Range reads [key, end) (see rangeBounds for nil and "\x00" ends) at
 // ro.Rev. Result.Rev is the current revision.
 func (s *Store) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
+	if len(end) == 0 && ro.Rev >= 0 {
+		if res, ok, err := s.rangeCached(ctx, key, ro); ok {
+			return res, err
+		}
+	}
 	v := view{r: s.eng, cur: s.currentRev.Load(), compact: s.compactRev.Load}
 	return v.rangeKeys(ctx, key, end, ro)
+}
+
+// rangeCached serves a read of one key at the newest revision from the
+// latest-version cache; ok is false when the cache cannot answer.
+func (s *Store) rangeCached(ctx context.Context, key []byte, ro RangeOptions) (*RangeResult, bool, error) {
+	v, cur, live, known := s.latest.read(key, &s.currentRev)
+	if !known || (ro.Rev > 0 && ro.Rev != cur) {
+		return nil, false, nil
+	}
+	res := &RangeResult{Rev: cur}
+	if !live {
+		return res, true, nil
+	}
+	res.Count = 1
+	if ro.Count {
+		return res, true, nil
+	}
+	if ro.KeysOnly {
+		v.value = nil
+	}
+	if acct := respbudget.FromContext(ctx); acct != nil {
+		if err := acct.Charge(ctx, respbudget.KVCost(len(key), len(v.value))); err != nil {
+			return nil, true, fmt.Errorf("mvcc: range: %w", err)
+		}
+	}
+	res.KVs = []*mvccpb.KeyValue{toKV(append([]byte(nil), key...), &v)}
+	return res, true, nil
 }
 
 // ReadTxn is a read view pinned at one revision and one engine snapshot, for

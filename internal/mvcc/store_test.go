@@ -271,4 +271,12 @@ func TestDroppedWriterLeavesNoTrace(t *testing.T) {
 	if got := kvString(rng(t, s, "a", "\x00", RangeOptions{}).KVs); got != "a=1(c2,m2,v1,l0) c=1(c3,m3,v1,l0) " {
 		t.Fatal(got)
 	}
+	// Nor in the latest-version cache: the next writes see what committed.
+	evs := apply(t, s, func(tw *TxnWrite) {
+		tw.Put([]byte("a"), []byte("2"), 0)
+		tw.Put([]byte("b"), []byte("2"), 0)
+	})
+	if got := eventsString(evs); got != "PUT a=2(c2,m4,v2,l0) |prev a=1(c2,m2,v1,l0) \nPUT b=2(c4,m4,v1,l0) |\n" {
+		t.Fatal(got)
+	}
 }

@@ -216,6 +216,18 @@ func (w *Writer) latest(u []byte) (version, bool, error) {
 	if v, ok := w.ov.latest(u, math.MaxInt64); ok {
 		return v, true, nil
 	}
+	if v, live, known := w.s.latest.get(u); known {
+		return v, live, nil
+	}
+	v, ok, err := w.engineLatest(u)
+	if err == nil {
+		w.s.latest.fill(u, v, ok)
+	}
+	return v, ok, err
+}
+
+// engineLatest is latest read from the engine.
+func (w *Writer) engineLatest(u []byte) (version, bool, error) {
 	if w.kit == nil {
 		it, err := w.s.eng.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 		if err != nil {
@@ -249,7 +261,7 @@ func (w *Writer) Commit() {
 	s := w.s
 	s.keyCount.Store(w.keyCount)
 	s.writtenBytes.Store(w.written)
-	s.currentRev.Store(w.rev)
+	s.latest.commit(w.ov, func() { s.currentRev.Store(w.rev) })
 	if len(w.jobs) > 0 {
 		s.compactRev.Store(w.compact)
 		comp := s.comp.Load()

@@ -38,14 +38,18 @@ func unframe(key, v []byte) ([]byte, error) {
 // Entry payload: term (8 BE), type (1), data. The index is the engine key,
 // so it is not repeated; a hand-written layout avoids protobuf reflection on
 // the hottest write path.
-func encodeEntry(e *raftpb.Entry) []byte {
-	out := make([]byte, 4+9+len(e.Data))
-	p := out[4:]
-	binary.BigEndian.PutUint64(p, e.GetTerm())
-	p[8] = byte(e.GetType())
-	copy(p[9:], e.Data)
-	binary.BigEndian.PutUint32(out, crc32c.Checksum(p))
-	return out
+func encodeEntry(e *raftpb.Entry) []byte { return appendEntry(nil, e) }
+
+// appendEntry appends encodeEntry(e) to dst, so that Save encodes a Ready's
+// entries into one reused buffer (the batch copies what it is given).
+func appendEntry(dst []byte, e *raftpb.Entry) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint64(dst, e.GetTerm())
+	dst = append(dst, byte(e.GetType()))
+	dst = append(dst, e.Data...)
+	binary.BigEndian.PutUint32(dst[start:], crc32c.Checksum(dst[start+4:]))
+	return dst
 }
 
 func decodeEntry(key, v []byte, index uint64) (*raftpb.Entry, error) {

@@ -267,8 +267,11 @@ func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) er
 				return fmt.Errorf("raftlog: truncate log: %w", err)
 			}
 		}
+		var key, val []byte // reused: the batch copies keys and values
 		for _, e := range ents {
-			if err := b.Set(storage.RaftEntryKey(e.GetIndex()), encodeEntry(e)); err != nil {
+			key = storage.AppendRaftEntryKey(key[:0], e.GetIndex())
+			val = appendEntry(val[:0], e)
+			if err := b.Set(key, val); err != nil {
 				return fmt.Errorf("raftlog: stage entry %d: %w", e.GetIndex(), err)
 			}
 		}

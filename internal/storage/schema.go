@@ -103,10 +103,13 @@ func MetaKey(name string) []byte {
 
 // RaftEntryKey returns the engine key of the raft log entry at index.
 func RaftEntryKey(index uint64) []byte {
-	k := make([]byte, len(PrefixRaftEntry)+8)
-	copy(k, PrefixRaftEntry)
-	binary.BigEndian.PutUint64(k[len(PrefixRaftEntry):], index)
-	return k
+	return AppendRaftEntryKey(make([]byte, 0, len(PrefixRaftEntry)+8), index)
+}
+
+// AppendRaftEntryKey appends RaftEntryKey(index) to dst.
+func AppendRaftEntryKey(dst []byte, index uint64) []byte {
+	dst = append(dst, PrefixRaftEntry...)
+	return binary.BigEndian.AppendUint64(dst, index)
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts with
