@@ -16,6 +16,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/corruption"
 	"github.com/metastore/metastore/internal/member/bootstrap"
+	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
@@ -136,7 +137,11 @@ func (s *Server) startRaft() error {
 	}
 	cc.node = s.node
 	s.transport.SetRaft(s.node)
-	go s.advanceElectionTicks()
+	go leadership.AdvanceElectionTicks(leadership.TickConfig{
+		Self: s.memberID, Raft: s.node, Peers: s.transport, Enabled: s.cfg.Raft.InitialElectionTickAdvance,
+		ElectionTicks: s.cfg.Raft.ElectionTicks(), HeartbeatInterval: s.cfg.Raft.HeartbeatInterval,
+		Stop: s.donec, Logger: s.lg.Named("raft"),
+	})
 	go func() {
 		defer close(s.applyDone)
 		if err := s.applier.Run(s.node.Applies()); err != nil {
@@ -178,6 +183,11 @@ func (s *Server) startRaft() error {
 		StrictReconfigCheck: s.cfg.Cluster.StrictReconfigCheck,
 		RequestTimeout:      s.requestTimeout(),
 		Logger:              s.lg.Named("reconfig"),
+	})
+	s.leadership = leadership.New(leadership.Config{
+		Self: s.memberID, Raft: s.node, Peers: s.transport, Members: s.members,
+		RequestTimeout: s.requestTimeout(), ElectionTimeout: s.cfg.Raft.ElectionTimeout,
+		Logger: s.lg.Named("leadership"),
 	})
 	lease := s.backend.LeaseHandlers()
 	if err := (peerapi.Handlers{

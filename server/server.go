@@ -21,6 +21,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
@@ -54,21 +55,22 @@ type Server struct {
 	self    *clientv3.Client // for the lock and election services
 	gateway *gateway.Gateway
 
-	transport *transport.Transport
-	snapRecv  *raftsnap.Receiver
-	clientTLS *tlsutil.Pair // nil: no client TLS configured
-	peerTLS   *tlsutil.Pair
-	peerLns   []net.Listener // bound by bindPeerListeners, served by startPeerListeners
-	peerSrvs  []*http.Server
-	applier   *apply.Applier
-	wait      *apply.Wait
-	node      *raftnode.Node
-	backend   *backend.Backend
-	memberID  uint64
-	ticker    *time.Ticker
-	peers     *peers.Syncer
-	snaps     *snapinstall.Installer
-	reconf    *reconfig.Reconfigurer
+	transport  *transport.Transport
+	snapRecv   *raftsnap.Receiver
+	clientTLS  *tlsutil.Pair // nil: no client TLS configured
+	peerTLS    *tlsutil.Pair
+	peerLns    []net.Listener // bound by bindPeerListeners, served by startPeerListeners
+	peerSrvs   []*http.Server
+	applier    *apply.Applier
+	wait       *apply.Wait
+	node       *raftnode.Node
+	backend    *backend.Backend
+	memberID   uint64
+	ticker     *time.Ticker
+	peers      *peers.Syncer
+	snaps      *snapinstall.Installer
+	reconf     *reconfig.Reconfigurer
+	leadership *leadership.Mover
 
 	grpcSrv   *grpc.Server
 	httpSrvs  []*http.Server

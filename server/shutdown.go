@@ -83,7 +83,11 @@ func (s *Server) registerShutdown() {
 	})
 	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(ctx context.Context) error {
 		if s.node != nil {
-			s.transferLeadershipOnShutdown(ctx)
+			// A leader that stops hands leadership to a follower first, so
+			// the cluster does not sit out an election timeout (ADR 12).
+			if s.leadership != nil {
+				s.leadership.HandOff(ctx)
+			}
 			s.node.Stop()
 			<-s.applyDone
 		}

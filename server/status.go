@@ -88,18 +88,7 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 
 // MoveLeader implements rpc.MaintenanceBackend.
 func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
-	if !s.node.IsLeader() {
-		return errNotLeader
-	}
-	if target == s.memberID {
-		return nil
-	}
-	if m := s.members.Member(target); m == nil || m.IsLearner {
-		return errBadTransferee
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	return s.moveLeader(ctx, target)
+	return s.leadership.MoveLeader(ctx, target)
 }
 
 // HasLeader implements httpapi.Probe.
