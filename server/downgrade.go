@@ -2,64 +2,22 @@ package server
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/membershippb"
 
+	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/downgrade"
-	"github.com/metastore/metastore/internal/peerapi"
-	"github.com/metastore/metastore/internal/version"
 )
-
-// Downgrade implements rpc.Downgrader (internal/downgrade).
-func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
-	svc := downgrade.Service{ClusterVersion: version.ClusterVersion, State: s.eng, Raft: downgradeRaft{s}, Logger: s.lg}
-	return svc.Downgrade(ctx, r)
-}
-
-type downgradeRaft struct{ s *Server }
-
-func (d downgradeRaft) LinearizableBarrier(ctx context.Context) error {
-	return d.s.backend.LinearizableBarrier(ctx)
-}
-
-func (d downgradeRaft) ProposeDowngrade(ctx context.Context, r *membershippb.DowngradeInfoSetRequest) error {
-	res, err := d.s.backend.Propose(ctx, &pb.InternalRaftRequest{DowngradeInfoSet: r})
-	if err != nil {
-		return err
-	}
-	return res.Err
-}
-
-// downgradeStatus adds the replicated downgrade state to Status answers,
-// as etcd's downgradeInfo.
-type downgradeStatus struct {
-	pb.MaintenanceServer
-	s *Server
-}
-
-func (d downgradeStatus) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
-	resp, err := d.MaintenanceServer.Status(ctx, r)
-	if err == nil {
-		resp.DowngradeInfo = downgrade.StatusInfo(d.s.eng)
-	}
-	return resp, err
-}
-
-// serveVersion tells a peer this member's server version (peerapi.PathVersion),
-// for the leader's downgrade check.
-func (s *Server) serveVersion(w http.ResponseWriter, _ *http.Request) {
-	_, _ = io.WriteString(w, version.EtcdAPIVersion)
-}
 
 // startDowngradeMonitor runs etcd's --downgrade-check-time loop.
 func (s *Server) startDowngradeMonitor() {
 	lg := s.lg.Named("downgrade")
 	s.superviseEvery("downgrade-monitor", s.cfg.Ops.DowngradeCheckTime, func(ctx context.Context, tick <-chan time.Time) {
-		downgrade.Monitor(ctx, tick, downgradeCluster{s}, lg)
+		downgrade.Monitor(ctx, tick, downgrade.NewMemberCluster(downgrade.MemberConfig{
+			Self: s.memberID, IsLeader: s.node.IsLeader, State: s.eng, Members: s.members,
+			Peers: s.transport, Proposer: proposer{s.backend},
+		}), lg)
 	})
 }
 
@@ -76,32 +34,14 @@ func (s *Server) superviseEvery(name string, d time.Duration, loop func(ctx cont
 	})
 }
 
-type downgradeCluster struct{ s *Server }
+// proposer is the backend as internal/downgrade proposes through it: the
+// applied request's own error is the outcome.
+type proposer struct{ *backend.Backend }
 
-func (c downgradeCluster) IsLeader() bool                 { return c.s.node.IsLeader() }
-func (c downgradeCluster) State() (downgrade.Info, error) { return downgrade.Load(c.s.eng) }
-
-func (c downgradeCluster) MemberVersions(ctx context.Context) (map[uint64]string, bool) {
-	out := map[uint64]string{}
-	for _, m := range c.s.members.Members() {
-		if m.ID == c.s.memberID {
-			out[m.ID] = version.EtcdAPIVersion
-			continue
-		}
-		resp, err := c.s.transport.Do(ctx, m.ID, http.MethodGet, peerapi.PathVersion, nil)
-		if err != nil {
-			return nil, false
-		}
-		v, err := io.ReadAll(io.LimitReader(resp.Body, 64))
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, false
-		}
-		out[m.ID] = string(v)
+func (p proposer) Propose(ctx context.Context, r *pb.InternalRaftRequest) error {
+	res, err := p.Backend.Propose(ctx, r)
+	if err != nil {
+		return err
 	}
-	return out, true
-}
-
-func (c downgradeCluster) Finish(ctx context.Context) error {
-	return downgradeRaft(c).ProposeDowngrade(ctx, &membershippb.DowngradeInfoSetRequest{Enabled: false})
+	return res.Err
 }

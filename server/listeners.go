@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -21,10 +23,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/httpapi"
 	"github.com/metastore/metastore/internal/member/learner"
+	"github.com/metastore/metastore/internal/member/maintenance"
+	"github.com/metastore/metastore/internal/member/status"
 	"github.com/metastore/metastore/internal/metrics"
+	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/version"
 )
@@ -36,7 +43,7 @@ const grpcOverheadBytes = 512 * 1024
 
 // grpcServer builds the gRPC server: its limits, the middleware chain and
 // etcd's services.
-func (s *Server) grpcServer() *grpc.Server {
+func (s *Server) grpcServer(v views) *grpc.Server {
 	g := s.cfg.GRPC
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(g.MaxRequestBytes) + grpcOverheadBytes),
@@ -58,10 +65,15 @@ func (s *Server) grpcServer() *grpc.Server {
 	// to a goroutine per stream, so the pool bounds nothing.
 	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
 	s.authInterceptors()
-	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(s.IsLearner)
+	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(v.probe.IsLearner)
 	opts = append(opts, s.rel.serverOptions()...)
 	opts = append(opts, s.tracingOptions()...)
-	opts = append(opts, s.migrationOptions()...)
+	// While an online migration from etcd is under way, client writes are
+	// refused (internal/migrate); the follower's txns get the same KV service
+	// without a bound on the ops of one txn.
+	guard := migrate.NewMemberGuard(s.eng, s.backend, s.lg)
+	guard.FollowerTxn = rpc.NewKVServer(s.backend, v.header, math.MaxInt32, func(string) {}).Txn
+	opts = append(opts, grpc.ChainUnaryInterceptor(guard.Unary))
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
@@ -69,9 +81,9 @@ func (s *Server) grpcServer() *grpc.Server {
 	budgetOpt, kvBudget := s.rangeBudget()
 	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
-	hdr := s
+	hdr := v.header
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }, kvBudget))
-	pb.RegisterMaintenanceServer(srv, downgradeStatus{rpc.NewMaintenanceServer(s, hdr), s})
+	pb.RegisterMaintenanceServer(srv, downgrade.WithStatusInfo(rpc.NewMaintenanceServer(v.maintenance, hdr), s.eng))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
 	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))
@@ -84,6 +96,35 @@ func (s *Server) grpcServer() *grpc.Server {
 	v3lockpb.RegisterLockServer(srv, rpc.NewLockServer(s.self))
 	v3electionpb.RegisterElectionServer(srv, rpc.NewElectionServer(s.self))
 	return srv
+}
+
+// views are the narrow collaborators the services and HTTP endpoints
+// receive: what this member reports about itself (internal/member/status)
+// and the Maintenance backend (internal/member/maintenance).
+type views struct {
+	header      status.Header
+	probe       status.Probe
+	maintenance *maintenance.Backend
+}
+
+func (s *Server) views() views {
+	var v views
+	var rep status.Reporter
+	v.header, v.probe, rep = status.New(status.Config{
+		Self: s.memberID, Raft: s.node, Members: s.members, Store: s.store, Alarms: s.alarms, Engine: s.eng,
+		RaftLog: s.raftLog, Applier: s.applier, Reader: s.backend, QuotaBytes: s.cfg.Quota.EffectiveBackendBytes(),
+	})
+	scratch := os.TempDir()
+	if s.cfg.Storage.Engine != config.EngineMemory {
+		scratch = filepath.Join(s.cfg.Member.DataDir, "member")
+	}
+	v.maintenance = maintenance.New(maintenance.Config{
+		Status: rep, Store: s.store, Proposer: s.backend, Leadership: s.leadership, Engine: s.eng, ScratchDir: scratch,
+		Downgrade: &downgrade.Service{ClusterVersion: version.ClusterVersion, State: s.eng,
+			Raft: downgrade.ViaProposer(proposer{s.backend}), Logger: s.lg},
+		Logger: s.lg.Named("maintenance"),
+	})
+	return v
 }
 
 // startListeners serves the client, metrics and client-HTTP URLs.
@@ -102,7 +143,8 @@ func (s *Server) startListeners() error {
 		return fmt.Errorf("server: self client: %w", err)
 	}
 	s.self = self
-	s.grpcSrv = s.grpcServer()
+	v := s.views()
+	s.grpcSrv = s.grpcServer(v)
 	var gwHandler http.Handler
 	if s.cfg.GRPC.EnableGateway {
 		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
@@ -114,7 +156,7 @@ func (s *Server) startListeners() error {
 	}
 	httpHandler := httpapi.New(httpapi.Config{
 		Gateway:  gwHandler,
-		Probe:    s,
+		Probe:    v.probe,
 		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
 		Timeout:  s.requestTimeout(),
 		Metrics:  metrics.Handler(s.rel.registry),

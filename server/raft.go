@@ -15,6 +15,8 @@ import (
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/corruption"
+	"github.com/metastore/metastore/internal/discovery"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/member/bootstrap"
 	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
@@ -196,13 +198,32 @@ func (s *Server) startRaft() error {
 		HashKV:          corruption.ServeHashKV(s.localHash),
 		Members:         bootstrap.ServeMembers(s.members),
 		Promote:         s.reconf.ServePromote,
-		Version:         s.serveVersion,
+		Version:         downgrade.ServeVersion,
 	}).Register(s.transport); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	return s.startPeerListeners()
+}
+
+// discover is bootstrap.Config.Discover: --initial-cluster as the discovery
+// service (if one is configured) answers it.
+func (s *Server) discover() (map[string][]string, error) {
+	d, c := s.cfg.Discovery, s.cfg
+	m := discovery.Member{
+		Config: discovery.Config{Endpoints: d.Endpoints, Token: d.Token, DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout,
+			KeepAliveTime: d.KeepAliveTime, KeepAliveTimeout: d.KeepAliveTimeout, InsecureTransport: d.InsecureTransport,
+			InsecureSkipTLSVerify: d.InsecureSkipTLSVerify, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile,
+			User: d.User, Password: d.Password},
+		SRV: d.SRV, SRVName: d.SRVName, SRVTimeout: d.RequestTimeout, DNSServer: c.Testing.DNSServer,
+		Name: c.Member.Name, AdvertisePeerURLs: c.Member.AdvertisePeerURLs, ClusterToken: c.Cluster.Token,
+		Logger: s.lg.Named("discovery"),
+	}
+	if !m.Configured() {
+		return initialMembers(c.Cluster.InitialMembers), nil
+	}
+	return m.InitialCluster(context.Background())
 }
 
 type confChanger struct{ node *raftnode.Node }

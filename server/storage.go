@@ -33,7 +33,7 @@ func (s *Server) openStorage() error {
 	case config.EngineMemory:
 		s.eng = memory.New()
 	default:
-		dir := engineDir(s.cfg.Member.DataDir)
+		dir := filepath.Join(s.cfg.Member.DataDir, "member", "pebble")
 		if err := snapshot.PrepareMemberDir(filepath.Dir(dir)); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
