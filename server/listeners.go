@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -27,12 +26,16 @@ import (
 	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/listen"
 	"github.com/metastore/metastore/internal/member/learner"
 	"github.com/metastore/metastore/internal/member/maintenance"
 	"github.com/metastore/metastore/internal/member/status"
+	"github.com/metastore/metastore/internal/memsize"
 	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/tlsflags"
+	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/version"
 )
 
@@ -78,7 +81,7 @@ func (s *Server) grpcServer(v views) *grpc.Server {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
 	}
-	budgetOpt, kvBudget := s.rangeBudget()
+	budgetOpt, kvBudget := memsize.Apply(s.cfg.Limits, s.rel.registry, s.lg)
 	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
 	hdr := v.header
@@ -131,9 +134,9 @@ func (s *Server) views() views {
 func (s *Server) startListeners() error {
 	// The lock and election services run etcd's concurrency recipes over a
 	// client of this member, as etcd's do; it dials lazily, once serving.
-	selfTLS := s.selfTLS()
+	selfTLS := tlsflags.SelfClient(s.clientTLS, s.cfg.Member.ListenClientURLs)
 	self, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{selfEndpoint(s.cfg.Member.ListenClientURLs)},
+		Endpoints:   []string{listen.SelfEndpoint(s.cfg.Member.ListenClientURLs)},
 		DialTimeout: 5 * time.Second,
 		TLS:         selfTLS,
 		Logger:      s.lg.Named("self-client"),
@@ -147,7 +150,7 @@ func (s *Server) startListeners() error {
 	s.grpcSrv = s.grpcServer(v)
 	var gwHandler http.Handler
 	if s.cfg.GRPC.EnableGateway {
-		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
+		g, err := gateway.New(context.Background(), listen.SelfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
@@ -171,12 +174,9 @@ func (s *Server) startListeners() error {
 		if err != nil {
 			return err
 		}
-		if isTLSScheme(u.Scheme) {
-			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
-			// serves both and hands gRPC calls to the gRPC server, as
-			// etcd's secure listeners do.
+		if listen.IsTLS(u.Scheme) {
 			// net/http serves HTTP/2 on a TLS listener that negotiates h2.
-			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
+			hs := &http.Server{Handler: listen.GRPCOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
 				HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(s.maxStreams())}}
 			s.httpSrvs = append(s.httpSrvs, hs)
 			go func() { _ = hs.Serve(l) }()
@@ -191,7 +191,7 @@ func (s *Server) startListeners() error {
 		go func() { _ = s.grpcSrv.Serve(grpcL) }()
 		go func() { _ = hs.Serve(httpL) }()
 		go func() {
-			if err := m.Serve(); err != nil && !isClosedErr(err) {
+			if err := m.Serve(); err != nil && !listen.IsClosed(err) {
 				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
 			}
 		}()
@@ -217,59 +217,11 @@ func (s *Server) startListeners() error {
 	return nil
 }
 
-// grpcOrHTTP routes HTTP/2 gRPC calls to the gRPC server and everything
-// else to the HTTP endpoints.
-func grpcOrHTTP(g *grpc.Server, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			g.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 func (s *Server) maxStreams() uint32 {
 	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
 		return n
 	}
 	return math.MaxUint32
-}
-
-// selfEndpoint is the address this member's own client dials: the first
-// client listener, with a wildcard host replaced by loopback.
-func selfEndpoint(us []url.URL) string {
-	if len(us) == 0 {
-		return "127.0.0.1:2379"
-	}
-	u := selfURL(us)
-	if isUnixScheme(u.Scheme) {
-		return "unix://" + unixSocketPath(u)
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		return u.Host
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// selfURL is the client URL this member's own client dials: the first TCP
-// one, since a relative unix socket path depends on the working directory,
-// or the first URL when all are unix sockets.
-func selfURL(us []url.URL) url.URL {
-	for _, u := range us {
-		if !isUnixScheme(u.Scheme) {
-			return u
-		}
-	}
-	return us[0]
-}
-
-func isClosedErr(err error) bool {
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
 }
 
 func urlStrings(us []url.URL) []string {
@@ -289,4 +241,25 @@ func panicOnKey(key string) grpc.UnaryServerInterceptor {
 		}
 		return h(ctx, req)
 	}
+}
+
+// listen opens a listener for u (internal/listen), with TLS when u is https
+// or unixs. Client listeners (client=true) are counted against
+// --max-connections; peer and metrics listeners are not, so a flood of
+// clients can never cut the cluster's own traffic or the monitoring that
+// would show the flood.
+func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (net.Listener, error) {
+	l, err := listen.Listen(u, flag, p != nil, listen.SocketOptions{
+		ReusePort: s.cfg.Member.SocketReusePort, ReuseAddress: s.cfg.Member.SocketReuseAddress})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.listeners = append(s.listeners, l)
+	if client {
+		l = s.rel.conns.wrap(l, s.lg)
+	}
+	if listen.IsTLS(u.Scheme) {
+		l = tls.NewListener(l, p.Server)
+	}
+	return l, nil
 }

@@ -3,13 +3,11 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/backend"
@@ -232,52 +230,22 @@ func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return c.node.ApplyConfChange(cc)
 }
 
-// waitServingUntilStopped waits for waitServing in bounded rounds until the
-// member serves, fails, or ctx ends (a signal during start-up). Like etcd,
-// it never gives up by itself: the client listeners are open meanwhile (and
-// requests time out), and a member whose peers come up minutes later, or
-// that catches up through a snapshot of many GiB, still joins them. Each
-// round that ends without serving is logged, with whether it progressed.
-func (s *Server) waitServingUntilStopped(ctx context.Context) error {
-	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
-	for {
-		before := progress()
-		rctx, cancel := context.WithTimeout(ctx, s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
-		err := s.waitServing(rctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, backend.ErrTimeout) {
-			return err
-		}
-		if progress() != before {
-			s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
-				zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
-			continue
-		}
-		s.lg.Warn("still waiting for the cluster to serve (no leader or no quorum yet)",
-			zap.String("leader", fmt.Sprintf("%x", s.node.Leader())), zap.Error(err))
-	}
-}
-
-func (s *Server) waitServing(ctx context.Context) error {
-	for s.node.Leader() == 0 {
-		select {
-		case <-s.node.LeaderChanged():
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.donec:
-			return s.Err()
-		}
-	}
-	if err := s.backend.LinearizableBarrier(ctx); err != nil {
-		return err
-	}
-	return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
+// awaitServing waits, without a deadline (bootstrap.AwaitServing), for a
+// leader, a linearizable barrier and the publication of this member's name
+// and client URLs.
+func (s *Server) awaitServing(ctx context.Context) error {
+	return bootstrap.AwaitServing(ctx, bootstrap.ServeConfig{
+		Raft: s.node,
+		Ready: func(ctx context.Context) error {
+			if err := s.backend.LinearizableBarrier(ctx); err != nil {
+				return err
+			}
+			return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
+		},
+		Applied: s.applier.AppliedIndex, SnapshotBytes: s.snapRecv.Received,
+		Round:  s.requestTimeout() + s.cfg.Raft.ElectionTimeout*5,
+		Failed: s.donec, Err: s.Err, Logger: s.lg,
+	})
 }
 
 // startPeerListeners serves the raft transport on --listen-peer-urls.

@@ -21,6 +21,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/member/bootstrap"
 	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
@@ -31,6 +32,7 @@ import (
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/tlsflags"
 	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/tracing"
 	"github.com/metastore/metastore/internal/transport"
@@ -174,8 +176,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.setupReliability(); err != nil {
 		return err
 	}
-	if err := s.setupTLS(); err != nil {
-		return err
+	var err error
+	if s.clientTLS, s.peerTLS, err = tlsflags.Build(s.cfg, s.lg); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	if err := s.setupTracing(); err != nil {
 		return err
@@ -197,11 +200,11 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startListeners(); err != nil {
 		return err
 	}
-	if err := s.waitServingUntilStopped(ctx); err != nil {
+	if err := s.awaitServing(ctx); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
-	if err := s.compactRestoredLog(); err != nil {
-		return err
+	if _, err := bootstrap.CompactRestoredLog(s.eng, s.raftLog, s.applier.AppliedIndex(), s.lg); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	s.startBackground()
 	s.registerShutdown()
