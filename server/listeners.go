@@ -15,7 +15,6 @@ import (
 
 	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
@@ -34,6 +33,7 @@ import (
 	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/selfclient"
 	"github.com/metastore/metastore/internal/tlsflags"
 	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/version"
@@ -135,18 +135,13 @@ func (s *Server) startListeners() error {
 	// The lock and election services run etcd's concurrency recipes over a
 	// client of this member, as etcd's do; it dials lazily, once serving.
 	selfTLS := tlsflags.SelfClient(s.clientTLS, s.cfg.Member.ListenClientURLs)
-	self, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{listen.SelfEndpoint(s.cfg.Member.ListenClientURLs)},
-		DialTimeout: 5 * time.Second,
-		TLS:         selfTLS,
-		Logger:      s.lg.Named("self-client"),
-		DialOptions: forwardToken(),
-	})
+	self, err := selfclient.New(listen.SelfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS, s.lg.Named("self-client"))
 	if err != nil {
-		return fmt.Errorf("server: self client: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 	s.self = self
 	v := s.views()
+	s.probe = v.probe
 	s.grpcSrv = s.grpcServer(v)
 	var gwHandler http.Handler
 	if s.cfg.GRPC.EnableGateway {
@@ -256,7 +251,7 @@ func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (n
 	}
 	s.listeners = append(s.listeners, l)
 	if client {
-		l = s.rel.conns.wrap(l, s.lg)
+		l = s.rel.conns.Wrap(l, s.lg)
 	}
 	if listen.IsTLS(u.Scheme) {
 		l = tls.NewListener(l, p.Server)

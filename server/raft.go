@@ -208,18 +208,9 @@ func (s *Server) startRaft() error {
 // discover is bootstrap.Config.Discover: --initial-cluster as the discovery
 // service (if one is configured) answers it.
 func (s *Server) discover() (map[string][]string, error) {
-	d, c := s.cfg.Discovery, s.cfg
-	m := discovery.Member{
-		Config: discovery.Config{Endpoints: d.Endpoints, Token: d.Token, DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout,
-			KeepAliveTime: d.KeepAliveTime, KeepAliveTimeout: d.KeepAliveTimeout, InsecureTransport: d.InsecureTransport,
-			InsecureSkipTLSVerify: d.InsecureSkipTLSVerify, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile,
-			User: d.User, Password: d.Password},
-		SRV: d.SRV, SRVName: d.SRVName, SRVTimeout: d.RequestTimeout, DNSServer: c.Testing.DNSServer,
-		Name: c.Member.Name, AdvertisePeerURLs: c.Member.AdvertisePeerURLs, ClusterToken: c.Cluster.Token,
-		Logger: s.lg.Named("discovery"),
-	}
+	m := discovery.FromFlags(s.cfg, s.lg.Named("discovery"))
 	if !m.Configured() {
-		return initialMembers(c.Cluster.InitialMembers), nil
+		return initialMembers(s.cfg.Cluster.InitialMembers), nil
 	}
 	return m.InitialCluster(context.Background())
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
+	"github.com/metastore/metastore/internal/member/status"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
@@ -73,6 +74,7 @@ type Server struct {
 	snaps      *snapinstall.Installer
 	reconf     *reconfig.Reconfigurer
 	leadership *leadership.Mover
+	probe      status.Probe // the health checks' view, set by startListeners
 
 	grpcSrv   *grpc.Server
 	httpSrvs  []*http.Server

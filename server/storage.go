@@ -26,8 +26,8 @@ import (
 // --force-new-cluster, rewriting the Raft log.
 func (s *Server) openStorage() error {
 	if s.cfg.Storage.MemoryMlock {
-		if err := lockMemory(); err != nil {
-			return err
+		if err := memsize.LockMemory(); err != nil {
+			return fmt.Errorf("server: %w", err)
 		}
 	}
 	switch s.cfg.Storage.Engine {

@@ -109,3 +109,18 @@ func urlStrings(us []url.URL) []string {
 	}
 	return out
 }
+
+// FromFlags is the Member c's flags describe (--discovery-*, --name,
+// --initial-advertise-peer-urls, --initial-cluster-token).
+func FromFlags(c *config.Config, lg *zap.Logger) Member {
+	d := c.Discovery
+	return Member{
+		Config: Config{Endpoints: d.Endpoints, Token: d.Token, DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout,
+			KeepAliveTime: d.KeepAliveTime, KeepAliveTimeout: d.KeepAliveTimeout, InsecureTransport: d.InsecureTransport,
+			InsecureSkipTLSVerify: d.InsecureSkipTLSVerify, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile,
+			User: d.User, Password: d.Password},
+		SRV: d.SRV, SRVName: d.SRVName, SRVTimeout: d.RequestTimeout, DNSServer: c.Testing.DNSServer,
+		Name: c.Member.Name, AdvertisePeerURLs: c.Member.AdvertisePeerURLs, ClusterToken: c.Cluster.Token,
+		Logger: lg,
+	}
+}

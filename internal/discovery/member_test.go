@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metastore/metastore/internal/config"
 )
 
 func TestMemberInitialClusterFromSRV(t *testing.T) {
@@ -32,5 +34,19 @@ func TestMemberInitialClusterFromSRV(t *testing.T) {
 	}
 	if (Member{}).Configured() {
 		t.Fatal("no discovery flag, yet configured")
+	}
+}
+
+func TestFromFlags(t *testing.T) {
+	c, err := config.Parse([]string{"--name", "m2", "--discovery-srv", "example.test", "--discovery-srv-name", "prod",
+		"--discovery-request-timeout", "3s", "--initial-cluster-token", "tok",
+		"--initial-advertise-peer-urls", "http://10.0.0.2:2380"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := FromFlags(c, nil)
+	if !m.Configured() || m.SRV != "example.test" || m.SRVName != "prod" || m.SRVTimeout != 3*time.Second ||
+		m.Name != "m2" || m.ClusterToken != "tok" || len(m.AdvertisePeerURLs) != 1 {
+		t.Fatalf("member %+v", m)
 	}
 }

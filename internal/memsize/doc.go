@@ -3,5 +3,6 @@
 // GOMEMLIMIT), the budget of range response bytes in flight
 // (--max-range-bytes-in-flight, internal/respbudget) and the storage
 // engine's cache and memtable sizes; and it shows each as a metric, so that
-// an operator (and the e2e tests) can see what is in force.
+// an operator (and the e2e tests) can see what is in force. LockMemory is
+// --memory-mlock.
 package memsize

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/memory"
 	"github.com/metastore/metastore/internal/version"
 )
 
@@ -81,5 +83,31 @@ func TestStatusWithoutLeader(t *testing.T) {
 	}
 	if probe.HasLeader() || probe.IsLearner() || probe.Alarms() != nil {
 		t.Error("probe of a member without leader, membership or alarms")
+	}
+}
+
+func TestCheckers(t *testing.T) {
+	failure := errors.New("apply failed")
+	cases := []struct {
+		name   string
+		lead   uint64
+		failed error
+		bad    []string
+	}{
+		{"healthy", 1, nil, nil},
+		{"no leader", 0, nil, []string{"raft"}},
+		{"stopped", 1, failure, []string{"apply"}},
+	}
+	for _, c := range cases {
+		_, probe, _ := newFakes(&fakes{lead: c.lead})
+		var bad []string
+		for _, ch := range probe.Checkers(memory.New(), func() error { return c.failed }) {
+			if err := ch.Check(context.Background()); err != nil {
+				bad = append(bad, ch.Name())
+			}
+		}
+		if !reflect.DeepEqual(bad, c.bad) {
+			t.Errorf("%s: failing checks %v, want %v", c.name, bad, c.bad)
+		}
 	}
 }
