@@ -160,10 +160,13 @@ func (s *Server) startListeners() error {
 		Metrics:  metrics.Handler(s.rel.registry),
 		Pprof:    s.cfg.Ops.EnablePprof,
 	})
-	clientHTTP, err := s.clientHTTP(httpHandler)
+	// --cors and --host-whitelist guard the HTTP endpoints of the client
+	// URLs; the metrics URLs stay unchecked, as in etcd.
+	access, err := httpapi.NewAccessControl(s.cfg.GRPC.CORS, s.cfg.GRPC.HostWhitelist, s.lg)
 	if err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
+	clientHTTP := access.Wrap(httpHandler)
 	for _, u := range s.cfg.Member.ListenClientURLs {
 		l, err := s.listen(u, "--listen-client-urls", s.clientTLS, true)
 		if err != nil {

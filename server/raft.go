@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -242,7 +243,18 @@ func (s *Server) awaitServing(ctx context.Context) error {
 // startPeerListeners serves the raft transport on --listen-peer-urls.
 func (s *Server) startPeerListeners() error {
 	for _, l := range s.peerLns {
-		hs := s.peerServer()
+		// As on etcd's peer listeners (rafthttp's ConnReadTimeout), reading a
+		// request is bounded by --raft-read-timeout, so a peer that stalls
+		// mid-request cannot hold a connection and a handler for ever; the
+		// long-lived message and snapshot streams lift the bound for
+		// themselves (internal/transport). --raft-write-timeout bounds the
+		// writes on the connections this member dials
+		// (transport.Config.WriteTimeout).
+		hs := &http.Server{
+			Handler:           s.transport.Handler(),
+			ReadHeaderTimeout: min(10*time.Second, s.cfg.Raft.PeerReadTimeout),
+			ReadTimeout:       s.cfg.Raft.PeerReadTimeout,
+		}
 		s.peerSrvs = append(s.peerSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

@@ -41,7 +41,10 @@ import (
 	"github.com/metastore/metastore/internal/watch"
 )
 
-// Server is one metastore member.
+// Server is one metastore member. Its fields are the components Start
+// builds, each written once by Start before any goroutine that reads it
+// is started, and released by Stop's phases, which run one after another;
+// only err is shared with other goroutines, under errMu.
 type Server struct {
 	cfg *config.Config
 	lg  *zap.Logger
