@@ -1,12 +1,7 @@
 package server
 
 import (
-	"context"
 	"fmt"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/rpc"
@@ -45,30 +40,4 @@ func (s *Server) authInterceptors() {
 		cfg.LeaseKeys = s.lessor.Keys
 	}
 	s.rel.authUnary, s.rel.authStream = rpc.AuthInterceptors(cfg)
-}
-
-// forwardToken makes the self client (lock and election services) call
-// this server as the user who called the service: the caller's token is
-// passed on, as etcd's in-process v3client does with the caller's context.
-func forwardToken() []grpc.DialOption {
-	fwd := func(ctx context.Context) context.Context {
-		md, ok := metadata.FromIncomingContext(ctx)
-		if !ok {
-			return ctx
-		}
-		for _, k := range []string{rpctypes.TokenFieldNameGRPC, rpctypes.TokenFieldNameSwagger} {
-			if v := md.Get(k); len(v) > 0 {
-				return metadata.AppendToOutgoingContext(ctx, k, v[0])
-			}
-		}
-		return ctx
-	}
-	return []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			return inv(fwd(ctx), method, req, reply, cc, opts...)
-		}),
-		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, st grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			return st(fwd(ctx), desc, cc, method, opts...)
-		}),
-	}
 }

@@ -2,30 +2,40 @@ package server
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/httpapi"
+	"github.com/metastore/metastore/internal/listen"
 	"github.com/metastore/metastore/internal/member/learner"
+	"github.com/metastore/metastore/internal/member/maintenance"
+	"github.com/metastore/metastore/internal/member/status"
+	"github.com/metastore/metastore/internal/memsize"
 	"github.com/metastore/metastore/internal/metrics"
+	"github.com/metastore/metastore/internal/migrate"
 	"github.com/metastore/metastore/internal/rpc"
+	"github.com/metastore/metastore/internal/selfclient"
+	"github.com/metastore/metastore/internal/tlsflags"
+	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/version"
 )
 
@@ -36,7 +46,7 @@ const grpcOverheadBytes = 512 * 1024
 
 // grpcServer builds the gRPC server: its limits, the middleware chain and
 // etcd's services.
-func (s *Server) grpcServer() *grpc.Server {
+func (s *Server) grpcServer(v views) *grpc.Server {
 	g := s.cfg.GRPC
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(g.MaxRequestBytes) + grpcOverheadBytes),
@@ -58,20 +68,25 @@ func (s *Server) grpcServer() *grpc.Server {
 	// to a goroutine per stream, so the pool bounds nothing.
 	opts = append(opts, grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))))
 	s.authInterceptors()
-	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(s.IsLearner)
+	s.rel.roleUnary, s.rel.roleStream = learner.Interceptors(v.probe.IsLearner)
 	opts = append(opts, s.rel.serverOptions()...)
 	opts = append(opts, s.tracingOptions()...)
-	opts = append(opts, s.migrationOptions()...)
+	// While an online migration from etcd is under way, client writes are
+	// refused (internal/migrate); the follower's txns get the same KV service
+	// without a bound on the ops of one txn.
+	guard := migrate.NewMemberGuard(s.eng, s.backend, s.lg)
+	guard.FollowerTxn = rpc.NewKVServer(s.backend, v.header, math.MaxInt32, func(string) {}).Txn
+	opts = append(opts, grpc.ChainUnaryInterceptor(guard.Unary))
 	if key := s.cfg.Testing.PanicKey; key != "" {
 		s.lg.Warn("TESTING: a Put of this key panics (METASTORE_TESTING_PANIC_KEY)", zap.String("key", key))
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
 	}
-	budgetOpt, kvBudget := s.rangeBudget()
+	budgetOpt, kvBudget := memsize.Apply(s.cfg.Limits, s.rel.registry, s.lg)
 	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
-	hdr := s
+	hdr := v.header
 	pb.RegisterKVServer(srv, rpc.NewKVServer(s.tracedKV(s.backend), hdr, s.cfg.GRPC.MaxTxnOps, func(reason string) { s.rel.metrics.ValidationErrors.WithLabelValues(reason).Inc() }, kvBudget))
-	pb.RegisterMaintenanceServer(srv, downgradeStatus{rpc.NewMaintenanceServer(s, hdr), s})
+	pb.RegisterMaintenanceServer(srv, downgrade.WithStatusInfo(rpc.NewMaintenanceServer(v.maintenance, hdr), s.eng))
 	pb.RegisterClusterServer(srv, rpc.NewClusterServer(s.reconf, hdr))
 	pb.RegisterLeaseServer(srv, rpc.NewLeaseServer(s.backend, hdr))
 	pb.RegisterAuthServer(srv, rpc.NewAuthServer(s.backend, hdr))
@@ -86,26 +101,51 @@ func (s *Server) grpcServer() *grpc.Server {
 	return srv
 }
 
+// views are the narrow collaborators the services and HTTP endpoints
+// receive: what this member reports about itself (internal/member/status)
+// and the Maintenance backend (internal/member/maintenance).
+type views struct {
+	header      status.Header
+	probe       status.Probe
+	maintenance *maintenance.Backend
+}
+
+func (s *Server) views() views {
+	var v views
+	var rep status.Reporter
+	v.header, v.probe, rep = status.New(status.Config{
+		Self: s.memberID, Raft: s.node, Members: s.members, Store: s.store, Alarms: s.alarms, Engine: s.eng,
+		RaftLog: s.raftLog, Applier: s.applier, Reader: s.backend, QuotaBytes: s.cfg.Quota.EffectiveBackendBytes(),
+	})
+	scratch := os.TempDir()
+	if s.cfg.Storage.Engine != config.EngineMemory {
+		scratch = filepath.Join(s.cfg.Member.DataDir, "member")
+	}
+	v.maintenance = maintenance.New(maintenance.Config{
+		Status: rep, Store: s.store, Proposer: s.backend, Leadership: s.leadership, Engine: s.eng, ScratchDir: scratch,
+		Downgrade: &downgrade.Service{ClusterVersion: version.ClusterVersion, State: s.eng,
+			Raft: downgrade.ViaProposer(proposer{s.backend}), Logger: s.lg},
+		Logger: s.lg.Named("maintenance"),
+	})
+	return v
+}
+
 // startListeners serves the client, metrics and client-HTTP URLs.
 func (s *Server) startListeners() error {
 	// The lock and election services run etcd's concurrency recipes over a
 	// client of this member, as etcd's do; it dials lazily, once serving.
-	selfTLS := s.selfTLS()
-	self, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{selfEndpoint(s.cfg.Member.ListenClientURLs)},
-		DialTimeout: 5 * time.Second,
-		TLS:         selfTLS,
-		Logger:      s.lg.Named("self-client"),
-		DialOptions: forwardToken(),
-	})
+	selfTLS := tlsflags.SelfClient(s.clientTLS, s.cfg.Member.ListenClientURLs)
+	self, err := selfclient.New(listen.SelfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS, s.lg.Named("self-client"))
 	if err != nil {
-		return fmt.Errorf("server: self client: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 	s.self = self
-	s.grpcSrv = s.grpcServer()
+	v := s.views()
+	s.probe = v.probe
+	s.grpcSrv = s.grpcServer(v)
 	var gwHandler http.Handler
 	if s.cfg.GRPC.EnableGateway {
-		g, err := gateway.New(context.Background(), selfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
+		g, err := gateway.New(context.Background(), listen.SelfEndpoint(s.cfg.Member.ListenClientURLs), selfTLS)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
@@ -114,27 +154,27 @@ func (s *Server) startListeners() error {
 	}
 	httpHandler := httpapi.New(httpapi.Config{
 		Gateway:  gwHandler,
-		Probe:    s,
+		Probe:    v.probe,
 		Versions: httpapi.Versions{Server: version.EtcdAPIVersion, Cluster: version.ClusterVersion, Storage: version.StorageVersion},
 		Timeout:  s.requestTimeout(),
 		Metrics:  metrics.Handler(s.rel.registry),
 		Pprof:    s.cfg.Ops.EnablePprof,
 	})
-	clientHTTP, err := s.clientHTTP(httpHandler)
+	// --cors and --host-whitelist guard the HTTP endpoints of the client
+	// URLs; the metrics URLs stay unchecked, as in etcd.
+	access, err := httpapi.NewAccessControl(s.cfg.GRPC.CORS, s.cfg.GRPC.HostWhitelist, s.lg)
 	if err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
+	clientHTTP := access.Wrap(httpHandler)
 	for _, u := range s.cfg.Member.ListenClientURLs {
 		l, err := s.listen(u, "--listen-client-urls", s.clientTLS, true)
 		if err != nil {
 			return err
 		}
-		if isTLSScheme(u.Scheme) {
-			// Over TLS, ALPN tells HTTP/2 from HTTP/1.1, so one HTTP server
-			// serves both and hands gRPC calls to the gRPC server, as
-			// etcd's secure listeners do.
+		if listen.IsTLS(u.Scheme) {
 			// net/http serves HTTP/2 on a TLS listener that negotiates h2.
-			hs := &http.Server{Handler: grpcOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
+			hs := &http.Server{Handler: listen.GRPCOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
 				HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(s.maxStreams())}}
 			s.httpSrvs = append(s.httpSrvs, hs)
 			go func() { _ = hs.Serve(l) }()
@@ -149,7 +189,7 @@ func (s *Server) startListeners() error {
 		go func() { _ = s.grpcSrv.Serve(grpcL) }()
 		go func() { _ = hs.Serve(httpL) }()
 		go func() {
-			if err := m.Serve(); err != nil && !isClosedErr(err) {
+			if err := m.Serve(); err != nil && !listen.IsClosed(err) {
 				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
 			}
 		}()
@@ -175,59 +215,11 @@ func (s *Server) startListeners() error {
 	return nil
 }
 
-// grpcOrHTTP routes HTTP/2 gRPC calls to the gRPC server and everything
-// else to the HTTP endpoints.
-func grpcOrHTTP(g *grpc.Server, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			g.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 func (s *Server) maxStreams() uint32 {
 	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
 		return n
 	}
 	return math.MaxUint32
-}
-
-// selfEndpoint is the address this member's own client dials: the first
-// client listener, with a wildcard host replaced by loopback.
-func selfEndpoint(us []url.URL) string {
-	if len(us) == 0 {
-		return "127.0.0.1:2379"
-	}
-	u := selfURL(us)
-	if isUnixScheme(u.Scheme) {
-		return "unix://" + unixSocketPath(u)
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		return u.Host
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// selfURL is the client URL this member's own client dials: the first TCP
-// one, since a relative unix socket path depends on the working directory,
-// or the first URL when all are unix sockets.
-func selfURL(us []url.URL) url.URL {
-	for _, u := range us {
-		if !isUnixScheme(u.Scheme) {
-			return u
-		}
-	}
-	return us[0]
-}
-
-func isClosedErr(err error) bool {
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")
 }
 
 func urlStrings(us []url.URL) []string {
@@ -247,4 +239,25 @@ func panicOnKey(key string) grpc.UnaryServerInterceptor {
 		}
 		return h(ctx, req)
 	}
+}
+
+// listen opens a listener for u (internal/listen), with TLS when u is https
+// or unixs. Client listeners (client=true) are counted against
+// --max-connections; peer and metrics listeners are not, so a flood of
+// clients can never cut the cluster's own traffic or the monitoring that
+// would show the flood.
+func (s *Server) listen(u url.URL, flag string, p *tlsutil.Pair, client bool) (net.Listener, error) {
+	l, err := listen.Listen(u, flag, p != nil, listen.SocketOptions{
+		ReusePort: s.cfg.Member.SocketReusePort, ReuseAddress: s.cfg.Member.SocketReuseAddress})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.listeners = append(s.listeners, l)
+	if client {
+		l = s.rel.conns.Wrap(l, s.lg)
+	}
+	if listen.IsTLS(u.Scheme) {
+		l = tls.NewListener(l, p.Server)
+	}
+	return l, nil
 }

@@ -3,19 +3,21 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/backend"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/corruption"
+	"github.com/metastore/metastore/internal/discovery"
+	"github.com/metastore/metastore/internal/downgrade"
 	"github.com/metastore/metastore/internal/member/bootstrap"
+	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
@@ -136,7 +138,11 @@ func (s *Server) startRaft() error {
 	}
 	cc.node = s.node
 	s.transport.SetRaft(s.node)
-	go s.advanceElectionTicks()
+	go leadership.AdvanceElectionTicks(leadership.TickConfig{
+		Self: s.memberID, Raft: s.node, Peers: s.transport, Enabled: s.cfg.Raft.InitialElectionTickAdvance,
+		ElectionTicks: s.cfg.Raft.ElectionTicks(), HeartbeatInterval: s.cfg.Raft.HeartbeatInterval,
+		Stop: s.donec, Logger: s.lg.Named("raft"),
+	})
 	go func() {
 		defer close(s.applyDone)
 		if err := s.applier.Run(s.node.Applies()); err != nil {
@@ -179,6 +185,11 @@ func (s *Server) startRaft() error {
 		RequestTimeout:      s.requestTimeout(),
 		Logger:              s.lg.Named("reconfig"),
 	})
+	s.leadership = leadership.New(leadership.Config{
+		Self: s.memberID, Raft: s.node, Peers: s.transport, Members: s.members,
+		RequestTimeout: s.requestTimeout(), ElectionTimeout: s.cfg.Raft.ElectionTimeout,
+		Logger: s.lg.Named("leadership"),
+	})
 	lease := s.backend.LeaseHandlers()
 	if err := (peerapi.Handlers{
 		LeaseRenew:      lease[peerapi.PathLeaseRenew],
@@ -186,7 +197,7 @@ func (s *Server) startRaft() error {
 		HashKV:          corruption.ServeHashKV(s.localHash),
 		Members:         bootstrap.ServeMembers(s.members),
 		Promote:         s.reconf.ServePromote,
-		Version:         s.serveVersion,
+		Version:         downgrade.ServeVersion,
 	}).Register(s.transport); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -195,64 +206,55 @@ func (s *Server) startRaft() error {
 	return s.startPeerListeners()
 }
 
+// discover is bootstrap.Config.Discover: --initial-cluster as the discovery
+// service (if one is configured) answers it.
+func (s *Server) discover() (map[string][]string, error) {
+	m := discovery.FromFlags(s.cfg, s.lg.Named("discovery"))
+	if !m.Configured() {
+		return initialMembers(s.cfg.Cluster.InitialMembers), nil
+	}
+	return m.InitialCluster(context.Background())
+}
+
 type confChanger struct{ node *raftnode.Node }
 
 func (c *confChanger) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return c.node.ApplyConfChange(cc)
 }
 
-// waitServingUntilStopped waits for waitServing in bounded rounds until the
-// member serves, fails, or ctx ends (a signal during start-up). Like etcd,
-// it never gives up by itself: the client listeners are open meanwhile (and
-// requests time out), and a member whose peers come up minutes later, or
-// that catches up through a snapshot of many GiB, still joins them. Each
-// round that ends without serving is logged, with whether it progressed.
-func (s *Server) waitServingUntilStopped(ctx context.Context) error {
-	progress := func() [2]uint64 { return [2]uint64{s.applier.AppliedIndex(), s.snapRecv.Received()} }
-	for {
-		before := progress()
-		rctx, cancel := context.WithTimeout(ctx, s.requestTimeout()+s.cfg.Raft.ElectionTimeout*5)
-		err := s.waitServing(rctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, backend.ErrTimeout) {
-			return err
-		}
-		if progress() != before {
-			s.lg.Info("still catching up with the cluster", zap.Uint64("applied-index", s.applier.AppliedIndex()),
-				zap.Uint64("snapshot-bytes-received", s.snapRecv.Received()))
-			continue
-		}
-		s.lg.Warn("still waiting for the cluster to serve (no leader or no quorum yet)",
-			zap.String("leader", fmt.Sprintf("%x", s.node.Leader())), zap.Error(err))
-	}
-}
-
-func (s *Server) waitServing(ctx context.Context) error {
-	for s.node.Leader() == 0 {
-		select {
-		case <-s.node.LeaderChanged():
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.donec:
-			return s.Err()
-		}
-	}
-	if err := s.backend.LinearizableBarrier(ctx); err != nil {
-		return err
-	}
-	return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
+// awaitServing waits, without a deadline (bootstrap.AwaitServing), for a
+// leader, a linearizable barrier and the publication of this member's name
+// and client URLs.
+func (s *Server) awaitServing(ctx context.Context) error {
+	return bootstrap.AwaitServing(ctx, bootstrap.ServeConfig{
+		Raft: s.node,
+		Ready: func(ctx context.Context) error {
+			if err := s.backend.LinearizableBarrier(ctx); err != nil {
+				return err
+			}
+			return bootstrap.Publish(ctx, s.backend, s.members, s.memberID, s.cfg.Member.Name, urlStrings(s.cfg.Member.AdvertiseClientURLs))
+		},
+		Applied: s.applier.AppliedIndex, SnapshotBytes: s.snapRecv.Received,
+		Round:  s.requestTimeout() + s.cfg.Raft.ElectionTimeout*5,
+		Failed: s.donec, Err: s.Err, Logger: s.lg,
+	})
 }
 
 // startPeerListeners serves the raft transport on --listen-peer-urls.
 func (s *Server) startPeerListeners() error {
 	for _, l := range s.peerLns {
-		hs := s.peerServer()
+		// As on etcd's peer listeners (rafthttp's ConnReadTimeout), reading a
+		// request is bounded by --raft-read-timeout, so a peer that stalls
+		// mid-request cannot hold a connection and a handler for ever; the
+		// long-lived message and snapshot streams lift the bound for
+		// themselves (internal/transport). --raft-write-timeout bounds the
+		// writes on the connections this member dials
+		// (transport.Config.WriteTimeout).
+		hs := &http.Server{
+			Handler:           s.transport.Handler(),
+			ReadHeaderTimeout: min(10*time.Second, s.cfg.Raft.PeerReadTimeout),
+			ReadTimeout:       s.cfg.Raft.PeerReadTimeout,
+		}
 		s.peerSrvs = append(s.peerSrvs, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

@@ -2,24 +2,18 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/lifecycle"
+	"github.com/metastore/metastore/internal/listen"
 	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/middleware"
 	"github.com/metastore/metastore/internal/raftnode"
-	"github.com/metastore/metastore/internal/rpc"
-	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/version"
 )
 
@@ -35,7 +29,7 @@ type reliability struct {
 	rate       *middleware.RateLimiter
 	grpcMet    *middleware.GRPCMetrics
 	shutdown   *lifecycle.Shutdown
-	conns      *connCounters
+	conns      *listen.Counters
 	slowLog    *middleware.SlowLog
 	// authUnary and authStream fill the chain's auth slot (server/auth.go).
 	authUnary  grpc.UnaryServerInterceptor
@@ -48,7 +42,7 @@ type reliability struct {
 }
 
 func (s *Server) setupReliability() error {
-	r := &reliability{registry: prometheus.NewRegistry(), conns: &connCounters{max: int64(s.cfg.Limits.MaxConnections)}}
+	r := &reliability{registry: prometheus.NewRegistry(), conns: listen.NewCounters(int64(s.cfg.Limits.MaxConnections))}
 	s.rel = r
 	r.metrics = metrics.New(r.registry)
 	r.metrics.SetVersion(version.EtcdAPIVersion)
@@ -135,85 +129,9 @@ func (r *reliability) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(us...), grpc.ChainStreamInterceptor(ss...)}
 }
 
-// startBackground starts the supervised loops and health checks, once the
-// server's components exist.
-func (s *Server) startBackground() {
-	r := s.rel
-	m := r.metrics
-	m.SetServerID(s.memberID)
-	// Show the common validation failures at 0 from the start, so an alert
-	// on their rate has a series to work with.
-	for _, e := range []error{rpctypes.ErrGRPCEmptyKey, rpctypes.ErrGRPCTooManyOps, rpctypes.ErrGRPCDuplicateKey, rpctypes.ErrGRPCRequestTooLarge} {
-		m.ValidationErrors.WithLabelValues(rpc.ValidationReason(e))
-	}
-	r.health.Register(lifecycle.CheckerFunc("storage", func(context.Context) error {
-		if _, err := s.eng.Get(storage.KeyAppliedIndex); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("storage read failed: %w", err)
-		}
-		return nil
-	}))
-	r.health.Register(lifecycle.CheckerFunc("raft", func(context.Context) error {
-		if s.node.Leader() == 0 {
-			return errors.New("no raft leader")
-		}
-		return nil
-	}))
-	r.health.Register(lifecycle.CheckerFunc("apply", func(context.Context) error {
-		if err := s.Err(); err != nil {
-			return fmt.Errorf("apply stopped: %w", err)
-		}
-		return nil
-	}))
-	r.health.Evaluate(context.Background())
-	r.supervisor.Go("health-checker", r.health.Run)
-	r.supervisor.Go("memory-sampler", r.limiter.Run)
-	r.supervisor.Go("lease-expiry", s.backend.RunLeaseExpiry)
-	r.supervisor.Go("leader-monitor", r.leader.Run)
-	s.startAutoCompaction()
-	s.startCorruptionCheck()
-	s.startDowngradeMonitor()
-	s.startCompactHashCheck()
-	r.grpcMet.InitializeMetrics(s.grpcSrv)
-}
-
 func registerHealth(srv *grpc.Server, h *lifecycle.Health) {
 	healthpb.RegisterHealthServer(srv, h.Server())
 }
-
-// connCounters reports connections for ResourceStats and the
-// metrics. --max-connections applies to each client listener, so the
-// figure is that of the fullest listener: current >= limit means some
-// listener refuses connections.
-type connCounters struct {
-	max       int64
-	mu        sync.Mutex
-	listeners []*middleware.LimitedListener // guarded by mu
-}
-
-func (c *connCounters) wrap(l net.Listener, lg *zap.Logger) net.Listener {
-	if c.max <= 0 {
-		c.max = 0
-	}
-	ll := middleware.LimitListener(l, int(c.max), func(conn net.Conn) {
-		lg.Warn("connection refused: --max-connections reached", zap.String("remote", conn.RemoteAddr().String()), zap.Int64("max", c.max))
-	})
-	c.mu.Lock()
-	c.listeners = append(c.listeners, ll)
-	c.mu.Unlock()
-	return ll
-}
-
-func (c *connCounters) Count() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var n int64
-	for _, l := range c.listeners {
-		n = max(n, l.Count())
-	}
-	return n
-}
-
-func (c *connCounters) Max() int64 { return c.max }
 
 // ResourceStats reports the limits' current usage: requests and streams in
 // flight, connections and memory.

@@ -21,15 +21,19 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/gateway"
 	"github.com/metastore/metastore/internal/lease"
+	"github.com/metastore/metastore/internal/member/bootstrap"
+	"github.com/metastore/metastore/internal/member/leadership"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
+	"github.com/metastore/metastore/internal/member/status"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/raftsnap"
 	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/tlsflags"
 	"github.com/metastore/metastore/internal/tlsutil"
 	"github.com/metastore/metastore/internal/tracing"
 	"github.com/metastore/metastore/internal/transport"
@@ -37,7 +41,10 @@ import (
 	"github.com/metastore/metastore/internal/watch"
 )
 
-// Server is one metastore member.
+// Server is one metastore member. Its fields are the components Start
+// builds, each written once by Start before any goroutine that reads it
+// is started, and released by Stop's phases, which run one after another;
+// only err is shared with other goroutines, under errMu.
 type Server struct {
 	cfg *config.Config
 	lg  *zap.Logger
@@ -54,21 +61,23 @@ type Server struct {
 	self    *clientv3.Client // for the lock and election services
 	gateway *gateway.Gateway
 
-	transport *transport.Transport
-	snapRecv  *raftsnap.Receiver
-	clientTLS *tlsutil.Pair // nil: no client TLS configured
-	peerTLS   *tlsutil.Pair
-	peerLns   []net.Listener // bound by bindPeerListeners, served by startPeerListeners
-	peerSrvs  []*http.Server
-	applier   *apply.Applier
-	wait      *apply.Wait
-	node      *raftnode.Node
-	backend   *backend.Backend
-	memberID  uint64
-	ticker    *time.Ticker
-	peers     *peers.Syncer
-	snaps     *snapinstall.Installer
-	reconf    *reconfig.Reconfigurer
+	transport  *transport.Transport
+	snapRecv   *raftsnap.Receiver
+	clientTLS  *tlsutil.Pair // nil: no client TLS configured
+	peerTLS    *tlsutil.Pair
+	peerLns    []net.Listener // bound by bindPeerListeners, served by startPeerListeners
+	peerSrvs   []*http.Server
+	applier    *apply.Applier
+	wait       *apply.Wait
+	node       *raftnode.Node
+	backend    *backend.Backend
+	memberID   uint64
+	ticker     *time.Ticker
+	peers      *peers.Syncer
+	snaps      *snapinstall.Installer
+	reconf     *reconfig.Reconfigurer
+	leadership *leadership.Mover
+	probe      status.Probe // the health checks' view, set by startListeners
 
 	grpcSrv   *grpc.Server
 	httpSrvs  []*http.Server
@@ -172,8 +181,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.setupReliability(); err != nil {
 		return err
 	}
-	if err := s.setupTLS(); err != nil {
-		return err
+	var err error
+	if s.clientTLS, s.peerTLS, err = tlsflags.Build(s.cfg, s.lg); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	if err := s.setupTracing(); err != nil {
 		return err
@@ -195,11 +205,11 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startListeners(); err != nil {
 		return err
 	}
-	if err := s.waitServingUntilStopped(ctx); err != nil {
+	if err := s.awaitServing(ctx); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
 	}
-	if err := s.compactRestoredLog(); err != nil {
-		return err
+	if _, err := bootstrap.CompactRestoredLog(s.eng, s.raftLog, s.applier.AppliedIndex(), s.lg); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	s.startBackground()
 	s.registerShutdown()

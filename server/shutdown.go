@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/metastore/metastore/internal/lifecycle"
+	"github.com/metastore/metastore/internal/listen"
 )
 
 // registerShutdown registers what Stop does, phase by phase: each hook
@@ -36,36 +36,14 @@ func (s *Server) registerShutdown() {
 		if s.grpcSrv == nil {
 			return nil
 		}
-		done := make(chan struct{})
-		go func() { s.grpcSrv.GracefulStop(); close(done) }()
-		// Unary requests finish by themselves; streams (watches, lease
-		// keep-alives) never do. Once no unary request is in flight, the
-		// streams are closed, as etcd closes them, and their clients
-		// reconnect to another member.
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				s.grpcSrv.Stop()
-				return fmt.Errorf("in-flight gRPC requests cut off: %w", ctx.Err())
-			case <-tick.C:
-				if s.rel.limiter.Stats().CurrentRequests == 0 {
-					s.grpcSrv.Stop()
-					<-done
-					return nil
-				}
-			}
-		}
+		return lifecycle.DrainGRPC(ctx, s.grpcSrv, func() int64 { return s.rel.limiter.Stats().CurrentRequests })
 	})
 	sd.RegisterHook(lifecycle.PhaseDrain, "http", func(ctx context.Context) error {
 		var errs []error
 		for _, hs := range s.httpSrvs {
 			// The listeners were closed in the first phase; Shutdown closing
 			// them again is not a failure.
-			if err := hs.Shutdown(ctx); err != nil && !isClosedErr(err) {
+			if err := hs.Shutdown(ctx); err != nil && !listen.IsClosed(err) {
 				errs = append(errs, err)
 			}
 		}
@@ -83,7 +61,11 @@ func (s *Server) registerShutdown() {
 	})
 	sd.RegisterHook(lifecycle.PhasePersist, "raft-and-apply", func(ctx context.Context) error {
 		if s.node != nil {
-			s.transferLeadershipOnShutdown(ctx)
+			// A leader that stops hands leadership to a follower first, so
+			// the cluster does not sit out an election timeout (ADR 12).
+			if s.leadership != nil {
+				s.leadership.HandOff(ctx)
+			}
 			s.node.Stop()
 			<-s.applyDone
 		}

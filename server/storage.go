@@ -10,6 +10,7 @@ import (
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/member/bootstrap"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/memsize"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftsnap"
@@ -25,22 +26,22 @@ import (
 // --force-new-cluster, rewriting the Raft log.
 func (s *Server) openStorage() error {
 	if s.cfg.Storage.MemoryMlock {
-		if err := lockMemory(); err != nil {
-			return err
+		if err := memsize.LockMemory(); err != nil {
+			return fmt.Errorf("server: %w", err)
 		}
 	}
 	switch s.cfg.Storage.Engine {
 	case config.EngineMemory:
 		s.eng = memory.New()
 	default:
-		dir := engineDir(s.cfg.Member.DataDir)
+		dir := filepath.Join(s.cfg.Member.DataDir, "member", "pebble")
 		if err := snapshot.PrepareMemberDir(filepath.Dir(dir)); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("server: create data dir %s: %w", dir, err)
 		}
-		eng, err := pebbleengine.Open(dir, s.pebbleSizes(pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")}))
+		eng, err := pebbleengine.Open(dir, memsize.PebbleSizes(s.cfg.Limits, pebbleengine.Options{NoSync: s.cfg.Storage.UnsafeNoFsync, WALDir: s.cfg.Member.WALDir, Logger: s.lg.Named("pebble")}))
 		if err != nil {
 			return fmt.Errorf("server: open storage: %w", err)
 		}

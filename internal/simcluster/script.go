@@ -9,7 +9,10 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
 
+	"github.com/metastore/metastore/internal/member/leadership"
+	"github.com/metastore/metastore/internal/member/status"
 	"github.com/metastore/metastore/internal/mvcc"
 )
 
@@ -65,6 +68,10 @@ func (cmd Command) has(key string) bool { _, ok := cmd.Args[key]; return ok }
 //	expire-leases id=1            1 proposes revoking its expired leases
 //	leases id=2                   the leases 2 knows
 //	status                        raft and apply state of every member
+//	transferee id=1               whom leader 1 would hand leadership to
+//	alarm id=1 member=2 [deactivate]  propose a NOSPACE alarm for member 2
+//	member-status id=2            2's Maintenance Status (internal/member/status)
+//	transfer-leader id=1 target=2 1 asks raft to hand leadership to 2
 //	unfinished                    proposals whose outcome did not arrive
 func (c *Cluster) Run(cmd Command) (string, error) {
 	id, err := cmd.uint("id", 0)
@@ -174,6 +181,24 @@ func (c *Cluster) Run(cmd Command) (string, error) {
 		return c.leases(id)
 	case "status":
 		return c.status(), nil
+	case "transferee":
+		return c.transferee(id)
+	case "alarm":
+		mid, _ := cmd.uint("member", 0)
+		act, verb := pb.AlarmRequest_ACTIVATE, "activate"
+		if cmd.has("deactivate") {
+			act, verb = pb.AlarmRequest_DEACTIVATE, "deactivate"
+		}
+		err = c.Propose(id, fmt.Sprintf("alarm %s NOSPACE %d", verb, mid), &pb.InternalRaftRequest{
+			Alarm: &pb.AlarmRequest{Action: act, MemberID: mid, Alarm: pb.AlarmType_NOSPACE}})
+	case "member-status":
+		return c.memberStatus(id)
+	case "transfer-leader":
+		var m *Member
+		t, _ := cmd.uint("target", 0)
+		if m, err = c.member(id); err == nil {
+			m.raw.TransferLeader(t)
+		}
 	case "members":
 		return c.memberLists(), nil
 	case "unfinished":
@@ -282,6 +307,51 @@ func sortedIDs(set map[uint64]struct{}) []uint64 {
 	slices.Sort(ids)
 	return ids
 }
+
+// transferee is the hand-off a leader makes when it stops gracefully
+// (internal/member/leadership), from its raft status and the links up now.
+func (c *Cluster) transferee(id uint64) (string, error) {
+	m, err := c.member(id)
+	if err != nil {
+		return "", err
+	}
+	if m.state != raft.StateLeader {
+		return fmt.Sprintf("%d does not lead: no hand-off", id), nil
+	}
+	t, ok := leadership.Transferee(m.raw.Status(), id, func(peer uint64) bool { return !c.activeSince(id, peer).IsZero() })
+	if !ok {
+		return "no voting follower to hand leadership to", nil
+	}
+	return fmt.Sprintf("transferee %d", t), nil
+}
+
+// memberStatus is what Maintenance Status answers on member id, built by
+// internal/member/status from the member's own components (sizes left
+// out: they depend on the engine's accounting, not on the cluster).
+func (c *Cluster) memberStatus(id uint64) (string, error) {
+	m, err := c.member(id)
+	if err != nil {
+		return "", err
+	}
+	_, _, r := status.New(status.Config{Self: id, Raft: simRaft{m}, Members: m.Members, Store: m.Store,
+		Alarms: m.alarms, Engine: m.eng, RaftLog: m.raftLog, Applier: m.applier})
+	st, err := r.Status(context.Background())
+	if err != nil {
+		return "", err
+	}
+	out := fmt.Sprintf("leader=%d term=%d raft-index=%d applied=%d learner=%v", st.Leader, st.RaftTerm,
+		st.RaftIndex, st.RaftAppliedIndex, st.IsLearner)
+	for _, e := range st.Errors {
+		out += "\nerror: " + e
+	}
+	return out, nil
+}
+
+// simRaft is a member's raft as internal/member/status reads it.
+type simRaft struct{ m *Member }
+
+func (r simRaft) Leader() uint64 { return r.m.lead }
+func (r simRaft) Term() uint64   { return r.m.raw.BasicStatus().GetTerm() }
 
 func (c *Cluster) status() string {
 	var out []string

@@ -387,7 +387,7 @@ func moveLeader(t *testing.T, e *env) *framework.Member {
 		t.Fatalf("move leader %s -> %s: %v", from.Name, to.Name, err)
 	}
 	// etcd's MoveLeader returns once the transferee leads; metastore's
-	// returns once the transfer is started (server/status.go), so wait.
+	// returns once the transfer is started (internal/member/leadership), so wait.
 	var now uint64
 	if err := framework.WaitFor(15*time.Second, 50*time.Millisecond, func() (bool, error) {
 		_, now = memberIDs(t, e)

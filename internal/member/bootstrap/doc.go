@@ -6,8 +6,11 @@
 // joins for its member list and takes the ID that MemberAdd gave its peer
 // URLs. It also serves that member list to joining members (both ends of the
 // join protocol live here), publishes the member's name and client URLs
-// through Raft before it reports ready (Publish), and rewrites an existing
-// member into a one-member cluster for --force-new-cluster.
+// through Raft before it reports ready (Publish), waits for that without a
+// deadline (AwaitServing), compacts the Raft log of a data dir written by
+// `metastore snapshot restore` so that members added later receive the
+// restored state as a snapshot (CompactRestoredLog), and rewrites an
+// existing member into a one-member cluster for --force-new-cluster.
 //
 // The identity records themselves are read and written only by
 // internal/membership (identity.go).

@@ -1,4 +1,4 @@
-package server
+package memsize
 
 import (
 	"os"
@@ -8,46 +8,49 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/respbudget"
 	"github.com/metastore/metastore/internal/rpc"
 	pebbleengine "github.com/metastore/metastore/internal/storage/pebble"
 )
 
-// Memory sizing (issue 11): the range response budget, the soft Go memory
-// limit and Pebble's cache and memtable sizes, all from metastore's own
-// flags, each shown as a gauge so that an operator (and the e2e tests) can
-// see what is in force.
-
-// pebbleSizes returns the engine options sized by the flags.
-func (s *Server) pebbleSizes(o pebbleengine.Options) pebbleengine.Options {
-	o.CacheSize = s.cfg.Limits.StorageBlockCacheBytes
-	o.MemTableSize = uint64(s.cfg.Limits.StorageMemtableBytes)
+// PebbleSizes returns o with the engine's cache and memtable sized by the
+// flags.
+func PebbleSizes(l config.LimitsConfig, o pebbleengine.Options) pebbleengine.Options {
+	o.CacheSize = l.StorageBlockCacheBytes
+	o.MemTableSize = uint64(l.StorageMemtableBytes)
 	return o
 }
 
-// rangeBudget sets the soft Go memory limit, creates the budget of range
-// responses in flight, exports both (and the storage sizes) as metrics, and
-// returns the gRPC server option and KV option that enforce the budget.
-func (s *Server) rangeBudget() (grpc.ServerOption, rpc.KVOption) {
-	l := s.cfg.Limits
-	// The soft limit makes the garbage collector work harder as the heap
-	// nears --memory-limit-bytes, before the limiter starts refusing
-	// writes there. An operator's GOMEMLIMIT wins.
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && l.MemoryLimitBytes > 0 {
-		debug.SetMemoryLimit(l.MemoryLimitBytes)
+// SetGoMemoryLimit sets the soft Go memory limit to --memory-limit-bytes:
+// the garbage collector works harder as the heap nears it, before the
+// limiter starts refusing writes there. An operator's GOMEMLIMIT wins, and
+// so does no limit (0). It reports whether it set the limit.
+func SetGoMemoryLimit(limit int64, lookupEnv func(string) (string, bool)) bool {
+	if _, set := lookupEnv("GOMEMLIMIT"); set || limit <= 0 {
+		return false
 	}
+	debug.SetMemoryLimit(limit)
+	return true
+}
+
+// Apply sets the soft Go memory limit, creates the budget of range
+// responses in flight, registers the sizes and the budget's figures with
+// reg, and returns the gRPC server option and KV option that enforce the
+// budget.
+func Apply(l config.LimitsConfig, reg prometheus.Registerer, lg *zap.Logger) (grpc.ServerOption, rpc.KVOption) {
+	SetGoMemoryLimit(l.MemoryLimitBytes, os.LookupEnv)
 	b := respbudget.New(l.RangeBudget())
-	gauge := func(name, help string, f func() float64) {
-		err := s.rel.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
-		if err != nil {
-			s.lg.Warn("cannot register metric", zap.String("name", name), zap.Error(err))
+	register := func(c prometheus.Collector, name string) {
+		if err := reg.Register(c); err != nil {
+			lg.Warn("cannot register metric", zap.String("name", name), zap.Error(err))
 		}
+	}
+	gauge := func(name, help string, f func() float64) {
+		register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f), name)
 	}
 	counter := func(name, help string, f func() float64) {
-		err := s.rel.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
-		if err != nil {
-			s.lg.Warn("cannot register metric", zap.String("name", name), zap.Error(err))
-		}
+		register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f), name)
 	}
 	gauge("metastore_go_memory_limit_bytes", "The soft Go memory limit in force (debug.SetMemoryLimit; from --memory-limit-bytes unless GOMEMLIMIT is set).",
 		func() float64 { return float64(debug.SetMemoryLimit(-1)) })
