@@ -25,7 +25,7 @@ var implemented = map[string]bool{
 	"force-new-cluster":           true,
 	"strict-reconfig-check":       true,
 	"max-learners":                true,
-	"v2-deprecation":              false,
+	"v2-deprecation":              true, // etcd enforces "write-only" and reports it; see config.V2DeprecationDefault
 
 	// Discovery
 	"discovery-token":                    true,
