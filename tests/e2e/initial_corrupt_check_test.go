@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,10 +55,10 @@ func TestInitialCorruptCheck(t *testing.T) {
 	check(t, "linearizable read on the member to damage", err)
 	damaged.Stop()
 	damageStoredValue(t, damaged, "victim-corrupt-me-value")
-	out, code := runToExit(t, append(damaged.Args(), initialCheckGate))
-	if code != 1 || !strings.Contains(out, "found data inconsistency with peers") ||
+	out, exited, code := runUntilOutput(t, append(damaged.Args(), initialCheckGate), "", true)
+	if !exited || code != 1 || !strings.Contains(out, "found data inconsistency with peers") ||
 		!strings.Contains(out, "found different hash values from remote peer") {
-		t.Fatalf("damaged member with the gate: exit status %d, want 1 with etcd's data inconsistency error; output:\n%s", code, out)
+		t.Fatalf("damaged member with the gate: exited %v, status %d; want exit status 1 with etcd's data inconsistency error; output:\n%s", exited, code, out)
 	}
 	if strings.Contains(out, framework.ReadyLine) {
 		t.Fatalf("the damaged member served before refusing to start:\n%s", out)
@@ -69,31 +67,6 @@ func TestInitialCorruptCheck(t *testing.T) {
 	// Without the gate it starts; the periodic check flags it.
 	damaged.StartAgain()
 	corruptCheckAlarm(t, ctx, c, damaged)
-}
-
-// runToExit runs the server binary with args until it exits by itself
-// (bounded) and returns its combined output and exit status.
-func runToExit(t *testing.T, args []string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, framework.ServerBinary(t), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("the server did not exit within 60s; output:\n%s", out.String())
-	}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &exitErr):
-		return out.String(), exitErr.ExitCode()
-	}
-	t.Fatalf("run the server: %v", err)
-	return "", -1
 }
 
 // damageStoredValue flips a bit of the stored version whose value ends
