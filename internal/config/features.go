@@ -164,6 +164,8 @@ func featuresWithoutEffect() map[string]string {
 		FeatureSetMemberLocalAddr:           "not implemented: peer connections are dialed from the address the kernel chooses",
 		FeatureFastLeaseKeepAlive:           "not implemented as a switch: keep-alives are answered by the leader's lessor as soon as the lease is renewed",
 		FeaturePriorityRequest:              "not implemented: requests are not prioritized",
+		FeatureLeaseCheckpoint:              "leases are always checkpointed: the remaining TTL survives leader changes, whatever this gate says",
+		FeatureLeaseCheckpointPersist:       "lease checkpoints are always persisted: the remaining TTL survives restarts, whatever this gate says",
 	}
 }
 

@@ -38,3 +38,24 @@ func TestEveryFlagActedOnOrNoOp(t *testing.T) {
 		t.Errorf("NoOpSet() = %v, want backend-bbolt-freelist-type with its reason", n)
 	}
 }
+
+// TestEveryFeatureGateActedOnOrLogged checks that every gate is either
+// read by the server or, when named, logged with the reason it has no
+// effect (FeatureGates.WithoutEffect), so none is ignored silently.
+func TestEveryFeatureGateActedOnOrLogged(t *testing.T) {
+	actedOn := []string{FeatureInitialCorruptCheck, FeatureCompactHashCheck}
+	reasons := featuresWithoutEffect()
+	for name := range knownFeatures() {
+		if _, logged := reasons[name]; logged == slices.Contains(actedOn, name) {
+			t.Errorf("gate %s: acted on %v, logged as without effect %v; want exactly one", name, slices.Contains(actedOn, name), logged)
+		}
+	}
+	c := mustParse(t, []string{"--feature-gates", "LeaseCheckpoint=true,LeaseCheckpointPersist=true,InitialCorruptCheck=true"}, nil)
+	var got []string
+	for _, n := range c.Features.WithoutEffect() {
+		got = append(got, n.Flag)
+	}
+	if want := []string{"feature-gates=LeaseCheckpoint", "feature-gates=LeaseCheckpointPersist"}; !slices.Equal(got, want) {
+		t.Errorf("WithoutEffect() = %v, want %v", got, want)
+	}
+}
