@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/metastore/metastore/internal/tlsutil/tlstest"
 	"github.com/metastore/metastore/tests/framework"
 )
 
@@ -27,7 +29,33 @@ const initialCheckGate = "--feature-gates=InitialCorruptCheck=true"
 // it, as before. It passes on etcd v3.7.3 too (whose bbolt data is damaged
 // the same way).
 func TestInitialCorruptCheck(t *testing.T) {
-	ms := framework.StartCluster(t, 3, framework.Options{ExtraArgs: []string{"--corrupt-check-time", "300ms"}})
+	extra := []string{"--corrupt-check-time", "300ms"}
+	ms := framework.StartCluster(t, 3, framework.Options{ExtraArgs: extra})
+	initialCheckScenario(t, ms, func(int) []string { return extra })
+}
+
+// TestInitialCorruptCheckPeerTLS is TestInitialCorruptCheck with mutual
+// TLS between the members: the check at start, which runs before the
+// member's peer transport, asks its peers with the peer certificates.
+func TestInitialCorruptCheckPeerTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "peer-ca")
+	caFile := ca.WriteCA(t, dir, "ca")
+	extra := make([][]string, 3)
+	for i := range extra {
+		cert, key := ca.Issue(t, tlstest.Loopback("member")).Write(t, dir, fmt.Sprintf("peer%d", i))
+		extra[i] = []string{"--corrupt-check-time", "300ms", "--peer-cert-file", cert, "--peer-key-file", key,
+			"--peer-trusted-ca-file", caFile, "--peer-client-cert-auth"}
+	}
+	ms := framework.StartCluster(t, 3, framework.Options{PeerScheme: "https",
+		MemberOptions: func(i int, o *framework.Options) { o.ExtraArgs = extra[i] }})
+	initialCheckScenario(t, ms, func(i int) []string { return extra[i] })
+}
+
+// initialCheckScenario runs the check on a running 3-member cluster whose
+// member i was started with the flags extra(i).
+func initialCheckScenario(t *testing.T, ms []*framework.Member, extra func(i int) []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := ms[0].Client()
@@ -40,7 +68,7 @@ func TestInitialCorruptCheck(t *testing.T) {
 	_, err := ms[1].Client().Get(ctx, "victim") // it applied every write
 	check(t, "linearizable read on the healthy member", err)
 	ms[1].Stop()
-	ms[1].StartAgainWith(initialCheckGate, "--corrupt-check-time", "300ms")
+	ms[1].StartAgainWith(append(extra(1), initialCheckGate)...)
 	if logs := ms[1].Logs(); !strings.Contains(logs, "starting initial corruption check") ||
 		!strings.Contains(logs, "initial corruption checking passed; no corruption") {
 		t.Fatalf("the healthy member did not log a passed initial check:\n%s", logs)
