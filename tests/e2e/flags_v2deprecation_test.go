@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +88,31 @@ func TestV2DeprecationBadValue(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestV2DeprecationConfigFile: etcd reads the config file's v2-deprecation
+// key into a plain string, so even a phase its flag refuses ("not-yet")
+// is taken, with the deprecation warning, and write-only is enforced.
+func TestV2DeprecationConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	var ports [2]int
+	for i := range ports {
+		p, err := framework.FreePort()
+		check(t, "free port", err)
+		ports[i] = p
+	}
+	client, peer := fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	cfg := fmt.Sprintf("name: v2\ndata-dir: %s\nlisten-client-urls: %s\nadvertise-client-urls: %s\n"+
+		"listen-peer-urls: %s\ninitial-advertise-peer-urls: %s\ninitial-cluster: v2=%s\nv2-deprecation: not-yet\n",
+		filepath.Join(dir, "data"), client, client, peer, peer, peer)
+	path := filepath.Join(dir, "etcd.yaml")
+	check(t, "write the config file", os.WriteFile(path, []byte(cfg), 0o600))
+	out, exited, _ := runUntilOutput(t, []string{"--config-file", path}, framework.ReadyLine, false)
+	if exited || !strings.Contains(out, framework.ReadyLine) {
+		t.Fatalf("the member did not serve with v2-deprecation: not-yet in its config file:\n%s", out)
+	}
+	if !strings.Contains(out, v2DeprecationWarning) || !strings.Contains(out, `"v2-deprecation":"write-only"`) {
+		t.Errorf("no deprecation warning or enforced write-only in the output:\n%s", out)
 	}
 }
