@@ -52,6 +52,9 @@ func newHTTPHasher(local Hash, lg *zap.Logger, peerURLs ...string) *httpHasher {
 	urls := map[uint64][]string{}
 	for i, u := range peerURLs {
 		id := uint64(i + 2)
+		if i%2 == 1 {
+			u += "/" // a peer URL may be written with a trailing slash
+		}
 		h.peers = append(h.peers, Peer{ID: id, PeerURLs: []string{u}})
 		urls[id] = []string{u}
 	}

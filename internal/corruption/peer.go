@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -124,7 +125,7 @@ func (c URLCaller) Do(ctx context.Context, id uint64, method, path string, body 
 	}
 	var lastErr error
 	for _, u := range urls {
-		req, err := http.NewRequestWithContext(ctx, method, u+path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(u, "/")+path, bytes.NewReader(body))
 		if err != nil {
 			return nil, fmt.Errorf("request to member %s: %w", idHex(id), err)
 		}
