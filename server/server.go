@@ -199,6 +199,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.openStorage(); err != nil {
 		return err
 	}
+	if err := s.initialCorruptionCheck(ctx); err != nil { // server/corruption.go
+		return err
+	}
 	if err := s.startRaft(); err != nil {
 		return err
 	}

@@ -69,6 +69,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		zap.String("data-dir", cfg.Member.DataDir),
 		zap.String("storage-engine", cfg.Storage.Engine),
 		zap.String("config-file", cfg.ConfigFile),
+		// The phase in effect, as etcd's "starting an etcd server" line
+		// reports it: always write-only (see config.V2DeprecationDefault).
+		zap.String("v2-deprecation", cfg.Cluster.V2Deprecation),
 	)
 	for _, w := range cfg.Warnings() {
 		lg.Warn(w)

@@ -120,10 +120,27 @@ type ClusterConfig struct {
 	ForceNewCluster     bool // --force-new-cluster
 	StrictReconfigCheck bool // --strict-reconfig-check
 	MaxLearners         int  // --max-learners
-	// V2Deprecation is the deprecated --v2-deprecation; etcd ignores the
-	// value and so do we.
+	// V2Deprecation is the effective v2store deprecation phase: always
+	// V2DeprecationDefault, which etcd v3.7.3 enforces whatever
+	// --v2-deprecation says (the flag is deprecated). metastore has no
+	// v2store, so the phase is only reported (the start-up log), as etcd
+	// reports it.
 	V2Deprecation string
+	// V2DeprecationGiven is --v2-deprecation as given: the sorted, comma
+	// joined phases etcd's flag accepts ("" when unset).
+	V2DeprecationGiven string
 }
+
+// V2DeprecationDefault is the v2store deprecation phase etcd v3.7.3
+// enforces.
+const V2DeprecationDefault = "write-only"
+
+// v2DeprecationValues are the phases etcd v3.7.3's --v2-deprecation
+// accepts: "not-yet" is no longer one of them.
+var v2DeprecationValues = []string{"write-only", "write-only-skip-check", "write-only-drop-data", "gone"}
+
+// v2DeprecationWarning is etcd's warning when --v2-deprecation is set.
+const v2DeprecationWarning = "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input."
 
 // DiscoveryConfig is v3 discovery (--discovery-*).
 type DiscoveryConfig struct {
@@ -364,7 +381,7 @@ func Default() *Config {
 			Token:               "etcd-cluster",
 			StrictReconfigCheck: true,
 			MaxLearners:         1,
-			V2Deprecation:       "write-only",
+			V2Deprecation:       V2DeprecationDefault,
 		},
 		Discovery: DiscoveryConfig{
 			DialTimeout:       2 * time.Second,

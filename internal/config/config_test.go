@@ -631,14 +631,11 @@ func TestConfigFile(t *testing.T) {
 			if !strings.Contains(strings.Join(c.Warnings(), "\n"), "unknown-key") {
 				t.Errorf("no warning for unknown-key: %q", c.Warnings())
 			}
-			un := c.UnimplementedSet()
-			for _, n := range []string{"v2-deprecation"} {
-				if !slices.Contains(un, n) {
-					t.Errorf("UnimplementedSet() = %v, missing %s", un, n)
-				}
+			if un := c.UnimplementedSet(); len(un) != 0 {
+				t.Errorf("UnimplementedSet() = %v, want none: every flag in the file is acted on", un)
 			}
-			if slices.Contains(un, "name") || slices.Contains(un, "storage-engine") || slices.Contains(un, "socket-reuse-port") {
-				t.Errorf("UnimplementedSet() = %v lists implemented flags", un)
+			if c.Cluster.V2Deprecation != V2DeprecationDefault || c.Cluster.V2DeprecationGiven != "write-only" {
+				t.Errorf("v2-deprecation: effective %q given %q", c.Cluster.V2Deprecation, c.Cluster.V2DeprecationGiven)
 			}
 		})
 	}
@@ -670,10 +667,8 @@ func TestConfigFileErrors(t *testing.T) {
 func TestUnimplementedSet(t *testing.T) {
 	c := mustParse(t, []string{"--v2-deprecation", "write-only", "--name", "n1", "--metrics", "extensive", "--snapshot", "--max-wals", "2"},
 		[]string{"ETCD_BCRYPT_COST=12", "ETCD_STORAGE_ENGINE=memory"})
-	got := c.UnimplementedSet()
-	want := []string{"v2-deprecation"}
-	if !slices.Equal(got, want) {
-		t.Errorf("UnimplementedSet() = %v, want %v", got, want)
+	if got := c.UnimplementedSet(); len(got) != 0 {
+		t.Errorf("UnimplementedSet() = %v, want none", got)
 	}
 	if n := c.NoOpSet(); len(n) != 1 || n[0].Flag != "max-wals" || !strings.Contains(n[0].Reason, "WAL files") {
 		t.Errorf("NoOpSet() = %v, want max-wals with its reason", n)

@@ -161,10 +161,11 @@ func featuresWithoutEffect() map[string]string {
 	return map[string]string{
 		FeatureStopGRPCServiceOnDefrag:      "defragmentation does no work on metastore (Pebble compacts in the background), so the gRPC services never stop for it",
 		FeatureTxnModeWriteWithSharedBuffer: "a bbolt read-buffer setting; metastore's transactions read from Pebble snapshots",
-		FeatureInitialCorruptCheck:          "not implemented: a member does not compare its hash with its peers' before serving; the periodic check (--corrupt-check-time) and the compaction hash check do",
 		FeatureSetMemberLocalAddr:           "not implemented: peer connections are dialed from the address the kernel chooses",
 		FeatureFastLeaseKeepAlive:           "not implemented as a switch: keep-alives are answered by the leader's lessor as soon as the lease is renewed",
 		FeaturePriorityRequest:              "not implemented: requests are not prioritized",
+		FeatureLeaseCheckpoint:              "leases are always checkpointed: the remaining TTL survives leader changes, whatever this gate says",
+		FeatureLeaseCheckpointPersist:       "lease checkpoints are always persisted: the remaining TTL survives restarts, whatever this gate says",
 	}
 }
 

@@ -142,6 +142,15 @@ func (c *Config) loadFile(path string, fs *flag.FlagSet, byName map[string]flagS
 			err = nested(key, v, socketKeys, nil)
 		case flagConfigFile, flagVersion:
 			// Meaningless inside the file.
+		case flagV2Deprecation:
+			// etcd reads this key into a plain string without checking it
+			// (only the command line and ETCD_V2_DEPRECATION check the
+			// phase), warns, and enforces the default phase.
+			if v != nil {
+				c.Cluster.V2DeprecationGiven = fmt.Sprint(v)
+				c.set[key] = SourceFile
+				c.warnf("%s", v2DeprecationWarning)
+			}
 		default:
 			if _, ok := byName[key]; ok {
 				err = set(key, key, v)

@@ -111,7 +111,7 @@ func specs(c *Config) []flagSpec {
 		{"pre-vote", groupClustering, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.", kindBool, boolValue{&r.PreVote}, ""},
 		{"auto-compaction-retention", groupClustering, "Auto compaction retention length. 0 means disable auto compaction.", kindString, stringValue{&q.AutoCompactionRetention}, ""},
 		{"auto-compaction-mode", groupClustering, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.", kindString, stringValue{&q.AutoCompactionMode}, ""},
-		{"v2-deprecation", groupClustering, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.", kindString, dep(choiceValue{&cl.V2Deprecation, []string{"not-yet", "write-only", "write-only-drop-data", "gone"}}, "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input."), ""},
+		{"v2-deprecation", groupClustering, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input. Accepted values (comma-separated, as etcd): 'write-only', 'write-only-skip-check', 'write-only-drop-data', 'gone'.", kindString, dep(selectiveStringsValue{&cl.V2DeprecationGiven, v2DeprecationValues}, v2DeprecationWarning), V2DeprecationDefault},
 
 		// Security
 		{"cert-file", groupSecurity, "Path to the client server TLS cert file.", kindString, stringValue{&ct.CertFile}, ""},
@@ -205,6 +205,8 @@ func specs(c *Config) []flagSpec {
 const (
 	flagConfigFile = "config-file"
 	flagVersion    = "version"
+
+	flagV2Deprecation = "v2-deprecation"
 )
 
 // newFlagSet binds every flag to c. It prints nothing: Parse returns errors

@@ -25,7 +25,7 @@ var implemented = map[string]bool{
 	"force-new-cluster":           true,
 	"strict-reconfig-check":       true,
 	"max-learners":                true,
-	"v2-deprecation":              false,
+	"v2-deprecation":              true, // etcd enforces "write-only" and reports it; see config.V2DeprecationDefault
 
 	// Discovery
 	"discovery-token":                    true,
@@ -63,7 +63,7 @@ var implemented = map[string]bool{
 	"max-snapshots":                        false,
 	"backend-batch-interval":               false,
 	"backend-batch-limit":                  false,
-	"backend-bbolt-freelist-type":          true, // a deliberate no-op: there is no bbolt
+	"backend-bbolt-freelist-type":          false,
 	"bootstrap-defrag-threshold-megabytes": false,
 
 	// Quota / compaction
@@ -172,6 +172,7 @@ var noOps = map[string]string{
 	"backend-batch-limit": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
 		"transaction to hold open",
 	"bootstrap-defrag-threshold-megabytes": "Pebble reclaims space by background compaction; there is no defragmentation",
+	"backend-bbolt-freelist-type":          "there is no bbolt free list: Pebble keeps track of its own free space",
 }
 
 // NoOp is a flag the user set that has no effect on metastore, and why.

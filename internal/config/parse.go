@@ -211,6 +211,9 @@ func (c *Config) finish() error {
 		return fmt.Errorf("invalid value %q for flag --initial-cluster: %w", c.Cluster.InitialCluster, err)
 	}
 	c.Cluster.InitialMembers = members
+	// etcd v3.7.3 enforces the default phase whatever --v2-deprecation
+	// (or the config file) says.
+	c.Cluster.V2Deprecation = V2DeprecationDefault
 	return c.parseRetention()
 }
 

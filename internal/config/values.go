@@ -77,6 +77,33 @@ func (v choiceValue) Set(s string) error {
 }
 func (v choiceValue) String() string { return stringValue{v.p}.String() }
 
+// selectiveStringsValue is etcd's flags.SelectiveStringsValue: a
+// comma-separated list whose every item is one of valids. Each Set adds
+// to the list, which is kept sorted; an item outside valids is refused
+// with etcd's message, naming the item.
+type selectiveStringsValue struct {
+	p      *string
+	valids []string
+}
+
+func (v selectiveStringsValue) Set(s string) error {
+	items := strings.Split(s, ",")
+	for _, it := range items {
+		if !slices.Contains(v.valids, it) {
+			return fmt.Errorf("invalid value %q", it)
+		}
+	}
+	var all []string
+	if *v.p != "" {
+		all = strings.Split(*v.p, ",")
+	}
+	all = append(all, items...)
+	slices.Sort(all)
+	*v.p = strings.Join(all, ",")
+	return nil
+}
+func (v selectiveStringsValue) String() string { return stringValue{v.p}.String() }
+
 // intValue stores any integer type; bounds are checked before the store.
 type intValue[T ~int | ~int64 | ~uint | ~uint32 | ~uint64] struct {
 	p        *T

@@ -20,17 +20,23 @@ type Hash struct {
 type Peer struct {
 	ID         uint64
 	ClientURLs []string
+	PeerURLs   []string
 }
 
-// Target is what the checker needs from the server.
-type Target interface {
-	IsLeader() bool
+// Hasher is what comparing this member's data with its peers' needs.
+type Hasher interface {
 	// Self is this member's ID (the leader's, when it checks).
 	Self() uint64
 	Rev() int64
 	Peers() []Peer
 	LocalHash(rev int64) (Hash, error)
 	PeerHash(ctx context.Context, p Peer, rev int64) (Hash, error)
+}
+
+// Target is what the leader's checks need from the server.
+type Target interface {
+	Hasher
+	IsLeader() bool
 	// RaiseCorrupt proposes the CORRUPT alarm for member id (0: the
 	// divergent member cannot be named).
 	RaiseCorrupt(ctx context.Context, id uint64) error
