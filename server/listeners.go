@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
@@ -82,6 +83,12 @@ func (s *Server) grpcServer(v views) *grpc.Server {
 		opts = append(opts, grpc.ChainUnaryInterceptor(panicOnKey(key)))
 	}
 	budgetOpt, kvBudget := memsize.Apply(s.cfg.Limits, s.rel.registry, s.lg)
+	if err := s.rel.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metastore_storage_key_cache_bytes",
+		Help: "Bytes held by the cache of keys' newest versions (see metastore_storage_key_cache_limit_bytes).",
+	}, func() float64 { b, _ := s.store.KeyCacheStats(); return float64(b) })); err != nil {
+		s.lg.Warn("cannot register metric", zap.String("name", "metastore_storage_key_cache_bytes"), zap.Error(err))
+	}
 	srv := grpc.NewServer(append(opts, budgetOpt)...)
 	registerHealth(srv, s.rel.health)
 	hdr := v.header

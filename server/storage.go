@@ -74,7 +74,8 @@ func (s *Server) openStorage() error {
 	}
 	if s.store, err = mvcc.Open(s.eng, s.lg.Named("mvcc"),
 		mvcc.WithCompactionBatchLimit(s.cfg.Quota.CompactionBatchLimit),
-		mvcc.WithCompactionSleepInterval(s.cfg.Quota.CompactionSleepInterval)); err != nil {
+		mvcc.WithCompactionSleepInterval(s.cfg.Quota.CompactionSleepInterval),
+		mvcc.WithLatestCacheBytes(s.cfg.Limits.StorageKeyCacheBytes)); err != nil {
 		return fmt.Errorf("server: open mvcc: %w", err)
 	}
 	if s.alarms, err = alarm.Load(s.eng); err != nil {

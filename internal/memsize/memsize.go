@@ -56,6 +56,8 @@ func Apply(l config.LimitsConfig, reg prometheus.Registerer, lg *zap.Logger) (gr
 		func() float64 { return float64(debug.SetMemoryLimit(-1)) })
 	gauge("metastore_storage_block_cache_bytes", "Size of the storage engine's block cache (--storage-block-cache-bytes).",
 		func() float64 { return float64(l.StorageBlockCacheBytes) })
+	gauge("metastore_storage_key_cache_limit_bytes", "Budget of the cache of keys' newest versions (--storage-key-cache-bytes; 0: off).",
+		func() float64 { return float64(l.StorageKeyCacheBytes) })
 	gauge("metastore_storage_memtable_bytes", "Size of one storage engine memtable (--storage-memtable-bytes).",
 		func() float64 { return float64(l.StorageMemtableBytes) })
 	gauge("metastore_range_bytes_in_flight_limit", "Budget of range response bytes being built and sent (--max-range-bytes-in-flight).",

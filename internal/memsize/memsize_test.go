@@ -30,7 +30,7 @@ func TestSetGoMemoryLimit(t *testing.T) {
 func TestApplyExportsTheSizes(t *testing.T) {
 	old := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(old) })
-	l := config.LimitsConfig{StorageBlockCacheBytes: 8 << 20, StorageMemtableBytes: 4 << 20}
+	l := config.LimitsConfig{StorageBlockCacheBytes: 8 << 20, StorageMemtableBytes: 4 << 20, StorageKeyCacheBytes: 2 << 20}
 	reg := prometheus.NewRegistry()
 	opt, kvOpt := Apply(l, reg, zap.NewNop())
 	if opt == nil || kvOpt == nil {
@@ -45,7 +45,8 @@ func TestApplyExportsTheSizes(t *testing.T) {
 		m := mf.GetMetric()[0]
 		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 	}
-	if len(got) != 9 || got["metastore_storage_block_cache_bytes"] != 8<<20 || got["metastore_storage_memtable_bytes"] != 4<<20 ||
+	if len(got) != 10 || got["metastore_storage_block_cache_bytes"] != 8<<20 || got["metastore_storage_memtable_bytes"] != 4<<20 ||
+		got["metastore_storage_key_cache_limit_bytes"] != 2<<20 ||
 		got["metastore_range_bytes_in_flight_limit"] != float64(l.RangeBudget()) {
 		t.Fatalf("metrics %v", got)
 	}

@@ -262,3 +262,11 @@ func (c *latestCache) check(r storage.Reader, problem func(format string, args .
 	}
 	return nil
 }
+
+// stats reports the bytes the cache's entries cost and whether it still
+// holds every live key.
+func (c *latestCache) stats() (bytes int64, complete bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bytes, c.complete
+}

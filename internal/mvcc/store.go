@@ -387,3 +387,10 @@ func (t *ReadTxn) CompactRev() int64 { return t.compact }
 
 // End releases the snapshot.
 func (t *ReadTxn) End() { _ = t.snap.Close() }
+
+// KeyCacheStats reports what the cache of keys' newest versions
+// (WithLatestCacheBytes) holds: the bytes its entries cost, and whether it
+// still holds every live key (then a miss needs no engine read).
+func (s *Store) KeyCacheStats() (bytes int64, complete bool) {
+	return s.latest.stats()
+}

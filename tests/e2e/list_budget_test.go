@@ -182,6 +182,8 @@ func TestMemorySizingFlagsBadValues(t *testing.T) {
 		{"--storage-block-cache-bytes", "lots"},
 		{"--storage-block-cache-bytes", "0"},
 		{"--storage-memtable-bytes", "8GiB"},
+		{"--storage-key-cache-bytes", "1000"},
+		{"--storage-key-cache-bytes", "-1"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, bin, append(args, "--data-dir", t.TempDir())...)
@@ -197,5 +199,53 @@ func TestMemorySizingFlagsBadValues(t *testing.T) {
 		if strings.Contains(line, "\n") || !strings.Contains(line, args[0]) {
 			t.Errorf("%q: stderr %q, want one line naming %s", args, stderr.String(), args[0])
 		}
+	}
+}
+
+// TestKeyCacheFlag: --storage-key-cache-bytes sizes the cache of keys'
+// newest versions (ADR 15). With 0 it holds nothing; with 1 MiB and 2 MiB
+// of values it fills to its budget and falls back to the engine past it;
+// either way every answer through clientv3 is the same: newest and older
+// versions, prev_kv of overwrites and deletes, version compares in a txn.
+func TestKeyCacheFlag(t *testing.T) {
+	relMetastoreOnly(t)
+	answers := map[string]string{}
+	for _, size := range []string{"0", "1MiB"} {
+		m, metricsURL := relStart(t, framework.Options{ExtraArgs: []string{"--storage-key-cache-bytes", size, "--unsafe-no-fsync"}})
+		c := m.Client()
+		ctx := relCtx(t, 2*time.Minute)
+		var sb strings.Builder
+		val := strings.Repeat("v", 1024)
+		for i := range 2048 {
+			mustPut(t, c, ctx, fmt.Sprintf("/kc/%04d", i%1024), fmt.Sprintf("%d%s", i, val))
+		}
+		for i := 0; i < 1024; i += 97 {
+			k := fmt.Sprintf("/kc/%04d", i)
+			r := mustGet(t, c, ctx, k)
+			old := mustGet(t, c, ctx, k, clientv3.WithRev(r.Kvs[0].ModRevision-1024))
+			tr, err := c.Txn(ctx).If(clientv3.Compare(clientv3.Version(k), "=", 2)).Then(clientv3.OpPut(k, "t", clientv3.WithPrevKV())).Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := mustDel(t, c, ctx, k, clientv3.WithPrevKV())
+			fmt.Fprintf(&sb, "%s v%d m%d c%d old=%.4s/%d txn=%v prev=%.4s del=%d prev=%q;", k, r.Kvs[0].Version, r.Kvs[0].ModRevision,
+				r.Kvs[0].CreateRevision, old.Kvs[0].Value, old.Kvs[0].Version, tr.Succeeded, tr.Responses[0].GetResponsePut().PrevKv.Value, d.Deleted, d.PrevKvs[0].Value)
+			if g := mustGet(t, c, ctx, k); len(g.Kvs) != 0 {
+				t.Fatalf("cache %s: %s still there after its delete", size, k)
+			}
+		}
+		answers[size] = sb.String()
+		met := relScrape(t, metricsURL)
+		limit, held := met.sum("metastore_storage_key_cache_limit_bytes"), met.sum("metastore_storage_key_cache_bytes")
+		t.Logf("--storage-key-cache-bytes %s: cache holds %v of %v bytes", size, held, limit)
+		switch {
+		case size == "0" && (limit != 0 || held != 0):
+			t.Errorf("cache off: limit %v, held %v; want 0 and 0", limit, held)
+		case size == "1MiB" && (limit != 1<<20 || held < 512<<10 || held > 1<<20):
+			t.Errorf("1 MiB cache after 2 MiB of values: holds %v bytes (limit %v), want between 512 KiB and 1 MiB", held, limit)
+		}
+	}
+	if answers["0"] != answers["1MiB"] {
+		t.Fatalf("answers differ with the cache off and with it overflowing:\n%s\n%s", answers["0"], answers["1MiB"])
 	}
 }
