@@ -184,7 +184,7 @@ func (s *Server) startListeners() error {
 			hs := &http.Server{Handler: listen.GRPCOrHTTP(s.grpcSrv, clientHTTP), ReadHeaderTimeout: 10 * time.Second,
 				HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(s.maxStreams())}}
 			s.httpSrvs = append(s.httpSrvs, hs)
-			go func() { _ = hs.Serve(l) }()
+			s.clientServes = append(s.clientServes, func() { _ = hs.Serve(l) })
 			continue
 		}
 		m := cmux.New(l)
@@ -193,13 +193,14 @@ func (s *Server) startListeners() error {
 		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
 		s.muxes = append(s.muxes, m)
-		go func() { _ = s.grpcSrv.Serve(grpcL) }()
-		go func() { _ = hs.Serve(httpL) }()
-		go func() {
-			if err := m.Serve(); err != nil && !listen.IsClosed(err) {
-				s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
-			}
-		}()
+		s.clientServes = append(s.clientServes,
+			func() { _ = s.grpcSrv.Serve(grpcL) },
+			func() { _ = hs.Serve(httpL) },
+			func() {
+				if err := m.Serve(); err != nil && !listen.IsClosed(err) {
+					s.lg.Warn("client listener stopped", zap.String("url", u.String()), zap.Error(err))
+				}
+			})
 	}
 	for _, u := range s.cfg.Ops.ListenMetricsURLs {
 		l, err := s.listen(u, "--listen-metrics-urls", s.clientTLS, false)
@@ -217,7 +218,7 @@ func (s *Server) startListeners() error {
 		}
 		hs := &http.Server{Handler: clientHTTP, ReadHeaderTimeout: 10 * time.Second}
 		s.httpSrvs = append(s.httpSrvs, hs)
-		go func() { _ = hs.Serve(l) }()
+		s.clientServes = append(s.clientServes, func() { _ = hs.Serve(l) })
 	}
 	return nil
 }

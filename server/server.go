@@ -83,6 +83,13 @@ type Server struct {
 	httpSrvs  []*http.Server
 	listeners []net.Listener
 	muxes     []cmux.CMux
+	// clientServes serve the client listeners (gRPC and HTTP). startListeners
+	// binds the ports and fills it; start runs it only once the member
+	// serves (bootstrap.AwaitServing), as etcd's embed serves nothing before
+	// ReadyNotify: a member still catching up must not answer with an old
+	// revision. Meanwhile connections wait in the accept queue. Written by
+	// start only, before any of them runs.
+	clientServes []func()
 
 	rel    *reliability
 	tracer *tracing.Provider // nil: --enable-distributed-tracing is off
@@ -202,7 +209,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.initialCorruptionCheck(ctx); err != nil { // server/corruption.go
 		return err
 	}
-	if err := s.startRaft(); err != nil {
+	if err := s.startRaft(ctx); err != nil {
 		return err
 	}
 	if err := s.startListeners(); err != nil {
@@ -210,6 +217,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if err := s.awaitServing(ctx); err != nil {
 		return fmt.Errorf("server: waiting for the member to serve: %w", err)
+	}
+	for _, serve := range s.clientServes {
+		go serve()
 	}
 	if _, err := bootstrap.CompactRestoredLog(s.eng, s.raftLog, s.applier.AppliedIndex(), s.lg); err != nil {
 		return fmt.Errorf("server: %w", err)
