@@ -30,7 +30,7 @@ import (
 // startRaft settles the member's identity and wires the consensus side:
 // transport, peer set, applier, raft node, backend, membership changes and
 // the peer routes; then it serves the peer listeners.
-func (s *Server) startRaft() error {
+func (s *Server) startRaft(ctx context.Context) error {
 	var peerClientTLS *tls.Config
 	if s.peerTLS != nil {
 		peerClientTLS = s.peerTLS.Client
@@ -46,7 +46,7 @@ func (s *Server) startRaft() error {
 		AdvertisePeerURLs: urlStrings(s.cfg.Member.AdvertisePeerURLs),
 		PeerTLS:           peerClientTLS,
 		DataDir:           s.cfg.Member.DataDir,
-		Discover:          s.discover,
+		Discover:          func() (map[string][]string, error) { return s.discover(ctx) },
 		Logger:            s.lg.Named("bootstrap"),
 	})
 	if err != nil {
@@ -207,13 +207,14 @@ func (s *Server) startRaft() error {
 }
 
 // discover is bootstrap.Config.Discover: --initial-cluster as the discovery
-// service (if one is configured) answers it.
-func (s *Server) discover() (map[string][]string, error) {
+// service (if one is configured) answers it. ctx is start's: a signal while
+// the member waits for the discovery service's other members ends the wait.
+func (s *Server) discover(ctx context.Context) (map[string][]string, error) {
 	m := discovery.FromFlags(s.cfg, s.lg.Named("discovery"))
 	if !m.Configured() {
 		return initialMembers(s.cfg.Cluster.InitialMembers), nil
 	}
-	return m.InitialCluster(context.Background())
+	return m.InitialCluster(ctx)
 }
 
 type confChanger struct{ node *raftnode.Node }
