@@ -42,8 +42,15 @@ type Config struct {
 }
 
 func (c Config) tls() (*tls.Config, error) {
-	if c.InsecureTransport && c.CertFile == "" && c.CAFile == "" {
+	// As etcd's client config (clientv3.NewClientConfig): any certificate,
+	// key or CA file, --discovery-insecure-transport=false or
+	// --discovery-insecure-skip-tls-verify turns TLS on; a certificate
+	// without its key (or the reverse) is an error, not a plain dial.
+	if c.InsecureTransport && c.CertFile == "" && c.KeyFile == "" && c.CAFile == "" && !c.InsecureSkipTLSVerify {
 		return nil, nil
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return nil, fmt.Errorf("discovery: --discovery-cert and --discovery-key must both be given (cert %q, key %q)", c.CertFile, c.KeyFile)
 	}
 	tc := &tls.Config{InsecureSkipVerify: c.InsecureSkipTLSVerify} //nolint:gosec // the operator's --discovery-insecure-skip-tls-verify
 	if c.CertFile != "" {
