@@ -184,7 +184,7 @@ func TestDNSSRVDiscovery(t *testing.T) {
 // on: members log in with --discovery-user/--discovery-password; without
 // them, a member is refused and does not start.
 func TestV3DiscoveryWithAuth(t *testing.T) {
-	svc, anon, ctx := setup(t)
+	svc, anon, ctx := setup(t, authArgs...)
 	_, err := anon.UserAdd(ctx, "root", "rootpw")
 	check(t, "add root", err)
 	_, err = anon.UserGrantRole(ctx, "root", "root")

@@ -47,7 +47,7 @@ func newEtcdTLS(t *testing.T) *etcdTLS {
 // from the snapshot in migration mode.
 func startFromEtcdSnapshot(t *testing.T, ctx context.Context, n int, sec *etcdTLS) (etcd *framework.Member, ms []*framework.Member, compactAt, snapRev int64) {
 	t.Helper()
-	opts := framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}}
+	opts := framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: append([]string{"--unsafe-no-fsync"}, authArgs...)}
 	var ctlTLS []string
 	if sec != nil {
 		opts.ClientScheme, opts.ClientTLS = "https", sec.cfg

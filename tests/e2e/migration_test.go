@@ -295,7 +295,7 @@ func TestMigrationEtcdToMetastore(t *testing.T) {
 	onlyAgainstMetastore(t)
 	// --unsafe-no-fsync: the source is thrown away, and fsyncs dominate the
 	// fill on a loaded machine.
-	etcd := framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: []string{"--unsafe-no-fsync"}})
+	etcd := framework.Start(t, framework.Options{Name: "etcd", Binary: framework.Tool(t, "etcd-ref"), ExtraArgs: append([]string{"--unsafe-no-fsync"}, authArgs...)})
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
 	defer cancel()
 	compactAt := fillHistory(t, ctx, etcd.Client())
