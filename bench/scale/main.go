@@ -77,6 +77,19 @@ func main() {
 }
 
 func run(s settings) error {
+	return forEachServer(s, "lists", func(name, bin string, extra []string, dir string) error {
+		r, err := measure(s, name, bin, extra, dir)
+		if err == nil {
+			report(s, r)
+		}
+		return err
+	})
+}
+
+// forEachServer runs measure for metastore then etcd (those given), round
+// after round, each in its own dir under the work dir (a temp dir unless
+// -work-dir is set).
+func forEachServer(s settings, mode string, measure func(name, bin string, extra []string, dir string) error) error {
 	if s.workDir == "" {
 		d, err := os.MkdirTemp("", "bench-scale-")
 		if err != nil {
@@ -90,11 +103,10 @@ func run(s settings) error {
 			if srv.bin == "" {
 				continue
 			}
-			r, err := measure(s, srv.name, srv.bin, strings.Fields(srv.extra), filepath.Join(s.workDir, fmt.Sprintf("%s-%d", srv.name, round)))
-			if err != nil {
+			dir := filepath.Join(s.workDir, fmt.Sprintf("%s-%s-%d", srv.name, mode, round))
+			if err := measure(srv.name, srv.bin, strings.Fields(srv.extra), dir); err != nil {
 				return fmt.Errorf("%s round %d: %w", srv.name, round, err)
 			}
-			report(s, r)
 		}
 	}
 	return nil

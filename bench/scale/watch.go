@@ -38,31 +38,18 @@ type watchResult struct {
 func watchKey(i int) string { return fmt.Sprintf("/w/%05d", i) }
 
 func runWatch(s settings, w watchSettings) error {
-	if s.workDir == "" {
-		d, err := os.MkdirTemp("", "bench-scale-watch-")
+	return forEachServer(s, "watch", func(name, bin string, extra []string, dir string) error {
+		r, err := measureWatch(w, name, bin, extra, dir)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
-		s.workDir = d
-	}
-	for round := range s.rounds {
-		for _, srv := range []struct{ name, bin, extra string }{{"metastore", s.metastore, s.metastoreArgs}, {"etcd", s.etcd, ""}} {
-			if srv.bin == "" {
-				continue
-			}
-			r, err := measureWatch(w, srv.name, srv.bin, strings.Fields(srv.extra), filepath.Join(s.workDir, fmt.Sprintf("%s-watch-%d", srv.name, round)))
-			if err != nil {
-				return fmt.Errorf("%s round %d: %w", srv.name, round, err)
-			}
-			b99, s99 := pct(r.base, 0.99), pct(r.stalled, 0.99)
-			fmt.Printf("%-9s watchers=%d keys=%d streams=%d puts=%d clients=%d: setup %.1fs, events delivered %d, "+
-				"put p50/p99 without stall %.2f/%.2f ms, with a stalled stream %.2f/%.2f ms, p99 ratio %.2f\n",
-				r.server, w.watchers, w.keys, w.streams, w.puts, w.putClients, r.setup.Seconds(), r.events,
-				ms(pct(r.base, 0.5)), ms(b99), ms(pct(r.stalled, 0.5)), ms(s99), float64(s99)/float64(max(b99, 1)))
-		}
-	}
-	return nil
+		b99, s99 := pct(r.base, 0.99), pct(r.stalled, 0.99)
+		fmt.Printf("%-9s watchers=%d keys=%d streams=%d puts=%d clients=%d: setup %.1fs, events delivered %d, "+
+			"put p50/p99 without stall %.2f/%.2f ms, with a stalled stream %.2f/%.2f ms, p99 ratio %.2f\n",
+			r.server, w.watchers, w.keys, w.streams, w.puts, w.putClients, r.setup.Seconds(), r.events,
+			ms(pct(r.base, 0.5)), ms(b99), ms(pct(r.stalled, 0.5)), ms(s99), float64(s99)/float64(max(b99, 1)))
+		return nil
+	})
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
