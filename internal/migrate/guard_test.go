@@ -14,6 +14,7 @@ import (
 
 	"github.com/metastore/metastore/internal/migrate/mode"
 	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/enginetest"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
@@ -51,17 +52,7 @@ func TestIsWrite(t *testing.T) {
 func TestGuard(t *testing.T) {
 	eng := memory.New()
 	t.Cleanup(func() { _ = eng.Close() })
-	commit := func(f func(b storage.Batch) error) {
-		t.Helper()
-		b := eng.NewBatch()
-		defer b.Close()
-		if err := f(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(f func(b storage.Batch) error) { t.Helper(); enginetest.Commit(t, eng, f) }
 	commit(func(b storage.Batch) error { return mode.Stage(b, mode.Marker{Token: "tok", Revision: 7}) })
 	var ends []string
 	end := func(_ context.Context, tok string) error {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/enginetest"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
@@ -49,17 +50,7 @@ func TestEndRequestThroughEncoding(t *testing.T) {
 func TestLoadAndStageEnd(t *testing.T) {
 	eng := memory.New()
 	t.Cleanup(func() { _ = eng.Close() })
-	commit := func(f func(b storage.Batch) error) {
-		t.Helper()
-		b := eng.NewBatch()
-		defer b.Close()
-		if err := f(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(f func(b storage.Batch) error) { t.Helper(); enginetest.Commit(t, eng, f) }
 	if m, known, err := Load(eng); m != nil || known || err != nil {
 		t.Fatalf("empty engine: %v, %v, %v", m, known, err)
 	}

@@ -1032,3 +1032,18 @@ func testAfterClose(t *testing.T, s Suite) {
 		t.Fatalf("usage after close: %+v", u)
 	}
 }
+
+// Commit runs f on a new batch of e and commits it synced, failing t if
+// either returns an error: the set-up step of tests that write state
+// through a package's own staging functions.
+func Commit(t testing.TB, e storage.Engine, f func(b storage.Batch) error) {
+	t.Helper()
+	b := e.NewBatch()
+	defer b.Close()
+	if err := f(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
