@@ -77,8 +77,8 @@ func main() {
 }
 
 func run(s settings) error {
-	return forEachServer(s, "lists", func(name, bin string, extra []string, dir string) error {
-		r, err := measure(s, name, bin, extra, dir)
+	return forEachServer(s, "lists", func(srv server) error {
+		r, err := measure(s, srv)
 		if err == nil {
 			report(s, r)
 		}
@@ -86,10 +86,18 @@ func run(s settings) error {
 	})
 }
 
-// forEachServer runs measure for metastore then etcd (those given), round
-// after round, each in its own dir under the work dir (a temp dir unless
-// -work-dir is set).
-func forEachServer(s settings, mode string, measure func(name, bin string, extra []string, dir string) error) error {
+// server is one started member: its process, client URL and a client.
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+	c    *clientv3.Client
+}
+
+// forEachServer starts metastore then etcd (those given), round after
+// round, each on a fresh data dir under the work dir (a temp dir unless
+// -work-dir is set), runs measure on it, and stops it.
+func forEachServer(s settings, mode string, measure func(srv server) error) error {
 	if s.workDir == "" {
 		d, err := os.MkdirTemp("", "bench-scale-")
 		if err != nil {
@@ -104,12 +112,27 @@ func forEachServer(s settings, mode string, measure func(name, bin string, extra
 				continue
 			}
 			dir := filepath.Join(s.workDir, fmt.Sprintf("%s-%s-%d", srv.name, mode, round))
-			if err := measure(srv.name, srv.bin, strings.Fields(srv.extra), dir); err != nil {
+			if err := withServer(srv.name, srv.bin, strings.Fields(srv.extra), dir, measure); err != nil {
 				return fmt.Errorf("%s round %d: %w", srv.name, round, err)
 			}
 		}
 	}
 	return nil
+}
+
+func withServer(name, bin string, extra []string, dir string, f func(srv server) error) error {
+	cmd, url, err := startServer(bin, extra, dir)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Join(dir, "data"))
+	defer stop(cmd)
+	c, err := newClient(url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(server{name: name, cmd: cmd, url: url, c: c})
 }
 
 func freePort() (int, error) {
@@ -220,19 +243,10 @@ func resetHWM(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-func measure(s settings, name, bin string, extra []string, dir string) (result, error) {
-	r := result{server: name}
-	cmd, url, err := startServer(bin, extra, dir)
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(filepath.Join(dir, "data"))
-	defer stop(cmd)
-	c, err := newClient(url)
-	if err != nil {
-		return r, err
-	}
-	defer c.Close()
+func measure(s settings, srv server) (result, error) {
+	r := result{server: srv.name}
+	cmd, url, c := srv.cmd, srv.url, srv.c
+	var err error
 	start := time.Now()
 	if err := load(c, s); err != nil {
 		return r, fmt.Errorf("load: %w", err)

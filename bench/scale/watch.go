@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +36,8 @@ type watchResult struct {
 func watchKey(i int) string { return fmt.Sprintf("/w/%05d", i) }
 
 func runWatch(s settings, w watchSettings) error {
-	return forEachServer(s, "watch", func(name, bin string, extra []string, dir string) error {
-		r, err := measureWatch(w, name, bin, extra, dir)
+	return forEachServer(s, "watch", func(srv server) error {
+		r, err := measureWatch(w, srv)
 		if err != nil {
 			return err
 		}
@@ -54,19 +52,10 @@ func runWatch(s settings, w watchSettings) error {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func measureWatch(w watchSettings, name, bin string, extra []string, dir string) (watchResult, error) {
-	r := watchResult{server: name}
-	cmd, url, err := startServer(bin, extra, dir)
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(filepath.Join(dir, "data"))
-	defer stop(cmd)
-	c, err := newClient(url)
-	if err != nil {
-		return r, err
-	}
-	defer c.Close()
+func measureWatch(w watchSettings, srv server) (watchResult, error) {
+	r := watchResult{server: srv.name}
+	url, c := srv.url, srv.c
+	var err error
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
