@@ -75,16 +75,9 @@ export METASTORE_RAFTDUMP="$TMP/raftdump"
 # the members' logs from index 1.
 export METASTORE_TEST_RETAIN_RAFT_LOG=1
 
-# etcd's e2e framework binds fixed ports (localhost:20000 and up), as does
-# tests/etcdsuite/run.sh: a run waits for another one holding them (the
-# same lock file), instead of failing with "address already in use".
-if command -v flock >/dev/null; then
-	exec 9>"${TMPDIR:-/tmp}/metastore-etcdsuite.lock"
-	if ! flock -n 9; then
-		echo "etcdrobustness: another run of etcd's e2e framework holds its ports; waiting for it" >&2
-		flock 9
-	fi
-fi
+# shellcheck source=../etcdsuite/portlock.sh
+source "$ROOT/tests/etcdsuite/portlock.sh"
+etcd_ports_lock etcdrobustness
 cd "$SRC/robustness"
 start=$SECONDS
 set +e

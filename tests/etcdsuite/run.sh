@@ -51,15 +51,9 @@ if [[ ! -d "$SUITE_DIR" ]]; then
 fi
 
 export E2E_TEST_MINIMAL="${E2E_TEST_MINIMAL:-true}"
-# etcd's suite binds fixed ports (localhost:20000 and up): two runs on one
-# machine would take each other's ports, so a second run waits for the first.
-if command -v flock >/dev/null; then
-	exec 9>"${TMPDIR:-/tmp}/metastore-etcdsuite.lock"
-	if ! flock -n 9; then
-		echo "etcdsuite: another run of the suite holds its ports; waiting for it" >&2
-		flock 9
-	fi
-fi
+# shellcheck source=portlock.sh
+source "$ROOT/tests/etcdsuite/portlock.sh"
+etcd_ports_lock etcdsuite
 cd "$SUITE_DIR"
 start=$SECONDS
 set +e
