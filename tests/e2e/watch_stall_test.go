@@ -10,6 +10,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/metastore/metastore/tests/framework"
 )
 
 // Issue 11: a watch stream whose client stops reading must not hold up
@@ -91,15 +93,11 @@ func TestWatchStalledStreamDoesNotBlockWrites(t *testing.T) {
 	// The stalled watcher is unsynced now (its stream's queue filled); both
 	// servers count it in the same gauge. Bounded poll: the dispatcher marks
 	// it when the queue overflows, which happened during the puts.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if relScrape(t, m.ClientURL).sum("etcd_debugging_mvcc_slow_watcher_total") >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("etcd_debugging_mvcc_slow_watcher_total stayed 0: the unread stream never fell behind, so this test proves nothing")
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval of a bounded wait on the server's own gauge
+	err = framework.WaitFor(30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		return relScrape(t, m.ClientURL).sum("etcd_debugging_mvcc_slow_watcher_total") >= 1, nil
+	})
+	if err != nil {
+		t.Fatalf("etcd_debugging_mvcc_slow_watcher_total stayed 0 (%v): the unread stream never fell behind, so this test proves nothing", err)
 	}
 
 	t0 = time.Now()
