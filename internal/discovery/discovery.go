@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -39,6 +40,8 @@ type Config struct {
 	CertFile, KeyFile     string
 	CAFile                string
 	User, Password        string
+	// Clock times the back-off between retries; nil is the real clock.
+	Clock Clock
 }
 
 func (c Config) tls() (*tls.Config, error) {
@@ -75,12 +78,19 @@ func (c Config) tls() (*tls.Config, error) {
 
 // Join registers the member (memberID, self = "name=peer-urls") under the
 // token and returns the cluster's --initial-cluster once size members have
-// registered. It waits until ctx ends.
+// registered. As etcd's v3 discovery, it retries every call that fails to
+// reach the service (reading the size, listing the members, registering)
+// with Backoff, logging each retry; a missing or bad size key, a full
+// cluster, an unusable client configuration or a failed login end it at
+// once. It waits until ctx ends.
 func Join(ctx context.Context, c Config, memberID uint64, self string, lg *zap.Logger) (string, error) {
 	tc, err := c.tls()
 	if err != nil {
 		return "", err
 	}
+	// clientv3.New does not wait for a connection: it fails only on a bad
+	// configuration or, with --discovery-user/--discovery-password, when
+	// the login fails within --discovery-dial-timeout (etcd exits then too).
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: c.Endpoints, DialTimeout: c.DialTimeout, TLS: tc,
 		DialKeepAliveTime: c.KeepAliveTime, DialKeepAliveTimeout: c.KeepAliveTimeout,
@@ -90,28 +100,38 @@ func Join(ctx context.Context, c Config, memberID uint64, self string, lg *zap.L
 		return "", fmt.Errorf("discovery: connect to %v: %w", c.Endpoints, err)
 	}
 	defer cli.Close()
-	d := &discovery{cli: cli, cfg: c, lg: lg,
+	clk := c.Clock
+	if clk == nil {
+		clk = realClock{}
+	}
+	d := &discovery{cli: cli, cfg: c, lg: lg, clock: clk,
 		prefix: path.Join(registry, c.Token, "members"), self: path.Join(registry, c.Token, "members", fmt.Sprintf("%x", memberID))}
-	size, err := d.size(ctx)
+	if _, _, _, err := d.check(ctx); err != nil {
+		return "", err
+	}
+	if err := d.register(ctx, self); err != nil {
+		return "", err
+	}
+	ms, size, rev, err := d.check(ctx)
 	if err != nil {
 		return "", err
 	}
-	if _, _, err := d.members(ctx, size); err != nil {
-		return "", err
-	}
-	rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
-	_, err = cli.Put(rctx, d.self, self)
-	cancel()
-	if err != nil {
-		return "", fmt.Errorf("discovery: register %s: %w", d.self, err)
-	}
-	lg.Info("register member itself successfully", zap.String("memberKey", d.self), zap.String("memberInfo", self))
-	ms, rev, err := d.members(ctx, size)
-	if err != nil {
-		return "", err
-	}
-	if len(ms) < size {
-		if ms, err = d.wait(ctx, ms, size, rev); err != nil {
+	for len(ms) < size {
+		if ms, err = d.wait(ctx, ms, size, rev); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return "", err
+		}
+		// The watch broke (the service lost its leader, or compacted
+		// past rev): list the members again and watch from there, where
+		// etcd would watch again from the same, possibly compacted,
+		// revision.
+		d.lg.Warn("watching the discovery service's members failed", zap.Error(err))
+		if err := d.backoff(ctx, "watch members"); err != nil {
+			return "", err
+		}
+		if ms, size, rev, err = d.check(ctx); err != nil {
 			return "", err
 		}
 	}
@@ -122,12 +142,110 @@ func Join(ctx context.Context, c Config, memberID uint64, self string, lg *zap.L
 	return strings.Join(out, ","), nil
 }
 
+// Clock is the back-off's time source, so that unit tests need not wait.
+type Clock interface {
+	// Sleep waits d, or until ctx ends (returning ctx's error).
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	wait, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	<-wait.Done()
+	return ctx.Err() // nil when only the wait's own deadline passed
+}
+
+// etcd's retry limits: the back-off doubles for maxExponentialRetries
+// retries in a row and then stays constant; the count of retries in a row
+// is practically unbounded (it is reset by every call that succeeds), so
+// only ctx (SIGTERM) ends the wait for a service that never answers.
+const (
+	maxExponentialRetries = 8
+	maxRetries            = math.MaxUint32
+)
+
+// ErrTooManyRetries is etcd's error after maxRetries failed calls in a row.
+var ErrTooManyRetries = errors.New("discovery: too many retries")
+
+// Backoff is how long etcd waits before the retry-th retry in a row (from
+// 1): 2^retry seconds, 2 s to 256 s, then 256 s for every later retry,
+// without jitter.
+func Backoff(retry uint) time.Duration {
+	retry = min(retry, maxExponentialRetries)
+	return time.Duration(1<<retry) * time.Second
+}
+
 type discovery struct {
 	cli          *clientv3.Client
 	cfg          Config
 	lg           *zap.Logger
+	clock        Clock
 	prefix, self string
+	// retries counts the failed calls in a row; the next success resets it.
+	retries uint
 }
+
+// backoff logs a retry of step as etcd does and waits Backoff(retries).
+func (d *discovery) backoff(ctx context.Context, step string) error {
+	if d.retries >= maxRetries {
+		return ErrTooManyRetries
+	}
+	d.retries++
+	b := Backoff(d.retries)
+	d.lg.Warn("retry connecting to discovery service", zap.String("reason", step), zap.Duration("backoff", b))
+	if err := d.clock.Sleep(ctx, b); err != nil {
+		return fmt.Errorf("discovery: %s: %w", step, err)
+	}
+	return nil
+}
+
+// check reads the cluster size and the registered members, retrying
+// until the service answers; ErrSizeNotFound, ErrBadSizeKey and
+// ErrFullCluster end it at once.
+func (d *discovery) check(ctx context.Context) ([]member, int, int64, error) {
+	for {
+		size, err := d.size(ctx)
+		if err == nil {
+			var ms []member
+			var rev int64
+			ms, rev, err = d.members(ctx, size)
+			if err == nil || errors.Is(err, ErrFullCluster) {
+				d.retries = 0
+				return ms, size, rev, err
+			}
+			d.lg.Warn("failed to get cluster members from discovery service", zap.String("membersKeyPrefix", d.prefix), zap.Error(err))
+		} else if errors.Is(err, ErrSizeNotFound) || errors.Is(err, ErrBadSizeKey) {
+			return nil, 0, 0, err
+		} else {
+			d.lg.Warn("failed to get cluster size from discovery service", zap.String("clusterSizeKey", d.sizeKey()), zap.Error(err))
+		}
+		if err := d.backoff(ctx, "cluster status check"); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+}
+
+// register puts this member's key, retrying until the service answers.
+func (d *discovery) register(ctx context.Context, self string) error {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+		_, err := d.cli.Put(rctx, d.self, self)
+		cancel()
+		if err == nil {
+			d.retries = 0
+			d.lg.Info("register member itself successfully", zap.String("memberKey", d.self), zap.String("memberInfo", self))
+			return nil
+		}
+		d.lg.Warn("failed to register members itself to the discovery service", zap.String("memberKey", d.self), zap.Error(err))
+		if err := d.backoff(ctx, "register member itself"); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *discovery) sizeKey() string { return path.Join(registry, d.cfg.Token, "_config/size") }
 
 type member struct {
 	key, value string
@@ -137,7 +255,7 @@ type member struct {
 func (d *discovery) size(ctx context.Context) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := d.cli.Get(rctx, path.Join(registry, d.cfg.Token, "_config/size"))
+	resp, err := d.cli.Get(rctx, d.sizeKey())
 	if err != nil {
 		return 0, fmt.Errorf("discovery: get cluster size: %w", err)
 	}
@@ -184,6 +302,8 @@ func add(ms []member, m member) []member {
 // wait watches the members prefix from after rev until size registered.
 func (d *discovery) wait(ctx context.Context, ms []member, size int, rev int64) ([]member, error) {
 	d.lg.Info("waiting for peers from discovery service", zap.Int("clusterSize", size), zap.Int("found-peers", len(ms)))
+	// Without a leader the service's watch would stay silent: require one,
+	// so that Join lists the members again instead.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	for wr := range d.cli.Watch(wctx, d.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
