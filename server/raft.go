@@ -77,6 +77,7 @@ func (s *Server) startRaft(ctx context.Context) error {
 		// --raft-write-timeout bounds each write on connections to peers.
 		WriteTimeout: s.cfg.Raft.PeerWriteTimeout,
 		IsRemoved:    s.members.IsRemoved,
+		LocalAddr:    s.peerLocalAddr(),
 		Removed: func() {
 			s.lg.Warn("a peer says this member was removed from the cluster")
 			s.fail(membership.ErrRemoved)
@@ -204,6 +205,16 @@ func (s *Server) startRaft(ctx context.Context) error {
 	// Peers are served once every handler is in place, so a forwarded call
 	// never meets a half-started member.
 	return s.startPeerListeners()
+}
+
+// peerLocalAddr is the address peer connections are dialed from:
+// etcd's choice with --feature-gates=SetMemberLocalAddr=true, else the
+// kernel's.
+func (s *Server) peerLocalAddr() string {
+	if !s.cfg.Features.Enabled(config.FeatureSetMemberLocalAddr) {
+		return ""
+	}
+	return transport.LocalAddr(s.cfg.Member.AdvertisePeerURLs, s.lg)
 }
 
 // discover is bootstrap.Config.Discover: --initial-cluster as the discovery

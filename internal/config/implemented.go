@@ -139,7 +139,11 @@ var implemented = map[string]bool{
 	"distributed-tracing-instance-id":   true,
 	"distributed-tracing-sampling-rate": true,
 
-	// Feature gates
+	// Feature gates: the flag is acted on; of its gates, those metastore
+	// does not act on (features.go, featuresWithoutEffect) are purely
+	// internal to etcd (TxnModeWriteWithSharedBuffer, PriorityRequest) or
+	// describe what metastore always does, and each is logged once with
+	// the reason when named.
 	"feature-gates": true,
 
 	// Reliability layer (metastore's own)

@@ -83,6 +83,10 @@ type Config struct {
 	// Snapshots ships and receives state images for MsgSnap; without it
 	// a MsgSnap travels bare on the msgapp stream (tests).
 	Snapshots Snapshots
+	// LocalAddr, if set, is the IP address every connection to a peer
+	// (streams, snapshots, Do) is dialed from (SetMemberLocalAddr, see
+	// LocalAddr); empty lets the kernel choose.
+	LocalAddr string
 }
 
 // Stats are cumulative counters, mainly for tests and debugging.
@@ -176,7 +180,7 @@ func New(cfg Config) *Transport {
 	}
 	t.clusterID.Store(cfg.ClusterID)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, LocalAddr: localTCPAddr(cfg.LocalAddr)}
 	t.rt = &http.Transport{
 		Proxy: nil, // peers are reached directly, whatever the environment says
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -226,9 +226,9 @@ func TestFeatureGatesWithoutEffectLogged(t *testing.T) {
 	if !ours() {
 		t.Skip("etcd acts on these gates")
 	}
-	m, c, ctx := setup(t, "--feature-gates", "SetMemberLocalAddr=true,PriorityRequest=true,CompactHashCheck=true")
+	m, c, ctx := setup(t, "--feature-gates", "TxnModeWriteWithSharedBuffer=true,PriorityRequest=true,CompactHashCheck=true")
 	mustPut(t, c, ctx, "k", "v")
-	for _, g := range []string{"SetMemberLocalAddr", "PriorityRequest"} {
+	for _, g := range []string{"TxnModeWriteWithSharedBuffer", "PriorityRequest"} {
 		logEntry(t, m, "feature gate has no effect on metastore", func(e map[string]any) bool {
 			return e["flag"] == "--feature-gates="+g && field(e, "reason") != ""
 		})
