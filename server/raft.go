@@ -174,6 +174,8 @@ func (s *Server) startRaft(ctx context.Context) error {
 		Logger:          s.lg.Named("backend"),
 		ProposalFailed:  s.rel.metrics.ProposalsFailed.Inc,
 		Pending:         func(d int) { s.rel.metrics.ProposalsPending.Add(float64(d)) },
+		// etcd's FastLeaseKeepAlive gate (on by default).
+		RenewWaitsForApply: !s.cfg.Features.Enabled(config.FeatureFastLeaseKeepAlive),
 	})
 	s.reconf = reconfig.New(reconfig.Config{
 		Self:                s.memberID,

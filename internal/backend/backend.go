@@ -53,6 +53,11 @@ type Config struct {
 	ProposalFailed func()
 	// Pending tracks proposals in flight (+1 / -1).
 	Pending func(delta int)
+	// RenewWaitsForApply is etcd's --feature-gates=FastLeaseKeepAlive=false:
+	// the leader renews a lease only once it has applied everything it had
+	// committed when the keep-alive arrived. false (etcd's default gate,
+	// true) waits only for a lease it does not know yet.
+	RenewWaitsForApply bool
 }
 
 // Backend serves requests against the replicated state.

@@ -77,6 +77,18 @@ func (b *Backend) known(ctx context.Context, le *lease.Lessor, id int64) (lease.
 	return st, ok, nil
 }
 
+// waitCommittedApplied waits until this member has applied the entries it
+// had committed when called (etcd's waitAppliedIndex), within the request
+// timeout.
+func (b *Backend) waitCommittedApplied(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	if err := b.cfg.Applier.WaitApplied(ctx, b.cfg.Node.Status().GetCommit()); err != nil {
+		return b.ctxErr(ctx, err)
+	}
+	return nil
+}
+
 // LeaseRenew refreshes lease id on the leader and returns its TTL. Unknown
 // or expired leases give lease.ErrLeaseNotFound (the rpc layer answers TTL
 // 0); a follower forwards the call to the leader.
@@ -91,6 +103,11 @@ func (b *Backend) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	le, err := b.primaryLessor(ctx)
 	if err != nil {
 		return -1, err
+	}
+	if b.cfg.RenewWaitsForApply {
+		if err := b.waitCommittedApplied(ctx); err != nil {
+			return -1, err
+		}
 	}
 	if _, ok, err := b.known(ctx, le, id); err != nil {
 		return -1, err
