@@ -65,8 +65,10 @@ func (m Member) InitialCluster(ctx context.Context) (map[string][]string, error)
 		lg.Info("Bootstrapping cluster using v3 discovery.", zap.Strings("discovery-endpoints", m.Config.Endpoints))
 		cluster, err = Join(ctx, m.Config, id, strings.Join(self, ","), lg)
 		if err != nil {
+			lg.Error("discovery failed to join cluster", zap.String("cluster", cluster), zap.Error(err))
 			return nil, fmt.Errorf("discovery: %w", err)
 		}
+		lg.Info("discovery joined cluster successfully", zap.String("cluster", cluster))
 	}
 	members, err := config.ParseInitialCluster(cluster)
 	if err != nil {
@@ -75,7 +77,6 @@ func (m Member) InitialCluster(ctx context.Context) (map[string][]string, error)
 	if _, ok := members[m.Name]; !ok {
 		return nil, fmt.Errorf("discovery returned %q, without this member %q", cluster, m.Name)
 	}
-	lg.Info("discovery got cluster successfully", zap.String("cluster", cluster))
 	out := make(map[string][]string, len(members))
 	for name, us := range members {
 		out[name] = urlStrings(us)

@@ -54,6 +54,11 @@ func TestV3DiscoveryServiceDownAtFirst(t *testing.T) {
 			return strings.Contains(m.Logs(), framework.ReadyLine), nil
 		}))
 	}
+	for _, m := range ms {
+		if !strings.Contains(m.Logs(), "discovery joined cluster successfully") {
+			t.Errorf("%s did not log etcd's \"discovery joined cluster successfully\"", m.Name)
+		}
+	}
 	mustPut(t, ms[0].Client(), ctx, "formed", "after-retry")
 	if got := mustGet(t, ms[1].Client(), ctx, "formed"); len(got.Kvs) != 1 {
 		t.Errorf("a write on one member is not visible on the other")
