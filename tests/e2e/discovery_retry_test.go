@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,5 +73,48 @@ func TestV3DiscoveryServiceDownAtFirst(t *testing.T) {
 	regs := mustGet(t, svc.Client(), ctx, "/_etcd/registry/"+token+"/members/", clientv3.WithPrefix())
 	if len(regs.Kvs) != 2 {
 		t.Errorf("%d members registered, want 2", len(regs.Kvs))
+	}
+}
+
+// TestV3DiscoveryRetryEndsOnSIGTERM: a member retrying an unreachable
+// discovery service stops on SIGTERM during a back-off (8 s here; up to
+// 256 s later), without serving.
+func TestV3DiscoveryRetryEndsOnSIGTERM(t *testing.T) {
+	dead, err := framework.FreePort() // nothing listens there
+	check(t, "a port for the unreachable service", err)
+	cport, err := framework.FreePort()
+	check(t, "client port", err)
+	pport, err := framework.FreePort()
+	check(t, "peer port", err)
+	curl, purl := fmt.Sprintf("http://127.0.0.1:%d", cport), fmt.Sprintf("http://127.0.0.1:%d", pport)
+	cmd := exec.Command(framework.ServerBinary(t), "--name", "d0", "--data-dir", t.TempDir()+"/data",
+		"--listen-client-urls", curl, "--advertise-client-urls", curl,
+		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		"--discovery-endpoints", fmt.Sprintf("127.0.0.1:%d", dead), "--discovery-token", "disc-retry-sigterm",
+		"--discovery-dial-timeout", "500ms", "--discovery-request-timeout", "500ms")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	check(t, "start d0", cmd.Start())
+	exited := make(chan struct{}) // closed once the process is reaped
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	// The third retry is followed by an 8 s back-off: SIGTERM lands in it.
+	check(t, "d0 retries the unreachable service three times", framework.WaitFor(60*time.Second, 50*time.Millisecond, func() (bool, error) {
+		return strings.Count(out.String(), "retry connecting to discovery service") >= 3, nil
+	}))
+	check(t, "SIGTERM", cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a member in its discovery back-off was still running 5 s after SIGTERM:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), framework.ReadyLine) {
+		t.Errorf("the member served:\n%s", out.String())
 	}
 }
