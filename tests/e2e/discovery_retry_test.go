@@ -82,39 +82,59 @@ func TestV3DiscoveryServiceDownAtFirst(t *testing.T) {
 func TestV3DiscoveryRetryEndsOnSIGTERM(t *testing.T) {
 	dead, err := framework.FreePort() // nothing listens there
 	check(t, "a port for the unreachable service", err)
+	m := startDiscoveryMember(t, fmt.Sprintf("127.0.0.1:%d", dead), "disc-retry-sigterm",
+		"--discovery-dial-timeout", "500ms", "--discovery-request-timeout", "500ms")
+	// The third retry is followed by an 8 s back-off: SIGTERM lands in it.
+	check(t, "d0 retries the unreachable service three times", framework.WaitFor(60*time.Second, 50*time.Millisecond, func() (bool, error) {
+		return strings.Count(m.out.String(), "retry connecting to discovery service") >= 3, nil
+	}))
+	m.sigtermWithin(t, 5*time.Second, "a member in its discovery back-off")
+	if strings.Contains(m.out.String(), framework.ReadyLine) {
+		t.Errorf("the member served:\n%s", m.out.String())
+	}
+}
+
+// discoveryMember is a member started by hand, on free ports, with
+// --discovery-endpoints and --discovery-token; it is killed at cleanup.
+type discoveryMember struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{} // closed once the process is reaped
+}
+
+func startDiscoveryMember(t *testing.T, endpoint, token string, extra ...string) *discoveryMember {
+	t.Helper()
 	cport, err := framework.FreePort()
 	check(t, "client port", err)
 	pport, err := framework.FreePort()
 	check(t, "peer port", err)
 	curl, purl := fmt.Sprintf("http://127.0.0.1:%d", cport), fmt.Sprintf("http://127.0.0.1:%d", pport)
-	cmd := exec.Command(framework.ServerBinary(t), "--name", "d0", "--data-dir", t.TempDir()+"/data",
+	args := append([]string{"--name", "d0", "--data-dir", t.TempDir() + "/data",
 		"--listen-client-urls", curl, "--advertise-client-urls", curl,
 		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-		"--discovery-endpoints", fmt.Sprintf("127.0.0.1:%d", dead), "--discovery-token", "disc-retry-sigterm",
-		"--discovery-dial-timeout", "500ms", "--discovery-request-timeout", "500ms")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	check(t, "start d0", cmd.Start())
-	exited := make(chan struct{}) // closed once the process is reaped
+		"--discovery-endpoints", endpoint, "--discovery-token", token}, extra...)
+	m := &discoveryMember{cmd: exec.Command(framework.ServerBinary(t), args...), out: &syncBuffer{}, exited: make(chan struct{})}
+	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
+	check(t, "start d0", m.cmd.Start())
 	go func() {
-		_ = cmd.Wait()
-		close(exited)
+		_ = m.cmd.Wait()
+		close(m.exited)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = m.cmd.Process.Kill()
+		<-m.exited
 	})
-	// The third retry is followed by an 8 s back-off: SIGTERM lands in it.
-	check(t, "d0 retries the unreachable service three times", framework.WaitFor(60*time.Second, 50*time.Millisecond, func() (bool, error) {
-		return strings.Count(out.String(), "retry connecting to discovery service") >= 3, nil
-	}))
-	check(t, "SIGTERM", cmd.Process.Signal(syscall.SIGTERM))
+	return m
+}
+
+// sigtermWithin sends SIGTERM and fails the test unless the member exits
+// within d; what names the member's state in the failure.
+func (m *discoveryMember) sigtermWithin(t *testing.T, d time.Duration, what string) {
+	t.Helper()
+	check(t, "SIGTERM", m.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("a member in its discovery back-off was still running 5 s after SIGTERM:\n%s", out.String())
-	}
-	if strings.Contains(out.String(), framework.ReadyLine) {
-		t.Errorf("the member served:\n%s", out.String())
+	case <-m.exited:
+	case <-time.After(d):
+		t.Fatalf("%s was still running %v after SIGTERM:\n%s", what, d, m.out.String())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -223,36 +222,10 @@ func TestV3DiscoveryWaitEndsOnSIGTERM(t *testing.T) {
 	const token = "disc-sigterm"
 	_, err := sc.Put(ctx, "/_etcd/registry/"+token+"/_config/size", "3")
 	check(t, "put the cluster size", err)
-	cport, err := framework.FreePort()
-	check(t, "client port", err)
-	pport, err := framework.FreePort()
-	check(t, "peer port", err)
-	curl, purl := fmt.Sprintf("http://127.0.0.1:%d", cport), fmt.Sprintf("http://127.0.0.1:%d", pport)
-	cmd := exec.Command(framework.ServerBinary(t), "--name", "d0", "--data-dir", t.TempDir()+"/data",
-		"--listen-client-urls", curl, "--advertise-client-urls", curl,
-		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-		"--discovery-endpoints", strings.TrimPrefix(svc.ClientURL, "http://"), "--discovery-token", token,
-		"--discovery-request-timeout", "60s")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	check(t, "start d0", cmd.Start())
-	exited := make(chan struct{}) // closed once the process is reaped
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	m := startDiscoveryMember(t, strings.TrimPrefix(svc.ClientURL, "http://"), token, "--discovery-request-timeout", "60s")
 	check(t, "d0 registers and waits for two more members", framework.WaitFor(30*time.Second, 50*time.Millisecond, func() (bool, error) {
 		r, err := sc.Get(ctx, "/_etcd/registry/"+token+"/members/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && r.Count == 1, nil
 	}))
-	check(t, "SIGTERM", cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a member waiting for its discovery cluster was still running 10 s after SIGTERM:\n%s", out.String())
-	}
+	m.sigtermWithin(t, 10*time.Second, "a member waiting for its discovery cluster")
 }
