@@ -94,13 +94,8 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if b.cfg.MaxRequestBytes > 0 && len(data) > b.cfg.MaxRequestBytes {
 		return apply.Result{}, ErrRequestTooLarge
 	}
-	// Requests from clients usually carry the limits interceptor's earlier
-	// deadline already; a second timer per write would only cost.
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > b.cfg.RequestTimeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		defer cancel()
-	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
 	ctx, span := tracing.StartProposal(ctx)
 	res, err := b.await(ctx, id, data)
 	span.End(applyTimes(res.Timing), err)
@@ -112,6 +107,18 @@ func applyTimes(t *apply.Timing) tracing.ApplyTimes {
 		return tracing.ApplyTimes{}
 	}
 	return tracing.ApplyTimes{Applying: t.Applying, Writing: t.Writing, Written: t.Written}
+}
+
+// bound returns ctx limited to RequestTimeout from now. Requests from
+// clients usually carry an earlier deadline already (the limits
+// interceptor gives proposals exactly this one, see
+// middleware.LimitsConfig.ProposalTimeout): then ctx is returned as it is,
+// since a second timer context per request only costs.
+func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= b.cfg.RequestTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
 }
 
 // await proposes data as request id and waits for its result.
@@ -164,7 +171,7 @@ func (b *Backend) ctxErr(ctx context.Context, err error) error {
 func (b *Backend) LinearizableBarrier(ctx context.Context) error {
 	ctx, span := tracing.StartReadIndex(ctx)
 	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	idx, err := b.cfg.Node.ReadIndex(ctx)
 	if err != nil {

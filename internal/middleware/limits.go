@@ -47,6 +47,17 @@ type LimitsConfig struct {
 	// RequestTimeout is the deadline given to unary requests that arrive
 	// without an earlier one. Streams get none.
 	RequestTimeout time.Duration
+	// ProposalTimeout, if positive and shorter, replaces RequestTimeout for
+	// the requests IsProposal selects: those whose whole wait is a Raft
+	// proposal, which the request path bounds by this same timeout anyway
+	// (etcd's 5 s plus two election timeouts). Giving them the shorter
+	// deadline here lets the request path use it instead of deriving a
+	// second timer context from this one (two per write cost about 6 % of a
+	// put's CPU).
+	ProposalTimeout time.Duration
+	// IsProposal selects the requests ProposalTimeout applies to (e.g.
+	// EtcdProposals); nil: none.
+	IsProposal func(fullMethod string, req any) bool
 	// MaxMemoryBytes is the heap watermark above which requests IsWrite
 	// selects fail with ErrMemoryLimit.
 	MaxMemoryBytes int64
@@ -226,7 +237,7 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			return nil, ErrTooManyRequests
 		}
 		defer l.requests.Add(-1)
-		if d := l.cfg.RequestTimeout; d > 0 {
+		if d := l.timeout(info.FullMethod, req); d > 0 {
 			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, d)
@@ -235,6 +246,15 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		return handler(ctx, req)
 	}
+}
+
+// timeout is the default deadline of a unary request.
+func (l *Limiter) timeout(fullMethod string, req any) time.Duration {
+	d := l.cfg.RequestTimeout
+	if p := l.cfg.ProposalTimeout; p > 0 && (d <= 0 || p < d) && l.cfg.IsProposal != nil && l.cfg.IsProposal(fullMethod, req) {
+		return p
+	}
+	return d
 }
 
 // StreamServerInterceptor checks the memory watermark when a stream opens

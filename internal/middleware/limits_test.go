@@ -239,3 +239,55 @@ func TestNewLimiterRejectsNegative(t *testing.T) {
 		t.Fatalf("negative MaxRequests accepted")
 	}
 }
+
+// TestProposalTimeoutForProposals: requests EtcdProposals selects get the
+// shorter ProposalTimeout as their deadline (the request path then needs no
+// timer of its own); other requests, read-only txns included, keep
+// RequestTimeout.
+func TestProposalTimeoutForProposals(t *testing.T) {
+	lim, err := NewLimiter(LimitsConfig{RequestTimeout: time.Hour, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left time.Duration
+	h := func(ctx context.Context, _ any) (any, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			t.Fatal("no deadline")
+		}
+		left = time.Until(dl)
+		return nil, nil
+	}
+	put := &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("k")}}}
+	get := &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("k")}}}
+	for _, c := range []struct {
+		method string
+		req    any
+		want   time.Duration
+	}{
+		{"/etcdserverpb.KV/Put", &pb.PutRequest{}, time.Minute},
+		{"/etcdserverpb.KV/DeleteRange", &pb.DeleteRangeRequest{}, time.Minute},
+		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{put}}, time.Minute},
+		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{get}}, time.Hour},
+		{"/etcdserverpb.KV/Range", &pb.RangeRequest{}, time.Hour},
+		{"/etcdserverpb.Maintenance/Defragment", &pb.DefragmentRequest{}, time.Hour},
+	} {
+		if _, err := lim.UnaryServerInterceptor()(context.Background(), c.req, unaryInfo(c.method), h); err != nil {
+			t.Fatal(err)
+		}
+		if left > c.want || left < c.want-time.Minute/2 {
+			t.Errorf("%s %v: deadline in %v, want about %v", c.method, c.req, left, c.want)
+		}
+	}
+	// A RequestTimeout shorter than ProposalTimeout wins.
+	short, err := NewLimiter(LimitsConfig{RequestTimeout: time.Second, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := short.UnaryServerInterceptor()(context.Background(), &pb.PutRequest{}, unaryInfo("/etcdserverpb.KV/Put"), h); err != nil {
+		t.Fatal(err)
+	}
+	if left > time.Second {
+		t.Errorf("put with RequestTimeout 1s: deadline in %v", left)
+	}
+}
