@@ -70,23 +70,15 @@ const (
 // NewGRPCMetrics builds and registers the collectors.
 func NewGRPCMetrics(cfg MetricsConfig) (*GRPCMetrics, error) {
 	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &GRPCMetrics{
-		started: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_started_total",
-			Help: "Total number of RPCs started on the server.",
-		}, labels),
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_handled_total",
-			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
-		}, append(labels[:3:3], "grpc_code")),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_received_total",
-			Help: "Total number of RPC stream messages received on the server.",
-		}, labels),
-		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_sent_total",
-			Help: "Total number of gRPC stream messages sent by the server.",
-		}, labels),
+		started: counter("grpc_server_started_total", "Total number of RPCs started on the server.", labels...),
+		handled: counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.",
+			append(labels[:3:3], "grpc_code")...),
+		received: counter("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.", labels...),
+		sent:     counter("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.", labels...),
 	}
 	cs := []prometheus.Collector{m.started, m.handled, m.received, m.sent}
 	if !cfg.NoHandlingTimeHistogram {
