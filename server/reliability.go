@@ -66,8 +66,8 @@ func (s *Server) setupReliability() error {
 	if r.limiter, err = middleware.NewLimiter(middleware.LimitsConfig{
 		MaxRequests:    int64(l.MaxRequestsInFlight),
 		RequestTimeout: l.RequestTimeout,
-		// Proposals are bounded by the request path's timeout anyway; this
-		// makes it their only timer (internal/middleware/limits.go).
+		// Proposals are bounded by the request path's timeout anyway,
+		// without a timer per request (internal/middleware/limits.go).
 		ProposalTimeout: s.requestTimeout(),
 		IsProposal:      middleware.EtcdProposals,
 		MaxMemoryBytes:  l.MemoryLimitBytes,

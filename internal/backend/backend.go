@@ -57,8 +57,9 @@ type Config struct {
 
 // Backend serves requests against the replicated state.
 type Backend struct {
-	cfg Config
-	ids *idGen
+	cfg       Config
+	ids       *idGen
+	deadlines deadlines // of proposals without an earlier deadline
 }
 
 // New returns a Backend.
@@ -94,10 +95,16 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if b.cfg.MaxRequestBytes > 0 && len(data) > b.cfg.MaxRequestBytes {
 		return apply.Result{}, ErrRequestTooLarge
 	}
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
+	// A deadline within RequestTimeout (the client's, or the limits
+	// interceptor's when --request-timeout is shorter) bounds the request
+	// as it is; otherwise a shared deadline bucket does, without a timer of
+	// its own.
+	var timeout *deadlineBucket
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > b.cfg.RequestTimeout {
+		timeout = b.deadlines.after(b.cfg.RequestTimeout)
+	}
 	ctx, span := tracing.StartProposal(ctx)
-	res, err := b.await(ctx, id, data)
+	res, err := b.await(ctx, timeout, id, data)
 	span.End(applyTimes(res.Timing), err)
 	return res, err
 }
@@ -121,17 +128,23 @@ func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
 }
 
-// await proposes data as request id and waits for its result.
-func (b *Backend) await(ctx context.Context, id uint64, data []byte) (apply.Result, error) {
+// await proposes data as request id and waits for its result, until ctx
+// ends or, if timeout is set, its bucket closes.
+func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, data []byte) (apply.Result, error) {
 	ch := b.cfg.Wait.Register(id)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
 		defer b.cfg.Pending(-1)
 	}
-	if err := b.cfg.Node.Propose(ctx, data); err != nil {
+	pctx := ctx
+	var expired <-chan struct{} // nil: never
+	if timeout != nil {
+		pctx, expired = bucketCtx{ctx, timeout}, timeout.done
+	}
+	if err := b.cfg.Node.Propose(pctx, data); err != nil {
 		b.cfg.Wait.Cancel(id)
 		b.failed()
-		return apply.Result{}, b.ctxErr(ctx, err)
+		return apply.Result{}, b.ctxErr(pctx, err)
 	}
 	select {
 	case res := <-ch:
@@ -140,6 +153,10 @@ func (b *Backend) await(ctx context.Context, id uint64, data []byte) (apply.Resu
 		b.cfg.Wait.Cancel(id)
 		b.failed()
 		return apply.Result{}, b.ctxErr(ctx, ctx.Err())
+	case <-expired:
+		b.cfg.Wait.Cancel(id)
+		b.failed()
+		return apply.Result{}, ErrTimeout
 	case <-b.cfg.Node.Done():
 		b.cfg.Wait.Cancel(id)
 		return apply.Result{}, ErrStopped

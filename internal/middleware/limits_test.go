@@ -240,21 +240,20 @@ func TestNewLimiterRejectsNegative(t *testing.T) {
 	}
 }
 
-// TestProposalTimeoutForProposals: requests EtcdProposals selects get the
-// shorter ProposalTimeout as their deadline (the request path then needs no
-// timer of its own); other requests, read-only txns included, keep
-// RequestTimeout.
+// TestProposalTimeoutForProposals: requests EtcdProposals selects get no
+// default deadline when the request path bounds them by a ProposalTimeout
+// no longer than RequestTimeout; other requests, read-only txns included,
+// keep RequestTimeout, and so do proposals when RequestTimeout is shorter.
 func TestProposalTimeoutForProposals(t *testing.T) {
 	lim, err := NewLimiter(LimitsConfig{RequestTimeout: time.Hour, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var left time.Duration
+	var has bool
 	h := func(ctx context.Context, _ any) (any, error) {
-		dl, ok := ctx.Deadline()
-		if !ok {
-			t.Fatal("no deadline")
-		}
+		var dl time.Time
+		dl, has = ctx.Deadline()
 		left = time.Until(dl)
 		return nil, nil
 	}
@@ -263,11 +262,11 @@ func TestProposalTimeoutForProposals(t *testing.T) {
 	for _, c := range []struct {
 		method string
 		req    any
-		want   time.Duration
+		want   time.Duration // 0: no deadline
 	}{
-		{"/etcdserverpb.KV/Put", &pb.PutRequest{}, time.Minute},
-		{"/etcdserverpb.KV/DeleteRange", &pb.DeleteRangeRequest{}, time.Minute},
-		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{put}}, time.Minute},
+		{"/etcdserverpb.KV/Put", &pb.PutRequest{}, 0},
+		{"/etcdserverpb.KV/DeleteRange", &pb.DeleteRangeRequest{}, 0},
+		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{put}}, 0},
 		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{get}}, time.Hour},
 		{"/etcdserverpb.KV/Range", &pb.RangeRequest{}, time.Hour},
 		{"/etcdserverpb.Maintenance/Defragment", &pb.DefragmentRequest{}, time.Hour},
@@ -275,11 +274,14 @@ func TestProposalTimeoutForProposals(t *testing.T) {
 		if _, err := lim.UnaryServerInterceptor()(context.Background(), c.req, unaryInfo(c.method), h); err != nil {
 			t.Fatal(err)
 		}
-		if left > c.want || left < c.want-time.Minute/2 {
-			t.Errorf("%s %v: deadline in %v, want about %v", c.method, c.req, left, c.want)
+		switch {
+		case c.want == 0 && has:
+			t.Errorf("%s %v: deadline in %v, want none", c.method, c.req, left)
+		case c.want > 0 && (!has || left > c.want || left < c.want-time.Minute/2):
+			t.Errorf("%s %v: deadline %v in %v, want about %v", c.method, c.req, has, left, c.want)
 		}
 	}
-	// A RequestTimeout shorter than ProposalTimeout wins.
+	// A RequestTimeout shorter than ProposalTimeout applies to proposals.
 	short, err := NewLimiter(LimitsConfig{RequestTimeout: time.Second, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +289,7 @@ func TestProposalTimeoutForProposals(t *testing.T) {
 	if _, err := short.UnaryServerInterceptor()(context.Background(), &pb.PutRequest{}, unaryInfo("/etcdserverpb.KV/Put"), h); err != nil {
 		t.Fatal(err)
 	}
-	if left > time.Second {
-		t.Errorf("put with RequestTimeout 1s: deadline in %v", left)
+	if !has || left > time.Second {
+		t.Errorf("put with RequestTimeout 1s: deadline %v in %v", has, left)
 	}
 }
