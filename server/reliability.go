@@ -66,11 +66,15 @@ func (s *Server) setupReliability() error {
 	if r.limiter, err = middleware.NewLimiter(middleware.LimitsConfig{
 		MaxRequests:    int64(l.MaxRequestsInFlight),
 		RequestTimeout: l.RequestTimeout,
-		MaxMemoryBytes: l.MemoryLimitBytes,
-		IsWrite:        middleware.EtcdWrites,
-		Conns:          r.conns,
-		Logger:         s.lg.Named("limits"),
-		Registerer:     r.registry,
+		// Proposals are bounded by the request path's timeout anyway,
+		// without a timer per request (internal/middleware/limits.go).
+		ProposalTimeout: s.requestTimeout(),
+		IsProposal:      middleware.EtcdProposals,
+		MaxMemoryBytes:  l.MemoryLimitBytes,
+		IsWrite:         middleware.EtcdWrites,
+		Conns:           r.conns,
+		Logger:          s.lg.Named("limits"),
+		Registerer:      r.registry,
 	}); err != nil {
 		return fmt.Errorf("server: limits: %w", err)
 	}

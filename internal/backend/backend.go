@@ -62,8 +62,9 @@ type Config struct {
 
 // Backend serves requests against the replicated state.
 type Backend struct {
-	cfg Config
-	ids *idGen
+	cfg       Config
+	ids       *idGen
+	deadlines deadlines // of proposals without an earlier deadline
 }
 
 // New returns a Backend.
@@ -99,15 +100,16 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if b.cfg.MaxRequestBytes > 0 && len(data) > b.cfg.MaxRequestBytes {
 		return apply.Result{}, ErrRequestTooLarge
 	}
-	// Requests from clients usually carry the limits interceptor's earlier
-	// deadline already; a second timer per write would only cost.
+	// A deadline within RequestTimeout (the client's, or the limits
+	// interceptor's when --request-timeout is shorter) bounds the request
+	// as it is; otherwise a shared deadline bucket does, without a timer of
+	// its own.
+	var timeout *deadlineBucket
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > b.cfg.RequestTimeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		defer cancel()
+		timeout = b.deadlines.after(b.cfg.RequestTimeout)
 	}
 	ctx, span := tracing.StartProposal(ctx)
-	res, err := b.await(ctx, id, data)
+	res, err := b.await(ctx, timeout, id, data)
 	span.End(applyTimes(res.Timing), err)
 	return res, err
 }
@@ -119,17 +121,35 @@ func applyTimes(t *apply.Timing) tracing.ApplyTimes {
 	return tracing.ApplyTimes{Applying: t.Applying, Writing: t.Writing, Written: t.Written}
 }
 
-// await proposes data as request id and waits for its result.
-func (b *Backend) await(ctx context.Context, id uint64, data []byte) (apply.Result, error) {
+// bound returns ctx limited to RequestTimeout from now. Requests from
+// clients usually carry an earlier deadline already (the limits
+// interceptor gives proposals exactly this one, see
+// middleware.LimitsConfig.ProposalTimeout): then ctx is returned as it is,
+// since a second timer context per request only costs.
+func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= b.cfg.RequestTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
+}
+
+// await proposes data as request id and waits for its result, until ctx
+// ends or, if timeout is set, its bucket closes.
+func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, data []byte) (apply.Result, error) {
 	ch := b.cfg.Wait.Register(id)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
 		defer b.cfg.Pending(-1)
 	}
-	if err := b.cfg.Node.Propose(ctx, data); err != nil {
+	pctx := ctx
+	var expired <-chan struct{} // nil: never
+	if timeout != nil {
+		pctx, expired = bucketCtx{ctx, timeout}, timeout.done
+	}
+	if err := b.cfg.Node.Propose(pctx, data); err != nil {
 		b.cfg.Wait.Cancel(id)
 		b.failed()
-		return apply.Result{}, b.ctxErr(ctx, err)
+		return apply.Result{}, b.ctxErr(pctx, err)
 	}
 	select {
 	case res := <-ch:
@@ -138,6 +158,10 @@ func (b *Backend) await(ctx context.Context, id uint64, data []byte) (apply.Resu
 		b.cfg.Wait.Cancel(id)
 		b.failed()
 		return apply.Result{}, b.ctxErr(ctx, ctx.Err())
+	case <-expired:
+		b.cfg.Wait.Cancel(id)
+		b.failed()
+		return apply.Result{}, ErrTimeout
 	case <-b.cfg.Node.Done():
 		b.cfg.Wait.Cancel(id)
 		return apply.Result{}, ErrStopped
@@ -169,7 +193,7 @@ func (b *Backend) ctxErr(ctx context.Context, err error) error {
 func (b *Backend) LinearizableBarrier(ctx context.Context) error {
 	ctx, span := tracing.StartReadIndex(ctx)
 	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	idx, err := b.cfg.Node.ReadIndex(ctx)
 	if err != nil {

@@ -72,5 +72,6 @@ func Apply(l config.LimitsConfig, reg prometheus.Registerer, lg *zap.Logger) (gr
 		func() float64 { return float64(b.Stats().Overdrafts) })
 	counter("metastore_range_budget_rejected_total", "Ranges refused with ResourceExhausted because their deadline passed while they waited for the budget.",
 		func() float64 { return float64(b.Stats().Rejected) })
-	return grpc.StatsHandler(rpc.BudgetStatsHandler{}), rpc.WithResponseBudget(b)
+	c := rpc.NewBudgetCodec()
+	return grpc.ForceServerCodecV2(c), rpc.WithResponseBudget(b, c)
 }

@@ -2,8 +2,13 @@ package middleware
 
 import (
 	"context"
+	"io"
 	"testing"
+	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -105,6 +110,38 @@ func BenchmarkFreshGoroutineDeepCall(b *testing.B) {
 					done <- deep(20)
 				}()
 				<-done
+			}
+		})
+	}
+}
+
+// BenchmarkSlowLogSampled: every put is slow (UnaryWarn 1ns) and the logger
+// samples as internal/logutil's does, so nearly all lines are dropped; the
+// interceptor's cost per call is what summarising a dropped line costs.
+func BenchmarkSlowLogSampled(b *testing.B) {
+	core := zapcore.NewSamplerWithOptions(
+		zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel),
+		time.Second, 100, 100)
+	sl := NewSlowLog(SlowLogConfig{Logger: zap.New(core), UnaryWarn: time.Nanosecond, ApplyWarn: time.Nanosecond})
+	ic := sl.UnaryServerInterceptor()
+	ctx := peerCtx("127.0.0.1")
+	put := &pb.PutRequest{Key: []byte("key-0001"), Value: make([]byte, 256)}
+	rng := &pb.RangeRequest{Key: []byte("key-0001")}
+	for _, c := range []struct {
+		name, method string
+		req, resp    any
+	}{
+		{"put", "/etcdserverpb.KV/Put", put, &pb.PutResponse{Header: &pb.ResponseHeader{Revision: 2}}},
+		{"range", "/etcdserverpb.KV/Range", rng, &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: 2}, Count: 1}},
+	} {
+		info := &grpc.UnaryServerInfo{FullMethod: c.method}
+		h := func(context.Context, any) (any, error) { return c.resp, nil }
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ic(ctx, c.req, info, h); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

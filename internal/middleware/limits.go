@@ -47,6 +47,17 @@ type LimitsConfig struct {
 	// RequestTimeout is the deadline given to unary requests that arrive
 	// without an earlier one. Streams get none.
 	RequestTimeout time.Duration
+	// ProposalTimeout is how long the request path lets the requests
+	// IsProposal selects wait (etcd's 5 s plus two election timeouts):
+	// their whole wait is one Raft proposal, which the request path bounds
+	// itself, without a timer per request. When it is positive and not
+	// longer than RequestTimeout, those requests get no default deadline
+	// here (a timer context per request is about 4 % of a write's CPU);
+	// when RequestTimeout is shorter, they get RequestTimeout as others do.
+	ProposalTimeout time.Duration
+	// IsProposal selects the requests ProposalTimeout applies to (e.g.
+	// EtcdProposals); nil: none.
+	IsProposal func(fullMethod string, req any) bool
 	// MaxMemoryBytes is the heap watermark above which requests IsWrite
 	// selects fail with ErrMemoryLimit.
 	MaxMemoryBytes int64
@@ -226,7 +237,7 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			return nil, ErrTooManyRequests
 		}
 		defer l.requests.Add(-1)
-		if d := l.cfg.RequestTimeout; d > 0 {
+		if d := l.timeout(info.FullMethod, req); d > 0 {
 			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, d)
@@ -235,6 +246,15 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		return handler(ctx, req)
 	}
+}
+
+// timeout is the default deadline of a unary request, 0 for none.
+func (l *Limiter) timeout(fullMethod string, req any) time.Duration {
+	d := l.cfg.RequestTimeout
+	if p := l.cfg.ProposalTimeout; p > 0 && (d <= 0 || p <= d) && l.cfg.IsProposal != nil && l.cfg.IsProposal(fullMethod, req) {
+		return 0 // bounded by the request path (ProposalTimeout)
+	}
+	return d
 }
 
 // StreamServerInterceptor checks the memory watermark when a stream opens

@@ -239,3 +239,57 @@ func TestNewLimiterRejectsNegative(t *testing.T) {
 		t.Fatalf("negative MaxRequests accepted")
 	}
 }
+
+// TestProposalTimeoutForProposals: requests EtcdProposals selects get no
+// default deadline when the request path bounds them by a ProposalTimeout
+// no longer than RequestTimeout; other requests, read-only txns included,
+// keep RequestTimeout, and so do proposals when RequestTimeout is shorter.
+func TestProposalTimeoutForProposals(t *testing.T) {
+	lim, err := NewLimiter(LimitsConfig{RequestTimeout: time.Hour, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left time.Duration
+	var has bool
+	h := func(ctx context.Context, _ any) (any, error) {
+		var dl time.Time
+		dl, has = ctx.Deadline()
+		left = time.Until(dl)
+		return nil, nil
+	}
+	put := &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("k")}}}
+	get := &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("k")}}}
+	for _, c := range []struct {
+		method string
+		req    any
+		want   time.Duration // 0: no deadline
+	}{
+		{"/etcdserverpb.KV/Put", &pb.PutRequest{}, 0},
+		{"/etcdserverpb.KV/DeleteRange", &pb.DeleteRangeRequest{}, 0},
+		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{put}}, 0},
+		{"/etcdserverpb.KV/Txn", &pb.TxnRequest{Success: []*pb.RequestOp{get}}, time.Hour},
+		{"/etcdserverpb.KV/Range", &pb.RangeRequest{}, time.Hour},
+		{"/etcdserverpb.Maintenance/Defragment", &pb.DefragmentRequest{}, time.Hour},
+	} {
+		if _, err := lim.UnaryServerInterceptor()(context.Background(), c.req, unaryInfo(c.method), h); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case c.want == 0 && has:
+			t.Errorf("%s %v: deadline in %v, want none", c.method, c.req, left)
+		case c.want > 0 && (!has || left > c.want || left < c.want-time.Minute/2):
+			t.Errorf("%s %v: deadline %v in %v, want about %v", c.method, c.req, has, left, c.want)
+		}
+	}
+	// A RequestTimeout shorter than ProposalTimeout applies to proposals.
+	short, err := NewLimiter(LimitsConfig{RequestTimeout: time.Second, ProposalTimeout: time.Minute, IsProposal: EtcdProposals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := short.UnaryServerInterceptor()(context.Background(), &pb.PutRequest{}, unaryInfo("/etcdserverpb.KV/Put"), h); err != nil {
+		t.Fatal(err)
+	}
+	if !has || left > time.Second {
+		t.Errorf("put with RequestTimeout 1s: deadline %v in %v", has, left)
+	}
+}

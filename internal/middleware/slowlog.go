@@ -65,7 +65,20 @@ func (s *SlowLog) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 
 // requestStats logs etcd's "request stats" line: debug for every call
 // when debug logging is on, else warn for a slow one.
+//
+// The logger samples (internal/logutil: past 100 identical lines a second,
+// one in 100): under overload most of these lines are dropped, so the
+// request is only summarised (sizes, text encoding) once the logger has
+// said it will write the line.
 func (s *SlowLog) requestStats(ctx context.Context, debug bool, method string, req, resp any, start time.Time, d time.Duration) {
+	level := zap.WarnLevel
+	if debug {
+		level = zap.DebugLevel
+	}
+	ce := s.cfg.Logger.Check(level, "request stats")
+	if ce == nil {
+		return
+	}
 	remote := "No remote client info."
 	if p, ok := peer.FromContext(ctx); ok {
 		remote = p.Addr.String()
@@ -103,11 +116,7 @@ func (s *SlowLog) requestStats(ctx context.Context, debug bool, method string, r
 			respCount, respSize = 0, proto.Size(tr)
 		}
 	}
-	log := s.cfg.Logger.Warn
-	if debug {
-		log = s.cfg.Logger.Debug
-	}
-	log("request stats",
+	ce.Write(
 		zap.Time("start time", start),
 		zap.Duration("time spent", d),
 		zap.String("remote", remote),
@@ -122,7 +131,25 @@ func (s *SlowLog) requestStats(ctx context.Context, debug bool, method string, r
 
 // readOnlyWarning logs a slow range or read-only txn as etcd's server
 // does for the reads it serves without going through apply.
+// Like requestStats, it summarises the request only for a line the
+// logger's sampling keeps; SlowRead counts every slow read.
 func (s *SlowLog) readOnlyWarning(req, resp any, start time.Time, d time.Duration, err error) {
+	switch r := req.(type) {
+	case *pb.RangeRequest:
+	case *pb.TxnRequest:
+		if !txn.IsTxnReadOnly(r) {
+			return // replicated: the applier warns
+		}
+	default:
+		return
+	}
+	if s.cfg.SlowRead != nil {
+		defer s.cfg.SlowRead()
+	}
+	ce := s.cfg.Logger.Check(zap.WarnLevel, "apply request took too long")
+	if ce == nil {
+		return
+	}
 	var prefix, request, response string
 	switch r := req.(type) {
 	case *pb.RangeRequest:
@@ -131,9 +158,6 @@ func (s *SlowLog) readOnlyWarning(req, resp any, start time.Time, d time.Duratio
 			response = fmt.Sprintf("range_response_count:%d size:%d", len(rr.GetKvs()), proto.Size(rr))
 		}
 	case *pb.TxnRequest:
-		if !txn.IsTxnReadOnly(r) {
-			return // replicated: the applier warns
-		}
 		prefix, request = "read-only txn ", pb.NewLoggableTxnRequest(r).String()
 		if tr, ok := resp.(*pb.TxnResponse); ok && tr != nil {
 			var counts []string
@@ -144,10 +168,8 @@ func (s *SlowLog) readOnlyWarning(req, resp any, start time.Time, d time.Duratio
 			}
 			response = fmt.Sprintf("responses:<%s> size:%d", strings.Join(counts, " "), proto.Size(tr))
 		}
-	default:
-		return
 	}
-	s.cfg.Logger.Warn("apply request took too long",
+	ce.Write(
 		zap.Duration("took", d),
 		zap.Duration("expected-duration", s.cfg.ApplyWarn),
 		zap.String("prefix", prefix),
@@ -155,7 +177,4 @@ func (s *SlowLog) readOnlyWarning(req, resp any, start time.Time, d time.Duratio
 		zap.String("response", response),
 		zap.Error(err),
 	)
-	if s.cfg.SlowRead != nil {
-		s.cfg.SlowRead()
-	}
 }

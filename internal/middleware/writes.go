@@ -1,6 +1,10 @@
 package middleware
 
-import pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+import (
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/txn"
+)
 
 // EtcdWrites is a ready-made LimitsConfig.IsWrite for etcd's API, mirroring
 // which requests etcd refuses under its NOSPACE alarm: Put, a Txn containing
@@ -33,6 +37,21 @@ func txnHasPut(t *pb.TxnRequest, depth int) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// EtcdProposals is a ready-made LimitsConfig.IsProposal for etcd's API: the
+// KV requests whose server side is one Raft proposal and its result (Put,
+// DeleteRange, a Txn that writes). A read-only Txn is served locally, like
+// a Range, and keeps the general deadline.
+func EtcdProposals(fullMethod string, req any) bool {
+	switch fullMethod {
+	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange":
+		return true
+	case "/etcdserverpb.KV/Txn":
+		t, ok := req.(*pb.TxnRequest)
+		return ok && !txn.IsTxnReadOnly(t)
 	}
 	return false
 }

@@ -141,12 +141,23 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	// The apply loop commits its batch, with the applied index, while this
+	// loop saves the HardState that raised the commit index; neither is
+	// synced, so a crash may keep the first and lose the second. raft
+	// refuses to start with an applied index above its commit index: start
+	// it at the saved commit index instead. The entries in between are
+	// committed again (they are in the synced log) and delivered, and the
+	// applier skips the ones at or below its own applied index.
+	applied := min(cfg.Applied, cfg.Storage.HardState().GetCommit())
+	if len(cfg.Peers) > 0 {
+		applied = cfg.Applied
+	}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
 		HeartbeatTick:             cfg.HeartbeatTicks,
 		Storage:                   cfg.Storage,
-		Applied:                   cfg.Applied,
+		Applied:                   applied,
 		MaxSizePerMsg:             1 << 20,
 		MaxInflightMsgs:           4096 / 8,
 		MaxUncommittedEntriesSize: 1 << 30,

@@ -71,8 +71,16 @@ func startMember(t *testing.T, id uint64, peers []raft.Peer, tr Transport) *memb
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startMemberOn(t, id, peers, tr, log, 0)
+}
+
+// startMemberOn is startMember on the given log, restarting after applied.
+func startMemberOn(t *testing.T, id uint64, peers []raft.Peer, tr Transport, log *raftlog.Storage, applied uint64) *member {
+	t.Helper()
 	m := &member{tick: make(chan time.Time), applied: make(chan *raftpb.Entry, 1024)}
-	m.node, err = Start(Config{ID: id, Peers: peers, ElectionTicks: 10, HeartbeatTicks: 1, Tick: m.tick, Storage: log, Transport: tr, PreVote: true, Logger: zaptest.NewLogger(t)})
+	var err error
+	m.node, err = Start(Config{ID: id, Peers: peers, ElectionTicks: 10, HeartbeatTicks: 1, Tick: m.tick, Storage: log, Applied: applied,
+		Transport: tr, PreVote: true, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +302,93 @@ func TestCommittedReportedBeforeApply(t *testing.T) {
 	case <-appliedc:
 	case <-ctx.Done():
 		t.Fatal("proposals not applied")
+	}
+}
+
+// TestRestartWithAppliedAheadOfSavedCommit: the apply loop commits its batch
+// (and the applied index) concurrently with the Ready loop's save of the
+// HardState that raised the commit index, neither synced; a crash can keep
+// the first and lose the second. raft refuses (panics) to start with an
+// applied index above its commit index, so Start must clamp it; the entries
+// in between are committed again and delivered, and the applier skips what
+// it already has.
+func TestRestartWithAppliedAheadOfSavedCommit(t *testing.T) {
+	eng := memory.New()
+	log, err := raftlog.Open(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := startMemberOn(t, 1, []raft.Peer{{ID: 1}}, nil, log, 0)
+	for m.node.Leader() != 1 {
+		select {
+		case <-m.node.LeaderChanged():
+		case <-ctx.Done():
+			t.Fatal("single member did not become leader")
+		}
+	}
+	var last uint64
+	for i := range 3 {
+		if err := m.node.Propose(ctx, []byte(fmt.Sprintf("v%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-m.applied:
+			last = e.GetIndex()
+		case <-ctx.Done():
+			t.Fatal("proposal not applied")
+		}
+	}
+	m.node.Stop()
+	// The test's applier keeps the ConfState in memory only; the server's
+	// stores it with the applied index.
+	b := eng.NewBatch()
+	if err := raftlog.StageConfState(b, log.ConfState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// The crash: the HardState on disk says less was committed than the
+	// applied index says was applied.
+	hs := log.HardState()
+	hs.Commit = proto.Uint64(last - 2)
+	if err := log.Save(hs, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	log, err = raftlog.Open(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = startMemberOn(t, 1, nil, nil, log, last)
+	for m.node.Leader() != 1 {
+		select {
+		case <-m.node.LeaderChanged():
+		case <-ctx.Done():
+			t.Fatal("restarted member did not become leader")
+		}
+	}
+	if err := m.node.Propose(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case e := <-m.applied:
+			if string(e.Data) == "after" {
+				if e.GetIndex() <= last {
+					t.Fatalf("new entry at index %d, not after %d", e.GetIndex(), last)
+				}
+				return
+			}
+			// v1, v2: committed again after the restart, above the saved
+			// commit index.
+			if e.GetIndex() <= last-2 || e.GetIndex() > last {
+				t.Fatalf("redelivered entry %d outside (%d, %d]", e.GetIndex(), last-2, last)
+			}
+		case <-ctx.Done():
+			t.Fatal("proposal after the restart not applied")
+		}
 	}
 }

@@ -171,6 +171,10 @@ func (a *Account) Charge(ctx context.Context, n int) error {
 	return a.b.acquire(ctx, a, want)
 }
 
+// Holds reports whether the Account holds bytes of its Budget, which
+// Release must give back (a response within SmallBytes holds none).
+func (a *Account) Holds() bool { return a != nil && a.held > 0 }
+
 // Release returns everything the Account holds to its Budget. The Account
 // may be used again afterwards (RangeStream reuses one per chunk).
 func (a *Account) Release() {

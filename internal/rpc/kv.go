@@ -33,6 +33,7 @@ type kvServer struct {
 	maxTxnOps int
 	onInvalid func(reason string)
 	budget    *respbudget.Budget // nil: ranges are not budgeted
+	sent      *BudgetCodec       // releases a unary Range's charge once encoded; nil: at return
 }
 
 // NewKVServer returns etcd's KV service. onInvalid, if set, is told of
@@ -69,15 +70,14 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 		return nil, s.invalid(err)
 	}
 	// The scan charges every key-value to acct (see package respbudget);
-	// the charge lasts until gRPC has encoded the response and queued it on
-	// the connection (the RPC's End event).
+	// the charge lasts until gRPC has encoded the response (BudgetCodec).
 	acct := s.budget.NewAccount()
 	resp, err := s.b.Range(respbudget.WithAccount(ctx, acct), r)
 	if err != nil {
 		acct.Release()
 		return nil, budgetError(err)
 	}
-	releaseAfterSend(ctx, acct)
+	s.sent.releaseAfterEncode(resp, acct)
 	fillHeader(s.hdr, resp.Header)
 	return resp, nil
 }
