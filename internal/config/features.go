@@ -159,7 +159,6 @@ func (v featureValue) String() string {
 // names is logged once at start with it, so none is ignored silently.
 func featuresWithoutEffect() map[string]string {
 	return map[string]string{
-		FeatureStopGRPCServiceOnDefrag:      "defragmentation does no work on metastore (Pebble compacts in the background), so the gRPC services never stop for it",
 		FeatureTxnModeWriteWithSharedBuffer: "a bbolt read-buffer setting; metastore's transactions read from Pebble snapshots",
 		FeatureSetMemberLocalAddr:           "not implemented: peer connections are dialed from the address the kernel chooses",
 		FeatureFastLeaseKeepAlive:           "not implemented as a switch: keep-alives are answered by the leader's lessor as soon as the lease is renewed",
