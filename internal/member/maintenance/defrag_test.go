@@ -105,6 +105,9 @@ func TestDefragmentOneAtATime(t *testing.T) {
 }
 
 func TestDefragmentMemoryEngine(t *testing.T) {
+	if err := New(Config{}).Defragment(context.Background()); err == nil {
+		t.Fatal("defragment without an engine succeeded")
+	}
 	eng := memory.New()
 	b := New(Config{Compactor: eng}) // no health gate: nothing to suspend
 	if err := b.Defragment(context.Background()); err != nil {

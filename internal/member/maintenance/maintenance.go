@@ -155,6 +155,9 @@ const defragHoldMax = 2 * time.Minute
 // while waiting for its turn gets its context's error, and once started the
 // work runs to the end whatever the caller does, as in etcd.
 func (b *Backend) Defragment(ctx context.Context) error {
+	if b.c.Compactor == nil {
+		return fmt.Errorf("maintenance: defragment: no engine configured")
+	}
 	select {
 	case b.defragTurn <- struct{}{}:
 	case <-ctx.Done():
