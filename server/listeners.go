@@ -128,12 +128,16 @@ func (s *Server) views() views {
 	if s.cfg.Storage.Engine != config.EngineMemory {
 		scratch = filepath.Join(s.cfg.Member.DataDir, "member")
 	}
-	v.maintenance = maintenance.New(maintenance.Config{
+	mc := maintenance.Config{
 		Status: rep, Store: s.store, Proposer: s.backend, Leadership: s.leadership, Engine: s.eng, ScratchDir: scratch,
 		Downgrade: &downgrade.Service{ClusterVersion: version.ClusterVersion, State: s.eng,
 			Raft: downgrade.ViaProposer(proposer{s.backend}), Logger: s.lg},
-		Logger: s.lg.Named("maintenance"),
-	})
+		Logger: s.lg.Named("maintenance"), Compactor: s.eng,
+	}
+	if s.cfg.Features.Enabled(config.FeatureStopGRPCServiceOnDefrag) && s.rel.health != nil {
+		mc.StopServing = s.rel.health
+	}
+	v.maintenance = maintenance.New(mc)
 	return v
 }
 

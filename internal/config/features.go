@@ -159,7 +159,6 @@ func (v featureValue) String() string {
 // names is logged once at start with it, so none is ignored silently.
 func featuresWithoutEffect() map[string]string {
 	return map[string]string{
-		FeatureStopGRPCServiceOnDefrag:      "defragmentation does no work on metastore (Pebble compacts in the background), so the gRPC services never stop for it",
 		FeatureTxnModeWriteWithSharedBuffer: "in etcd it only lets a write transaction's compares and ranges read bbolt's shared read buffer instead of a copy, with the same results; metastore's transactions read from Pebble, which has no such buffer",
 		FeaturePriorityRequest:              "in etcd it lets LeaseRevoke through the refusal of proposals while the applied index lags the committed index by more than 5000 entries; metastore has no such refusal (its overload limits are --max-requests-in-flight and --memory-limit-bytes), so there is nothing to let revocations through",
 		FeatureLeaseCheckpoint:              "leases are always checkpointed: the remaining TTL survives leader changes, whatever this gate says",

@@ -43,7 +43,7 @@ func TestEveryFlagActedOnOrNoOp(t *testing.T) {
 // read by the server or, when named, logged with the reason it has no
 // effect (FeatureGates.WithoutEffect), so none is ignored silently.
 func TestEveryFeatureGateActedOnOrLogged(t *testing.T) {
-	actedOn := []string{FeatureInitialCorruptCheck, FeatureCompactHashCheck, FeatureSetMemberLocalAddr, FeatureFastLeaseKeepAlive}
+	actedOn := []string{FeatureInitialCorruptCheck, FeatureCompactHashCheck, FeatureSetMemberLocalAddr, FeatureFastLeaseKeepAlive, FeatureStopGRPCServiceOnDefrag}
 	reasons := featuresWithoutEffect()
 	for name := range knownFeatures() {
 		if _, logged := reasons[name]; logged == slices.Contains(actedOn, name) {

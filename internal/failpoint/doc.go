@@ -22,6 +22,8 @@
 // a test build (docs/adr/0010-failpoints-without-source-rewriting.md).
 // A panic at a failpoint names it (PanicMessage), so that a test can tell
 // from a member's log where it died.
-// Terms that return a value (`return(...)`) are accepted but have no effect:
-// every point here is a place to panic or sleep.
+// Terms that return a value (`return(...)`) have no effect at an Inject
+// point: those are places to panic or sleep. A Hold point (Hold) waits
+// while its term returns a value, so that a test can keep a long step
+// (defragmentation) under way for as long as it looks at the member.
 package failpoint

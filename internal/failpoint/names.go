@@ -64,6 +64,14 @@ const (
 	CompactBeforeSetFinishedCompact = "compactBeforeSetFinishedCompact"
 	CompactAfterSetFinishedCompact  = "compactAfterSetFinishedCompact"
 
+	// Defragmentation (internal/member/maintenance).
+
+	// DefragBeforeCopy: after Defragment has taken its turn (and, with
+	// StopGRPCServiceOnDefrag, reported NOT_SERVING), before the engine
+	// rewrites its data, where etcd copies its bbolt file. Reached through
+	// Hold: a term that returns a value keeps the defragmentation here.
+	DefragBeforeCopy = "defragBeforeCopy"
+
 	// Peer transport (internal/transport).
 
 	// RaftBeforeSendSnap (ours): a leader, before it streams a snapshot
@@ -86,7 +94,7 @@ func Names() []string {
 		RaftBeforeCompactLog, RaftAfterCompactLog,
 		RaftBeforeSaveSnap, RaftAfterSaveSnap, RaftBeforeApplySnap, RaftAfterApplySnap,
 		CompactBeforeCommitBatch, CompactAfterCommitBatch, CompactBeforeSetFinishedCompact, CompactAfterSetFinishedCompact,
-		RaftBeforeSendSnap, BeforeSendWatchResponse,
+		DefragBeforeCopy, RaftBeforeSendSnap, BeforeSendWatchResponse,
 	}
 }
 

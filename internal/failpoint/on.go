@@ -5,6 +5,7 @@ package failpoint
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	gofail "go.etcd.io/gofail/runtime"
 )
@@ -42,5 +43,38 @@ func Inject(name string) {
 	}()
 	if _, err := fp.Acquire(); err != nil && !errors.Is(err, gofail.ErrDisabled) {
 		panic(fmt.Sprintf("failpoint %s: %v", name, err))
+	}
+}
+
+// holdPoll is how often Hold looks at the failpoint's terms again.
+const holdPoll = 10 * time.Millisecond
+
+// Hold is Inject for a step a test wants to keep under way while it looks
+// at the member (gofail v0.2.0 has no term that blocks until released): as
+// long as the failpoint's term returns a value (`return(true)`), Hold
+// waits, looking again every holdPoll, for at most max; once the term is
+// deleted, off or spent (`2*return(true)`), it returns. Other terms act as
+// in Inject. A test thus sees the step held for exactly as long as it
+// wants, instead of a sleep of a guessed length.
+func Hold(name string, max time.Duration) {
+	fp, ok := points[name]
+	if !ok {
+		panic(fmt.Sprintf("failpoint: %q is not declared in names.go", name))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			panic(PanicMessage(name, r))
+		}
+	}()
+	deadline := time.Now().Add(max)
+	for {
+		v, err := fp.Acquire()
+		if err != nil && !errors.Is(err, gofail.ErrDisabled) {
+			panic(fmt.Sprintf("failpoint %s: %v", name, err))
+		}
+		if v == nil || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(holdPoll)
 	}
 }

@@ -8,7 +8,9 @@
 //     loops can be restarted with backoff up to a limit before the failure is
 //     reported as fatal.
 //   - Health turns Checker results into the gRPC health protocol
-//     (grpc.health.v1, including Watch) and into results for HTTP probes.
+//     (grpc.health.v1, including Watch) and into results for HTTP probes;
+//     Suspend/Resume hold it at NOT_SERVING for an operation such as a
+//     defragmentation (etcd's StopGRPCServiceOnDefrag).
 //
 // Nothing here is global: every manager is a value the server owns.
 package lifecycle

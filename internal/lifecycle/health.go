@@ -77,6 +77,11 @@ type Health struct {
 	checkers []Checker
 	results  map[string]Result
 	shutdown bool
+	// verdict is the status the last Evaluate computed (NOT_SERVING before
+	// the first); it is published unless suspended.
+	verdict healthpb.HealthCheckResponse_ServingStatus
+	// suspended counts Suspend calls not yet Resumed: NOT_SERVING while > 0.
+	suspended int
 }
 
 // NewHealth returns a Health; register its Server() on the gRPC server with
@@ -101,7 +106,8 @@ func NewHealth(cfg HealthConfig) *Health {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	h := &Health{cfg: cfg, lg: lg, srv: health.NewServer(), results: map[string]Result{}}
+	h := &Health{cfg: cfg, lg: lg, srv: health.NewServer(), results: map[string]Result{},
+		verdict: healthpb.HealthCheckResponse_NOT_SERVING}
 	h.setAll(healthpb.HealthCheckResponse_NOT_SERVING)
 	return h
 }
@@ -160,10 +166,12 @@ func (h *Health) Evaluate(ctx context.Context) []Result {
 		}
 		h.results[r.Name] = r
 	}
+	h.verdict = healthpb.HealthCheckResponse_NOT_SERVING
 	if healthy {
-		h.setAll(healthpb.HealthCheckResponse_SERVING)
-	} else {
-		h.setAll(healthpb.HealthCheckResponse_NOT_SERVING)
+		h.verdict = healthpb.HealthCheckResponse_SERVING
+	}
+	if h.suspended == 0 {
+		h.setAll(h.verdict)
 	}
 	return h.resultsLocked()
 }
@@ -217,6 +225,39 @@ func (h *Health) SetNotServing() {
 	// Shutdown sets every known service NOT_SERVING and ignores later
 	// SetServingStatus calls.
 	h.srv.Shutdown()
+}
+
+// Suspend reports NOT_SERVING until the matching Resume, whatever the
+// checkers say (etcd's StopGRPCServiceOnDefrag: load balancers and clients
+// that watch health move away from a member while it defragments). Calls
+// nest; after SetNotServing they change nothing.
+func (h *Health) Suspend(reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return
+	}
+	h.suspended++
+	if h.suspended == 1 {
+		h.lg.Warn("grpc service status changed", zap.String("service", ""),
+			zap.String("status", healthpb.HealthCheckResponse_NOT_SERVING.String()), zap.String("reason", reason))
+		h.setAll(healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+}
+
+// Resume ends one Suspend; after the last, the status is again what the
+// checkers said at the last Evaluate.
+func (h *Health) Resume() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.suspended == 0 {
+		return
+	}
+	h.suspended--
+	if h.suspended == 0 && !h.shutdown {
+		h.lg.Info("grpc service status changed", zap.String("service", ""), zap.String("status", h.verdict.String()))
+		h.setAll(h.verdict)
+	}
 }
 
 // Serving reports whether the overall status is SERVING.

@@ -163,3 +163,50 @@ func TestHealthRunUsesTicker(t *testing.T) {
 		t.Fatalf("not serving after passing evaluations")
 	}
 }
+
+// TestHealthSuspend: Suspend reports NOT_SERVING over a healthy verdict,
+// nested calls hold it until the last Resume, evaluations meanwhile do not
+// lift it, and Resume restores the checkers' verdict (NOT_SERVING if they
+// failed meanwhile); after SetNotServing, Resume does not revive it.
+func TestHealthSuspend(t *testing.T) {
+	h := NewHealth(HealthConfig{Services: []string{"etcdserverpb.KV"}})
+	storage := &toggle{name: "storage"}
+	h.Register(storage)
+	c := serveHealth(t, h)
+	ctx := context.Background()
+	want := func(step string, st healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for _, svc := range []string{"", "etcdserverpb.KV"} {
+			if got := status1(t, c, svc); got != st {
+				t.Fatalf("%s: %q is %v, want %v", step, svc, got, st)
+			}
+		}
+	}
+	h.Resume() // without Suspend: nothing
+	h.Evaluate(ctx)
+	want("healthy", healthpb.HealthCheckResponse_SERVING)
+	h.Suspend("defrag is active")
+	h.Suspend("defrag is active")
+	want("suspended", healthpb.HealthCheckResponse_NOT_SERVING)
+	h.Evaluate(ctx)
+	want("evaluated while suspended", healthpb.HealthCheckResponse_NOT_SERVING)
+	h.Resume()
+	want("one of two resumed", healthpb.HealthCheckResponse_NOT_SERVING)
+	h.Resume()
+	want("resumed", healthpb.HealthCheckResponse_SERVING)
+
+	h.Suspend("defrag is active")
+	storage.fail(errors.New("disk gone"))
+	h.Evaluate(ctx)
+	h.Resume()
+	want("resumed after a failed check", healthpb.HealthCheckResponse_NOT_SERVING)
+	storage.pass()
+	h.Evaluate(ctx)
+	want("recovered", healthpb.HealthCheckResponse_SERVING)
+
+	h.Suspend("defrag is active")
+	h.SetNotServing()
+	h.Resume()
+	h.Evaluate(ctx)
+	want("shut down", healthpb.HealthCheckResponse_NOT_SERVING)
+}

@@ -39,6 +39,9 @@ type MaintenanceBackend interface {
 	// Snapshot returns a consistent copy of the member's state as a byte
 	// stream of exactly size bytes.
 	Snapshot(ctx context.Context) (r io.ReadCloser, size int64, err error)
+	// Defragment gives the space held by deleted and compacted-away
+	// versions back to the file system; reads and writes go on meanwhile.
+	Defragment(ctx context.Context) error
 }
 
 // snapshotChunk is etcd's send buffer size.
@@ -127,9 +130,13 @@ func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 	return resp, nil
 }
 
-// Defragment succeeds at once: Pebble reclaims space by compacting in the
-// background, so there is nothing to stop the world for.
-func (s *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+// Defragment compacts this member's whole store and answers when it is
+// done, as etcd does; unlike etcd, the member serves reads and writes
+// meanwhile (internal/member/maintenance).
+func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := s.b.Defragment(ctx); err != nil {
+		return nil, toGRPCError(err)
+	}
 	return &pb.DefragmentResponse{Header: NewHeader(s.hdr)}, nil
 }
 

@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // ErrNotFound is returned by Get when the key does not exist.
 var ErrNotFound = errors.New("storage: key not found")
@@ -100,6 +103,11 @@ type Engine interface {
 	Checkpoint(dir string) error
 	// Sync makes every committed batch durable.
 	Sync() error
+	// CompactAll rewrites the whole key space so that the space held by
+	// deleted and overwritten keys returns to the file system (what etcd's
+	// defragmentation does for bbolt). Reads and writes go on meanwhile.
+	// Cancelling ctx stops the work not yet started; what is done stays.
+	CompactAll(ctx context.Context) error
 	Usage() Usage
 	Close() error
 }

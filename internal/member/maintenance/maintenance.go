@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/rpc"
 	"github.com/metastore/metastore/internal/snapshot"
+	"github.com/metastore/metastore/internal/storage"
 )
 
 // Reporter answers this member's Status (internal/member/status).
@@ -41,6 +44,18 @@ type Downgrader interface {
 	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
 }
 
+// Compactor is the engine's whole-store compaction (storage.Engine).
+type Compactor interface {
+	CompactAll(ctx context.Context) error
+	Usage() storage.Usage
+}
+
+// HealthSuspender is the gRPC health status (internal/lifecycle.Health).
+type HealthSuspender interface {
+	Suspend(reason string)
+	Resume()
+}
+
 // Config wires a Backend.
 type Config struct {
 	Status     Reporter
@@ -52,18 +67,29 @@ type Config struct {
 	// ScratchDir and removed when the stream is closed.
 	Engine     snapshot.Snapshotter
 	ScratchDir string
-	Logger     *zap.Logger
+	// Compactor does Defragment's work.
+	Compactor Compactor
+	// StopServing, when set (--feature-gates=StopGRPCServiceOnDefrag=true),
+	// reports NOT_SERVING for as long as a Defragment runs.
+	StopServing HealthSuspender
+	Logger      *zap.Logger
 }
 
 // Backend implements rpc.MaintenanceBackend and rpc.Downgrader.
-type Backend struct{ c Config }
+type Backend struct {
+	c Config
+	// defragTurn holds a token while a Defragment runs: one at a time per
+	// member, later callers wait for their turn, as etcd's do on its
+	// backend's locks.
+	defragTurn chan struct{}
+}
 
 // New returns a Backend.
 func New(c Config) *Backend {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	return &Backend{c}
+	return &Backend{c: c, defragTurn: make(chan struct{}, 1)}
 }
 
 // MemberStatus implements rpc.MaintenanceBackend.
@@ -115,6 +141,56 @@ func (b *Backend) Snapshot(context.Context) (io.ReadCloser, int64, error) {
 	}
 	b.c.Logger.Info("sending snapshot", zap.Int64("bytes", size))
 	return r, size, nil
+}
+
+// defragHoldMax bounds how long the defragBeforeCopy failpoint may hold a
+// Defragment (failpoint.Hold): longer than any test looks at a member.
+const defragHoldMax = 2 * time.Minute
+
+// Defragment implements rpc.MaintenanceBackend: a compaction of the whole
+// engine (storage.Engine.CompactAll), which gives the space of deleted and
+// compacted-away versions back to the file system. Unlike etcd's, which
+// copies its bbolt file with reads and writes blocked, it runs online:
+// requests are served meanwhile. Calls take turns; a caller that gives up
+// while waiting for its turn gets its context's error, and once started the
+// work runs to the end whatever the caller does, as in etcd.
+func (b *Backend) Defragment(ctx context.Context) error {
+	if b.c.Compactor == nil {
+		return fmt.Errorf("maintenance: defragment: no engine configured")
+	}
+	select {
+	case b.defragTurn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("maintenance: defragment: waiting for the one under way: %w", ctx.Err())
+	}
+	defer func() { <-b.defragTurn }()
+	if b.c.StopServing != nil {
+		b.c.StopServing.Suspend("defrag is active")
+		defer b.c.StopServing.Resume()
+	}
+	lg := b.c.Logger
+	path := "memory"
+	if d, ok := b.c.Compactor.(interface{ Dir() string }); ok {
+		path = d.Dir()
+	}
+	start := time.Now()
+	before := b.c.Compactor.Usage()
+	lg.Info("defragmenting", zap.String("path", path),
+		zap.Int64("current-db-size-bytes", before.SizeBytes),
+		zap.Int64("current-db-size-in-use-bytes", before.LiveBytes))
+	failpoint.Hold(failpoint.DefragBeforeCopy, defragHoldMax)
+	if err := b.c.Compactor.CompactAll(context.WithoutCancel(ctx)); err != nil {
+		lg.Warn("failed to defragment", zap.String("path", path), zap.Error(err))
+		return fmt.Errorf("maintenance: defragment: %w", err)
+	}
+	after := b.c.Compactor.Usage()
+	lg.Info("finished defragmenting directory", zap.String("path", path),
+		zap.Int64("current-db-size-bytes-diff", after.SizeBytes-before.SizeBytes),
+		zap.Int64("current-db-size-bytes", after.SizeBytes),
+		zap.Int64("current-db-size-in-use-bytes-diff", after.LiveBytes-before.LiveBytes),
+		zap.Int64("current-db-size-in-use-bytes", after.LiveBytes),
+		zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 // Downgrade implements rpc.Downgrader.

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,6 +56,7 @@ func RunSuite(t *testing.T, s Suite) {
 		{"BinaryKeys", testBinaryKeys},
 		{"LargeValues", testLargeValues},
 		{"ConcurrentReadersAndWriter", testConcurrent},
+		{"CompactAll", testCompactAll},
 		{"AfterClose", testAfterClose},
 	}
 	for _, tc := range tests {
@@ -756,6 +758,50 @@ func testUsage(t *testing.T, s Suite) {
 	}
 }
 
+// testCompactAll: compacting an empty engine, one with a single key and
+// one with overwritten, deleted and range-deleted keys changes no
+// visible data, and an open snapshot keeps its view across it.
+func testCompactAll(t *testing.T, s Suite) {
+	ctx := context.Background()
+	e := s.Open(t)
+	if err := e.CompactAll(ctx); err != nil {
+		t.Fatalf("compact an empty engine: %v", err)
+	}
+	put(t, e, kv{"only", "1"})
+	if err := e.CompactAll(ctx); err != nil {
+		t.Fatalf("compact one key: %v", err)
+	}
+	mustGet(t, e, "only", "1")
+	value := bytes.Repeat([]byte("v"), 512)
+	for round := range 3 {
+		commit(t, e, false, func(b storage.Batch) {
+			for i := range 200 {
+				if err := b.Set(fmt.Appendf(nil, "k/%03d", i), append(value, byte(round))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	snap := e.NewSnapshot()
+	defer func() { _ = snap.Close() }()
+	commit(t, e, true, func(b storage.Batch) {
+		del(t, b, "only")
+		delRange(t, b, "k/100", "k/200")
+	})
+	if err := e.CompactAll(ctx); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	mustMiss(t, e, "only")
+	got := scan(t, e, nil, nil)
+	if len(got) != 100 || got[0].k != "k/000" || got[99].k != "k/099" || got[42].v != string(append(value, 2)) {
+		t.Fatalf("after compaction: %d keys, first %q", len(got), got[0].k)
+	}
+	mustGet(t, snap, "only", "1")
+	if n := len(scan(t, snap, nil, nil)); n != 201 {
+		t.Fatalf("snapshot sees %d keys after compaction, want 201", n)
+	}
+}
+
 func testBinaryKeys(t *testing.T, s Suite) {
 	e := s.Open(t)
 	// No empty key: see storage.Engine.
@@ -1027,6 +1073,9 @@ func testAfterClose(t *testing.T, s Suite) {
 	}
 	if err := e.Sync(); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("sync after close: %v", err)
+	}
+	if err := e.CompactAll(context.Background()); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("compact all after close: %v", err)
 	}
 	if u := e.Usage(); u.SizeBytes < 0 || u.LiveBytes < 0 {
 		t.Fatalf("usage after close: %+v", u)

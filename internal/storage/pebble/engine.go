@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,10 @@ type Options struct {
 	// Logger receives Pebble's warnings and errors; nil keeps Pebble quiet
 	// (except for fatal errors, which are always printed before exiting).
 	Logger *zap.Logger
+
+	// manualCompactionsOnly (tests): Pebble compacts only when asked, so
+	// that a test sees what CompactAll itself reclaims.
+	manualCompactionsOnly bool
 }
 
 // Engine is a storage.Engine backed by a Pebble database.
@@ -70,6 +75,11 @@ type Engine struct {
 	// that no call reaches a closed pebble.DB (which panics).
 	mu     sync.RWMutex
 	closed bool
+	// closeStarted is cancelled when Close starts, so that a CompactAll
+	// (which holds mu shared for as long as it runs) gives up the
+	// compactions not yet started and lets Close have mu.
+	closeStarted  context.Context
+	cancelOnClose context.CancelFunc
 
 	// open tracks live iterators and snapshots so that Close can release
 	// them first: Pebble refuses to close with leaked iterators, and their
@@ -132,7 +142,10 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 			return nil, err
 		}
 	}
+	closeStarted, cancelOnClose := context.WithCancel(context.Background())
 	return &Engine{
+		closeStarted:  closeStarted,
+		cancelOnClose: cancelOnClose,
 		dir:           dir,
 		db:            db,
 		mark:          mark,
@@ -181,7 +194,8 @@ func pebbleOptions(opts Options, cmp *pebble.Comparer) *pebble.Options {
 		CompactionConcurrencyRange: func() (int, int) {
 			return 1, compactions
 		},
-		EventListener: eventListener(opts.Logger),
+		EventListener:               eventListener(opts.Logger),
+		DisableAutomaticCompactions: opts.manualCompactionsOnly,
 	}
 	// Bloom filters on every level: most point reads (raft entries, meta
 	// keys, lease records) hit exactly one key.
@@ -461,6 +475,60 @@ func (e *Engine) Sync() error {
 	return nil
 }
 
+// CompactAll implements storage.Engine with a manual compaction of every
+// level over the bounds of all the store's tables (split into parallel
+// compactions where Pebble can). The memtable is flushed first so that its
+// keys are among the tables compacted. Pebble compacts in the background as
+// it does on its own, so reads and writes are served meanwhile. The
+// compacted tables' files are deleted by Pebble shortly after it returns.
+func (e *Engine) CompactAll(ctx context.Context) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return storage.ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.closeStarted, cancel)()
+	if err := e.db.Flush(); err != nil {
+		return fmt.Errorf("pebble: compact %s: flush: %w", e.dir, err)
+	}
+	lo, hi, err := e.tableBounds()
+	if err != nil || lo == nil {
+		return err
+	}
+	if bytes.Compare(lo, hi) >= 0 {
+		// One key: Pebble wants start < end, and end is inclusive.
+		hi = append(hi, 0)
+	}
+	if err := e.db.Compact(ctx, lo, hi, true); err != nil {
+		return fmt.Errorf("pebble: compact %s: %w", e.dir, err)
+	}
+	return nil
+}
+
+// tableBounds returns the smallest and the largest user key of any table
+// (copies), or nils when there is none. The bounds come from the tables,
+// not from an iterator, so that tables holding only deleted keys, which an
+// iterator does not see, are compacted too.
+func (e *Engine) tableBounds() (lo, hi []byte, err error) {
+	levels, err := e.db.SSTables()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pebble: compact %s: list tables: %w", e.dir, err)
+	}
+	for _, level := range levels {
+		for _, t := range level {
+			if s := t.Smallest.UserKey; lo == nil || bytes.Compare(s, lo) < 0 {
+				lo = bytes.Clone(s)
+			}
+			if l := t.Largest.UserKey; hi == nil || bytes.Compare(l, hi) > 0 {
+				hi = bytes.Clone(l)
+			}
+		}
+	}
+	return lo, hi, nil
+}
+
 // Usage implements storage.Engine. SizeBytes is Pebble's disk space usage,
 // counting the WAL at its written size (Pebble reports the current WAL's
 // size as of its creation). LiveBytes counts the live tables plus the WAL
@@ -489,6 +557,7 @@ func (e *Engine) Usage() storage.Usage {
 // closed first; their later use fails with storage.ErrClosed. A second Close
 // returns storage.ErrClosed.
 func (e *Engine) Close() error {
+	e.cancelOnClose()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
