@@ -70,6 +70,7 @@ func (s *Server) setupReliability() error {
 		// without a timer per request (internal/middleware/limits.go).
 		ProposalTimeout: s.requestTimeout(),
 		IsProposal:      middleware.EtcdProposals,
+		IsLocalWork:     middleware.EtcdLocalWork,
 		MaxMemoryBytes:  l.MemoryLimitBytes,
 		IsWrite:         middleware.EtcdWrites,
 		Conns:           r.conns,

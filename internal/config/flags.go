@@ -188,7 +188,7 @@ func specs(c *Config) []flagSpec {
 		{"max-connections", groupMetastore, "Maximum number of concurrent client connections (0 = unlimited).", kindInt, newNonNeg(&li.MaxConnections), ""},
 		{"max-requests-in-flight", groupMetastore, "Maximum number of client requests processed at once; more get ResourceExhausted (0 = unlimited).", kindInt, newNonNeg(&li.MaxRequestsInFlight), ""},
 		{"memory-limit-bytes", groupMetastore, "Heap size above which new writes get ResourceExhausted (0 = unlimited). Units such as 2GiB are accepted.", kindSize, sizeValue{&li.MemoryLimitBytes, false}, ""},
-		{"request-timeout", groupMetastore, "Maximum time a client request may take when the client sets no deadline.", kindDuration, durationValue{&li.RequestTimeout}, ""},
+		{"request-timeout", groupMetastore, "Maximum time a client request may take when the client sets no deadline (not physical Compact, Defragment, Hash, HashKV: as in etcd, only the client bounds those).", kindDuration, durationValue{&li.RequestTimeout}, ""},
 		{"connection-timeout", groupMetastore, "Time allowed for a new client connection to complete its handshake.", kindDuration, durationValue{&li.ConnectionTimeout}, ""},
 		{"shutdown-timeout", groupMetastore, "Maximum time a graceful shutdown (SIGTERM/SIGINT) may take before remaining work is abandoned.", kindDuration, durationValue{&li.ShutdownTimeout}, ""},
 		{"rate-limit-per-client", groupMetastore, "Requests per second allowed per client IP (0 = no limit).", kindFloat, floatValue{&li.RateLimitPerClient}, ""},

@@ -58,6 +58,14 @@ type LimitsConfig struct {
 	// IsProposal selects the requests ProposalTimeout applies to (e.g.
 	// EtcdProposals); nil: none.
 	IsProposal func(fullMethod string, req any) bool
+	// IsLocalWork selects the requests that, once accepted, wait for work
+	// this member does on its whole store (e.g. EtcdLocalWork: a physical
+	// compaction, a defragment, a hash of the store). etcd bounds none of
+	// them on the server, and the work goes on when the caller stops
+	// waiting, so they get no default deadline: one that fired would fail
+	// the call while the work still completes. Only the client's deadline
+	// bounds them. Nil: none.
+	IsLocalWork func(fullMethod string, req any) bool
 	// MaxMemoryBytes is the heap watermark above which requests IsWrite
 	// selects fail with ErrMemoryLimit.
 	MaxMemoryBytes int64
@@ -250,6 +258,9 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 
 // timeout is the default deadline of a unary request, 0 for none.
 func (l *Limiter) timeout(fullMethod string, req any) time.Duration {
+	if l.cfg.IsLocalWork != nil && l.cfg.IsLocalWork(fullMethod, req) {
+		return 0
+	}
 	d := l.cfg.RequestTimeout
 	if p := l.cfg.ProposalTimeout; p > 0 && (d <= 0 || p <= d) && l.cfg.IsProposal != nil && l.cfg.IsProposal(fullMethod, req) {
 		return 0 // bounded by the request path (ProposalTimeout)

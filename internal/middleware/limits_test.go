@@ -293,3 +293,38 @@ func TestProposalTimeoutForProposals(t *testing.T) {
 		t.Errorf("put with RequestTimeout 1s: deadline %v in %v", has, left)
 	}
 }
+
+// TestNoDefaultDeadlineForLocalWork: a physical Compact, Defragment, Hash
+// and HashKV get no default deadline (etcd bounds none of them, and the work
+// goes on when the call fails); a logical Compact and other requests do.
+func TestNoDefaultDeadlineForLocalWork(t *testing.T) {
+	lim, err := NewLimiter(LimitsConfig{RequestTimeout: time.Minute, IsLocalWork: EtcdLocalWork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method   string
+		req      any
+		deadline bool
+	}{
+		{"/etcdserverpb.KV/Compact", &pb.CompactionRequest{Revision: 5, Physical: true}, false},
+		{"/etcdserverpb.KV/Compact", &pb.CompactionRequest{Revision: 5}, true},
+		{"/etcdserverpb.Maintenance/Defragment", &pb.DefragmentRequest{}, false},
+		{"/etcdserverpb.Maintenance/Hash", &pb.HashRequest{}, false},
+		{"/etcdserverpb.Maintenance/HashKV", &pb.HashKVRequest{}, false},
+		{"/etcdserverpb.Maintenance/Status", &pb.StatusRequest{}, true},
+		{"/etcdserverpb.KV/Range", &pb.RangeRequest{}, true},
+	} {
+		var has bool
+		h := func(ctx context.Context, _ any) (any, error) {
+			_, has = ctx.Deadline()
+			return nil, nil
+		}
+		if _, err := lim.UnaryServerInterceptor()(context.Background(), c.req, unaryInfo(c.method), h); err != nil {
+			t.Fatal(err)
+		}
+		if has != c.deadline {
+			t.Errorf("%s %v: deadline %v, want %v", c.method, c.req, has, c.deadline)
+		}
+	}
+}

@@ -55,3 +55,18 @@ func EtcdProposals(fullMethod string, req any) bool {
 	}
 	return false
 }
+
+// EtcdLocalWork is a ready-made LimitsConfig.IsLocalWork for etcd's API:
+// a Compact that waits for the physical compaction (its proposal is still
+// bounded by the request path), Defragment, Hash and HashKV. Each can take
+// minutes on a large store.
+func EtcdLocalWork(fullMethod string, req any) bool {
+	switch fullMethod {
+	case "/etcdserverpb.KV/Compact":
+		c, ok := req.(*pb.CompactionRequest)
+		return ok && c.GetPhysical()
+	case "/etcdserverpb.Maintenance/Defragment", "/etcdserverpb.Maintenance/Hash", "/etcdserverpb.Maintenance/HashKV":
+		return true
+	}
+	return false
+}
