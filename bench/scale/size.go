@@ -577,7 +577,8 @@ func (r *sizeRun) join() error {
 		return err
 	}
 	dir := filepath.Join(r.srv.dir, "join")
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(filepath.Join(dir, "data")) // the log stays
+
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
