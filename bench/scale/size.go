@@ -88,13 +88,30 @@ func isNoSpace(err error) bool {
 }
 
 type sizeRun struct {
-	s      settings
-	z      sizeSettings
-	srv    *server
-	vals   *values
-	sizes  []int // value size of key i, 0 once deleted
-	live   int64 // bytes of live keys and values
-	prefix string
+	s     settings
+	z     sizeSettings
+	srv   *server
+	vals  *values
+	sizes []int // value size of key i, 0 once deleted
+	live  int64 // bytes of live keys and values
+	// retried counts requests of the load that failed other than by the
+	// quota and were sent again (reported, then reset, after each phase).
+	retried atomic.Int64
+}
+
+// retry runs f up to five times while it fails other than by the quota
+// (a request timed out under the load, say), as a Kubernetes client would;
+// the writes are plain puts, so sending one again is harmless.
+func (r *sizeRun) retry(f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); err == nil || isNoSpace(err) {
+			return err
+		}
+		r.retried.Add(1)
+		r.logf("request failed, sending it again: %v", err)
+	}
+	return err
 }
 
 func (r *sizeRun) logf(format string, a ...any) {
@@ -184,9 +201,12 @@ func (r *sizeRun) load() error {
 				for i := b.lo; i < b.hi; i++ {
 					ops = append(ops, clientv3.OpPut(sizeKey(i), r.vals.get(wr, r.sizes[i])))
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				_, err := r.srv.c.Txn(ctx).Then(ops...).Commit()
-				cancel()
+				err := r.retry(func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					_, err := r.srv.c.Txn(ctx).Then(ops...).Commit()
+					return err
+				})
 				if err != nil {
 					stopped.Store(true)
 					errOnce.Do(func() { firstErr = err })
@@ -214,8 +234,8 @@ func (r *sizeRun) load() error {
 			r.live += int64(len(sizeKey(i)) + r.sizes[i])
 		}
 	}
-	r.logf("load: %d keys, %s of keys and values in %.1fs: %.1f MB/s (%d clients, transactions of <=100 puts)",
-		r.keys(), mib(r.live), d.Seconds(), mbps(r.live, d), r.z.loadClients)
+	r.logf("load: %d keys, %s of keys and values in %.1fs: %.1f MB/s (%d clients, transactions of <=100 puts); %d requests failed and were sent again",
+		r.keys(), mib(r.live), d.Seconds(), mbps(r.live, d), r.z.loadClients, r.retried.Swap(0))
 	if firstErr == nil {
 		return nil
 	}
@@ -317,9 +337,12 @@ func (r *sizeRun) update() error {
 				}
 				i := ks[j%len(ks)]
 				v := r.vals.get(wr, r.sizes[i])
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				_, err := r.srv.c.Put(ctx, sizeKey(i), v)
-				cancel()
+				err := r.retry(func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					_, err := r.srv.c.Put(ctx, sizeKey(i), v)
+					return err
+				})
 				if err != nil {
 					stopped.Store(true)
 					errOnce.Do(func() { firstErr = err })
@@ -331,8 +354,8 @@ func (r *sizeRun) update() error {
 	}
 	wg.Wait()
 	d := time.Since(start)
-	r.logf("update: %d puts of %d keys (%s) in %.1fs: %.0f puts/s, %.1f MB/s (16 clients, one put each)",
-		min(int(next.Load()), total), len(ks), mib(written.Load()), d.Seconds(), float64(min(int(next.Load()), total))/d.Seconds(), mbps(written.Load(), d))
+	r.logf("update: %d puts of %d keys (%s) in %.1fs: %.0f puts/s, %.1f MB/s (16 clients, one put each); %d requests failed and were sent again",
+		min(int(next.Load()), total), len(ks), mib(written.Load()), d.Seconds(), float64(min(int(next.Load()), total))/d.Seconds(), mbps(written.Load(), d), r.retried.Swap(0))
 	if firstErr == nil {
 		return nil
 	}
