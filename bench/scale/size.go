@@ -135,26 +135,35 @@ func (r *sizeRun) run() error {
 	if err := r.load(); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	if err := r.update(); err != nil {
-		return fmt.Errorf("update: %w", err)
+	// A later phase that fails is reported and the next one runs: one
+	// failed measurement should not cost the others of a long run.
+	for _, ph := range []struct {
+		name string
+		f    func() error
+	}{
+		{"update", r.update},
+		{"latencies", func() error { return r.latencies("idle") }},
+		{"compaction", r.compaction},
+		{"disk and peak RSS", r.usage},
+		{"restart", r.restarts},
+		{"join", r.join},
+	} {
+		if err := ph.f(); err != nil {
+			r.logf("%s FAILED: %v", ph.name, err)
+			if !r.srv.proc.Running() {
+				return fmt.Errorf("%s: the server is down: %w", ph.name, err)
+			}
+		}
 	}
-	if err := r.latencies("idle"); err != nil {
-		return err
-	}
-	if err := r.compaction(); err != nil {
-		return fmt.Errorf("compaction: %w", err)
-	}
+	return nil
+}
+
+func (r *sizeRun) usage() error {
 	peak, err := hwm(r.srv.pid())
 	if err != nil {
 		return err
 	}
 	r.logf("disk %s, peak RSS %d MiB (VmHWM since start)", mib(diskUse(filepath.Join(r.srv.dir, "data"))), peak>>10)
-	if err := r.restarts(); err != nil {
-		return fmt.Errorf("restart: %w", err)
-	}
-	if err := r.join(); err != nil {
-		return fmt.Errorf("join: %w", err)
-	}
 	return nil
 }
 
@@ -376,11 +385,12 @@ func (r *sizeRun) randKey(rng *rand.Rand) int {
 }
 
 // sample runs op from clients goroutines until n ops or d passed and
-// returns the latencies.
-func sample(clients, n int, d time.Duration, op func(rng *rand.Rand) error) ([]time.Duration, error) {
+// returns the latencies of those that succeeded and how many failed.
+func sample(clients, n int, d time.Duration, op func(rng *rand.Rand) error) ([]time.Duration, int, string) {
 	var mu sync.Mutex
 	var lat []time.Duration
-	var firstErr error
+	var fails int
+	var firstErr string
 	var count atomic.Int64
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -394,19 +404,26 @@ func sample(clients, n int, d time.Duration, op func(rng *rand.Rand) error) ([]t
 				err := op(rng)
 				el := time.Since(t0)
 				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				lat = append(lat, el)
-				mu.Unlock()
 				if err != nil {
-					return
+					if fails++; firstErr == "" {
+						firstErr = err.Error()
+					}
+				} else {
+					lat = append(lat, el)
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return lat, firstErr
+	return lat, fails, firstErr
+}
+
+func failures(n int, first string) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d FAILED (first: %s)", n, first)
 }
 
 func (r *sizeRun) putOp(rng *rand.Rand) error {
@@ -455,19 +472,25 @@ func (r *sizeRun) latencies(label string) error {
 		{"page of 500 pods", 1, 300, r.pageOp},
 		{"count of /registry/pods/", 1, 30, r.countOp},
 	} {
-		lat, err := sample(m.clients, m.n, r.z.opTime, m.op)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
-		}
-		r.logf("%s %s: %s", label, m.name, p5099(lat))
+		lat, fails, first := sample(m.clients, m.n, r.z.opTime, m.op)
+		r.logf("%s %s: %s%s", label, m.name, p5099(lat), failures(fails, first))
 	}
 	return nil
 }
 
+// mixedResult is what mixed measured: latencies of the requests that
+// succeeded, and the failures.
+type mixedResult struct {
+	puts, gets []time.Duration
+	fails      int
+	first      string
+}
+
 // mixed runs puts and gets from 2 clients each until stop is closed.
-func (r *sizeRun) mixed(stop <-chan struct{}) (puts, gets []time.Duration, err error) {
+func (r *sizeRun) mixed(stop <-chan struct{}) mixedResult {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	var m mixedResult
 	run := func(op func(*rand.Rand) error, out *[]time.Duration, seed uint64) {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(8, seed))
@@ -480,23 +503,23 @@ func (r *sizeRun) mixed(stop <-chan struct{}) (puts, gets []time.Duration, err e
 			t0 := time.Now()
 			e := op(rng)
 			mu.Lock()
-			*out = append(*out, time.Since(t0))
-			if e != nil && err == nil {
-				err = e
+			if e != nil {
+				if m.fails++; m.first == "" {
+					m.first = e.Error()
+				}
+			} else {
+				*out = append(*out, time.Since(t0))
 			}
 			mu.Unlock()
-			if e != nil {
-				return
-			}
 		}
 	}
 	for w := range 2 {
 		wg.Add(2)
-		go run(r.putOp, &puts, uint64(w))
-		go run(r.getOp, &gets, uint64(10+w))
+		go run(r.putOp, &m.puts, uint64(w))
+		go run(r.getOp, &m.gets, uint64(10+w))
 	}
 	wg.Wait()
-	return puts, gets, err
+	return m
 }
 
 // compaction compacts every revision but the latest (with physical: the
@@ -506,25 +529,16 @@ func (r *sizeRun) compaction() error {
 	ctx := context.Background()
 	stop := make(chan struct{})
 	time.AfterFunc(r.z.opTime, func() { close(stop) })
-	bp, bg, err := r.mixed(stop)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
-	}
+	base := r.mixed(stop)
+	bp, bg := base.puts, base.gets
 	resp, err := r.srv.c.Get(ctx, "health")
 	if err != nil {
 		return err
 	}
 	rev := resp.Header.Revision
 	stop = make(chan struct{})
-	type res struct {
-		puts, gets []time.Duration
-		err        error
-	}
-	done := make(chan res, 1)
-	go func() {
-		p, g, err := r.mixed(stop)
-		done <- res{p, g, err}
-	}()
+	done := make(chan mixedResult, 1)
+	go func() { done <- r.mixed(stop) }()
 	t0 := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, time.Hour)
 	_, cerr := r.srv.c.Compact(cctx, rev, clientv3.WithCompactPhysical())
@@ -532,16 +546,11 @@ func (r *sizeRun) compaction() error {
 	cd := time.Since(t0)
 	close(stop)
 	m := <-done
-	if cerr != nil {
-		return cerr
-	}
-	if m.err != nil {
-		return m.err
-	}
-	r.logf("compaction to revision %d took %.2fs; put p99 %.2f ms without / %.2f ms during (%.2fx, n=%d), get p99 %.2f / %.2f ms (%.2fx, n=%d)",
+	r.logf("compaction to revision %d took %.2fs; put p99 %.2f ms without / %.2f ms during (%.2fx, n=%d), get p99 %.2f / %.2f ms (%.2fx, n=%d); failed requests: %d before, %d during%s",
 		rev, cd.Seconds(), ms(pct(bp, 0.99)), ms(pct(m.puts, 0.99)), ratio(pct(m.puts, 0.99), pct(bp, 0.99)), len(m.puts),
-		ms(pct(bg, 0.99)), ms(pct(m.gets, 0.99)), ratio(pct(m.gets, 0.99), pct(bg, 0.99)), len(m.gets))
-	return nil
+		ms(pct(bg, 0.99)), ms(pct(m.gets, 0.99)), ratio(pct(m.gets, 0.99), pct(bg, 0.99)), len(m.gets),
+		base.fails, m.fails, failures(base.fails+m.fails, base.first+m.first))
+	return cerr
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
