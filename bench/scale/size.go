@@ -270,7 +270,8 @@ func (r *sizeRun) keys() int {
 func (r *sizeRun) freeSpace() error {
 	ctx := context.Background()
 	var ks []int
-	for i := len(r.sizes) - 1; i >= 0 && len(ks) < r.keys()/20; i-- {
+	n := r.keys() / 20
+	for i := len(r.sizes) - 1; i >= 0 && len(ks) < n; i-- {
 		if r.sizes[i] > 0 {
 			ks = append(ks, i)
 		}
