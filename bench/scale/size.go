@@ -82,13 +82,12 @@ func (v *values) get(r *rand.Rand, size int) string {
 
 func valueSize(r *rand.Rand) int { return 1024 + r.IntN(9*1024+1) }
 
-// errNoSpace is the quota error of both servers.
+// isNoSpace reports the quota error (both servers send etcd's text).
 func isNoSpace(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "database space exceeded")
 }
 
 type sizeRun struct {
-	s     settings
 	z     sizeSettings
 	srv   *server
 	vals  *values
@@ -121,7 +120,7 @@ func (r *sizeRun) logf(format string, a ...any) {
 func runSize(s settings, z sizeSettings) error {
 	vals := newValues()
 	return forEachServer(s, "size", func(srv server) error {
-		r := &sizeRun{s: s, z: z, srv: &srv, vals: vals}
+		r := &sizeRun{z: z, srv: &srv, vals: vals}
 		defer func() {
 			if r.srv.proc.Running() {
 				r.srv.proc.Stop(2 * time.Minute)
