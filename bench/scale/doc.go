@@ -19,5 +19,19 @@
 //	go run ./bench/scale -mode watch -metastore /tmp/metastore -etcd .bin/etcd-ref \
 //	    -watchers 100000 -watch-keys 10000 -watch-streams 100 -puts 20000
 //
+// With -mode size it loads Kubernetes-shaped data (/registry/<kind>/<ns>/<name>,
+// values of 1-10 KiB of random bytes) to -size-gib of live keys and values,
+// writes a few more revisions of a tenth of the keys, then measures on the
+// same member: put, get, 500-key page and whole-prefix count latencies; put
+// and get p99 while a compaction of every revision but the latest runs;
+// disk use and peak RSS; restart to ready after SIGTERM and after kill -9
+// with the RSS right after; and the time a new member takes from its start
+// on an empty data dir until it serves the latest revision. A NOSPACE during
+// the load (etcd past its quota) is recorded and cleared as an operator
+// would: delete 5% of the keys, compact, defragment, disarm.
+//
+//	go run ./bench/scale -mode size -size-gib 1 -metastore /tmp/metastore -etcd .bin/etcd-ref \
+//	    -metastore-args "--quota-backend-bytes 68719476736"
+//
 // It is a measurement program, not a test: numbers depend on the machine.
 package main

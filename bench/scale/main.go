@@ -8,24 +8,25 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/tests/framework"
 )
 
 type settings struct {
 	keys, value, lists, rounds int
 	listTimeout                time.Duration
 	metastore, etcd            string
-	metastoreArgs              string
+	metastoreArgs, etcdArgs    string
 	workDir                    string
 }
 
@@ -45,7 +46,13 @@ type result struct {
 func main() {
 	var s settings
 	var w watchSettings
-	mode := flag.String("mode", "lists", "lists: concurrent unpaginated LISTs; watch: put latency with and without a stalled watch stream among many watchers")
+	var z sizeSettings
+	mode := flag.String("mode", "lists", "lists: concurrent unpaginated LISTs; watch: put latency with and without a stalled watch stream among many watchers; size: load to -size-gib and measure latencies, compaction, restart, join")
+	flag.Float64Var(&z.gib, "size-gib", 1, "size mode: GiB of live keys and values to load")
+	flag.Float64Var(&z.updateFrac, "update-frac", 0.1, "size mode: share of the keys written again after the load")
+	flag.IntVar(&z.updateRevs, "update-revs", 2, "size mode: new revisions of each of those keys")
+	flag.IntVar(&z.loadClients, "load-clients", 8, "size mode: concurrent loading clients")
+	flag.DurationVar(&z.opTime, "op-time", 20*time.Second, "size mode: bound of each latency sample")
 	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")
 	flag.IntVar(&w.keys, "watch-keys", 10000, "watch mode: keys watched (and written)")
 	flag.IntVar(&w.streams, "watch-streams", 100, "watch mode: watch streams carrying the watchers (10 per connection)")
@@ -59,6 +66,7 @@ func main() {
 	flag.StringVar(&s.metastore, "metastore", "", "metastore binary (empty: skip)")
 	flag.StringVar(&s.etcd, "etcd", "", "etcd binary (empty: skip)")
 	flag.StringVar(&s.metastoreArgs, "metastore-args", "", "extra flags for metastore, space separated")
+	flag.StringVar(&s.etcdArgs, "etcd-args", "", "extra flags for etcd only, space separated")
 	flag.StringVar(&s.workDir, "work-dir", "", "where data dirs go (default a temp dir)")
 	flag.Parse()
 	var err error
@@ -67,8 +75,10 @@ func main() {
 		err = run(s)
 	case "watch":
 		err = runWatch(s, w)
+	case "size":
+		err = runSize(s, z)
 	default:
-		err = fmt.Errorf("unknown -mode %q (lists or watch)", *mode)
+		err = fmt.Errorf("unknown -mode %q (lists, watch or size)", *mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
@@ -89,10 +99,16 @@ func run(s settings) error {
 // server is one started member: its process, client URL and a client.
 type server struct {
 	name string
-	cmd  *exec.Cmd
+	proc *framework.Process
 	url  string
 	c    *clientv3.Client
+	// args and dir start it again on the same data dir (size mode).
+	bin, dir string
+	args     []string
 }
+
+// pid is the server process's ID.
+func (s server) pid() int { return s.proc.Pid() }
 
 // forEachServer starts metastore then etcd (those given), round after
 // round, each on a fresh data dir under the work dir (a temp dir unless
@@ -107,7 +123,7 @@ func forEachServer(s settings, mode string, measure func(srv server) error) erro
 		s.workDir = d
 	}
 	for round := range s.rounds {
-		for _, srv := range []struct{ name, bin, extra string }{{"metastore", s.metastore, s.metastoreArgs}, {"etcd", s.etcd, ""}} {
+		for _, srv := range []struct{ name, bin, extra string }{{"metastore", s.metastore, s.metastoreArgs}, {"etcd", s.etcd, s.etcdArgs}} {
 			if srv.bin == "" {
 				continue
 			}
@@ -120,106 +136,141 @@ func forEachServer(s settings, mode string, measure func(srv server) error) erro
 	return nil
 }
 
+// withServer starts one member on dir, runs f on it, stops it and removes
+// its data (the size mode's runs would otherwise fill the disk).
 func withServer(name, bin string, extra []string, dir string, f func(srv server) error) error {
-	cmd, url, err := startServer(bin, extra, dir)
+	srv, err := startServer(name, bin, extra, dir)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(filepath.Join(dir, "data"))
-	defer stop(cmd)
-	c, err := newClient(url)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return f(server{name: name, cmd: cmd, url: url, c: c})
+	defer func() { srv.proc.Stop(time.Minute) }()
+	defer srv.c.Close()
+	return f(srv)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// nextPort is the next port tried by port: the benchmark uses 127.0.0.1
+// ports from 46000 upward, apart from the test suites' ranges.
+var nextPort atomic.Int32
+
+// port returns the next port from 46000 upward that is free now.
+func port() (int, error) {
+	nextPort.CompareAndSwap(0, 46000)
+	for range 1000 {
+		p := int(nextPort.Add(1)) - 1
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		if err := l.Close(); err != nil {
+			return 0, err
+		}
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port from 46000 upward")
 }
 
-// startServer starts bin with etcd's flags (metastore takes the same) and
-// waits until it answers.
-func startServer(bin string, extra []string, dir string) (*exec.Cmd, string, error) {
-	cp, err := freePort()
+// urls returns a client and a peer URL on free ports.
+func urls() (client, peer string, err error) {
+	cp, err := port()
 	if err != nil {
-		return nil, "", err
+		return "", "", err
 	}
-	pp, err := freePort()
+	pp, err := port()
 	if err != nil {
-		return nil, "", err
+		return "", "", err
 	}
-	curl, purl := fmt.Sprintf("http://127.0.0.1:%d", cp), fmt.Sprintf("http://127.0.0.1:%d", pp)
+	return fmt.Sprintf("http://127.0.0.1:%d", cp), fmt.Sprintf("http://127.0.0.1:%d", pp), nil
+}
+
+// startServer starts bin with etcd's flags (metastore takes the same) as a
+// single-member cluster and waits until it answers.
+func startServer(name, bin string, extra []string, dir string) (server, error) {
+	curl, purl, err := urls()
+	if err != nil {
+		return server{}, err
+	}
 	args := append([]string{
 		"--name", "s0", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", curl, "--advertise-client-urls", curl,
 		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 		"--initial-cluster", "s0=" + purl,
-		"--quota-backend-bytes", strconv.Itoa(8 << 30),
 	}, extra...)
+	if !slices.Contains(extra, "--quota-backend-bytes") {
+		args = append(args, "--quota-backend-bytes", strconv.Itoa(8<<30))
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", err
+		return server{}, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	srv := server{name: name, bin: bin, dir: dir, args: args, url: curl}
+	if _, err := srv.start(); err != nil {
+		return server{}, err
+	}
+	return srv, nil
+}
+
+// start starts the server process (again) and waits until a linearizable
+// read succeeds; it returns how long that took from the exec.
+func (srv *server) start() (time.Duration, error) {
+	t0 := time.Now()
+	p, err := framework.StartProcess(framework.ProcessOptions{Bin: srv.bin, Args: srv.args, LogPath: filepath.Join(srv.dir, "server.log")})
 	if err != nil {
-		return nil, "", err
+		return 0, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, "", err
-	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
-	c, err := newClient(curl)
+	c, d, err := waitServes(p, srv.url, 30*time.Minute, t0)
 	if err != nil {
-		stop(cmd)
-		return nil, "", err
+		p.Stop(time.Minute)
+		return 0, fmt.Errorf("%s (log %s): %w", srv.bin, filepath.Join(srv.dir, "server.log"), err)
 	}
-	defer c.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Get(ctx, "health")
-		cancel()
-		if err == nil {
-			return cmd, curl, nil
+	srv.proc, srv.c = p, c
+	return d, nil
+}
+
+// waitServes polls url with a linearizable read until one succeeds (or p
+// exits, or timeout passes) and returns a client of it and the time since t0.
+func waitServes(p *framework.Process, url string, timeout time.Duration, t0 time.Time) (*clientv3.Client, time.Duration, error) {
+	// First the port, polled with plain dials: a gRPC client that finds
+	// nothing listening backs off for a second or more between attempts.
+	addr := strings.TrimPrefix(url, "http://")
+	err := framework.WaitFor(timeout, 5*time.Millisecond, func() (bool, error) {
+		if !p.Running() {
+			return false, errors.New("server exited")
 		}
-		if time.Now().After(deadline) {
-			stop(cmd)
-			return nil, "", fmt.Errorf("not ready after 60s (see %s): %w", logf.Name(), err)
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		return true, conn.Close()
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	c, err := newClient(url)
+	if err != nil {
+		return nil, 0, err
+	}
+	var d time.Duration
+	err = framework.WaitFor(timeout, 5*time.Millisecond, func() (bool, error) {
+		if !p.Running() {
+			return false, errors.New("server exited")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Get(ctx, "health"); err != nil {
+			return false, nil
+		}
+		d = time.Since(t0)
+		return true, nil
+	})
+	if err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	return c, d, nil
 }
 
 func newClient(url string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for cmd.ProcessState == nil {
-			if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-	}
 }
 
 // hwm reads VmHWM (peak resident set, KiB) of pid.
@@ -245,17 +296,17 @@ func resetHWM(pid int) error {
 
 func measure(s settings, srv server) (result, error) {
 	r := result{server: srv.name}
-	cmd, url, c := srv.cmd, srv.url, srv.c
+	pid, url, c := srv.pid(), srv.url, srv.c
 	var err error
 	start := time.Now()
 	if err := load(c, s); err != nil {
 		return r, fmt.Errorf("load: %w", err)
 	}
 	r.loadTime = time.Since(start)
-	if r.hwmAfterLoad, err = hwm(cmd.Process.Pid); err != nil {
+	if r.hwmAfterLoad, err = hwm(pid); err != nil {
 		return r, err
 	}
-	if err := resetHWM(cmd.Process.Pid); err != nil {
+	if err := resetHWM(pid); err != nil {
 		return r, fmt.Errorf("reset VmHWM: %w", err)
 	}
 
@@ -319,7 +370,7 @@ func measure(s settings, srv server) (result, error) {
 	lw.Wait()
 	close(stopW)
 	wg.Wait()
-	if r.hwmDuringLists, err = hwm(cmd.Process.Pid); err != nil {
+	if r.hwmDuringLists, err = hwm(pid); err != nil {
 		return r, err
 	}
 	return r, nil

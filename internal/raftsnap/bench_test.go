@@ -3,9 +3,14 @@ package raftsnap
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -18,15 +23,29 @@ import (
 // BenchmarkTransferAndInstall streams an image from one Pebble engine to
 // another through a pipe, stages and installs it, and reports the peak heap
 // growth. That includes Pebble's memtables and block cache (Go heap without
-// cgo), but it must not grow with the image size.
+// cgo), but it must not grow with the image size. It also reports the rate
+// of each phase — reading the image alone (scan), receiving it into the
+// staging area (stage: the scan, the pipe and the staging writes at once)
+// and installing it — to show where a new member's catch-up time goes.
+// RAFTSNAP_BENCH_MIB adds one more size (the issue 11 scale runs used 1024).
 func BenchmarkTransferAndInstall(b *testing.B) {
-	for _, mib := range []int{32, 128} {
+	sizes := []int{32, 128}
+	if v, err := strconv.Atoi(os.Getenv("RAFTSNAP_BENCH_MIB")); err == nil && v > 0 {
+		sizes = append(sizes, v)
+	}
+	for _, mib := range sizes {
 		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) { benchTransfer(b, mib<<10) })
 	}
 }
 
 func benchTransfer(b *testing.B, keys int) {
 	const valueSize = 1 << 10
+	// Random values: zeros would compress to nothing in Pebble's blocks.
+	pool := make([]byte, 16<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range pool {
+		pool[i] = byte(rng.Uint32())
+	}
 	open := func(name string) storage.Engine {
 		e, err := pebbleengine.Open(filepath.Join(b.TempDir(), name), pebbleengine.Options{})
 		if err != nil {
@@ -37,9 +56,9 @@ func benchTransfer(b *testing.B, keys int) {
 	}
 	src := open("src")
 	batch := src.NewBatch()
-	val := make([]byte, valueSize)
 	for i := 0; i < keys; i++ {
-		if err := batch.Set([]byte(fmt.Sprintf("k/%08d", i)), val); err != nil {
+		off := rng.IntN(len(pool) - valueSize)
+		if err := batch.Set([]byte(fmt.Sprintf("k/%08d", i)), pool[off:off+valueSize]); err != nil {
 			b.Fatal(err)
 		}
 		if batch.Count() >= 4096 {
@@ -60,7 +79,21 @@ func benchTransfer(b *testing.B, keys int) {
 	b.SetBytes(int64(keys) * valueSize)
 	b.ResetTimer()
 	var peak uint64
+	var scan, stage, install time.Duration
+	var stageW, installW int64
 	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		t0 := time.Now()
+		sim, err := OpenImage(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sim.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		sim.Close()
+		scan += time.Since(t0)
+		b.StartTimer()
 		dst := open(fmt.Sprintf("dst%d", i))
 		log, err := raftlog.Open(dst)
 		if err != nil {
@@ -96,15 +129,52 @@ func benchTransfer(b *testing.B, keys int) {
 		}()
 		rc := NewReceiver(dst)
 		md := proto.Clone(im.Meta).(*raftpb.SnapshotMetadata)
+		t0 = time.Now()
+		w0 := writeBytes(b)
 		if err := rc.Stage(pr, md); err != nil {
 			b.Fatal(err)
 		}
+		stage += time.Since(t0)
+		w1 := writeBytes(b)
+		t0 = time.Now()
 		if err := rc.Install(md, log); err != nil {
 			b.Fatal(err)
 		}
+		install += time.Since(t0)
+		w2 := writeBytes(b)
+		stageW += w1 - w0
+		installW += w2 - w1
 		close(stop)
 		peak = max(peak, <-sampled)
 		im.Close()
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	rate := func(d time.Duration) float64 { return float64(b.N) * float64(keys) * valueSize / 1e6 / d.Seconds() }
+	b.ReportMetric(rate(scan), "scan-MB/s")
+	b.ReportMetric(rate(stage), "stage-MB/s")
+	b.ReportMetric(rate(install), "install-MB/s")
+	// Bytes this process had the kernel write to disk per image byte.
+	amp := func(w int64) float64 { return float64(w) / (float64(b.N) * float64(keys) * valueSize) }
+	b.ReportMetric(amp(stageW), "stage-disk-bytes/B")
+	b.ReportMetric(amp(installW), "install-disk-bytes/B")
+}
+
+// writeBytes is what this process has caused to be written to storage so
+// far (write_bytes of /proc/self/io, Linux).
+func writeBytes(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatalf("no /proc/self/io: %v", err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no write_bytes in /proc/self/io")
+	return 0
 }
