@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,7 +51,8 @@ func (s *Server) initialCorruptionCheck(ctx context.Context) error {
 	if s.peerTLS != nil {
 		peerClientTLS = s.peerTLS.Client
 	}
-	rt := &http.Transport{Proxy: nil, TLSClientConfig: peerClientTLS, DisableKeepAlives: true}
+	rt := &http.Transport{Proxy: nil, TLSClientConfig: peerClientTLS, DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: transport.LocalTCPAddr(s.peerLocal)}).DialContext}
 	defer rt.CloseIdleConnections()
 	hdr := http.Header{}
 	hdr.Set(transport.HeaderClusterID, strconv.FormatUint(s.members.ClusterID(), 16))

@@ -45,6 +45,7 @@ func (s *Server) startRaft(ctx context.Context) error {
 		Join:              s.cfg.Cluster.State == config.ClusterStateExisting,
 		AdvertisePeerURLs: urlStrings(s.cfg.Member.AdvertisePeerURLs),
 		PeerTLS:           peerClientTLS,
+		PeerLocalAddr:     transport.LocalTCPAddr(s.peerLocal),
 		DataDir:           s.cfg.Member.DataDir,
 		Discover:          func() (map[string][]string, error) { return s.discover(ctx) },
 		Logger:            s.lg.Named("bootstrap"),
@@ -77,7 +78,7 @@ func (s *Server) startRaft(ctx context.Context) error {
 		// --raft-write-timeout bounds each write on connections to peers.
 		WriteTimeout: s.cfg.Raft.PeerWriteTimeout,
 		IsRemoved:    s.members.IsRemoved,
-		LocalAddr:    s.peerLocalAddr(),
+		LocalAddr:    s.peerLocal,
 		Removed: func() {
 			s.lg.Warn("a peer says this member was removed from the cluster")
 			s.fail(membership.ErrRemoved)

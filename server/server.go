@@ -61,12 +61,16 @@ type Server struct {
 	self    *clientv3.Client // for the lock and election services
 	gateway *gateway.Gateway
 
-	transport  *transport.Transport
-	snapRecv   *raftsnap.Receiver
-	clientTLS  *tlsutil.Pair // nil: no client TLS configured
-	peerTLS    *tlsutil.Pair
-	peerLns    []net.Listener // bound by bindPeerListeners, served by startPeerListeners
-	peerSrvs   []*http.Server
+	transport *transport.Transport
+	snapRecv  *raftsnap.Receiver
+	clientTLS *tlsutil.Pair // nil: no client TLS configured
+	peerTLS   *tlsutil.Pair
+	peerLns   []net.Listener // bound by bindPeerListeners, served by startPeerListeners
+	peerSrvs  []*http.Server
+	// peerLocal is the address every connection to a peer is dialed from
+	// (SetMemberLocalAddr; "" lets the kernel choose), chosen once in Start
+	// before the first peer call.
+	peerLocal  string
 	applier    *apply.Applier
 	wait       *apply.Wait
 	node       *raftnode.Node
@@ -206,6 +210,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.openStorage(); err != nil {
 		return err
 	}
+	s.peerLocal = s.peerLocalAddr()
 	if err := s.initialCorruptionCheck(ctx); err != nil { // server/corruption.go
 		return err
 	}

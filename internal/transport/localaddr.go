@@ -37,9 +37,9 @@ func LocalAddr(advertisePeerURLs []url.URL, lg *zap.Logger) string {
 	return ""
 }
 
-// localTCPAddr is the dialer's source address for Config.LocalAddr: nil
+// LocalTCPAddr is the dialer's source address for Config.LocalAddr: nil
 // (the kernel chooses) for "" or anything that is not an IP address.
-func localTCPAddr(addr string) net.Addr {
+func LocalTCPAddr(addr string) net.Addr {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
 		return nil

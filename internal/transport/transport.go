@@ -180,7 +180,7 @@ func New(cfg Config) *Transport {
 	}
 	t.clusterID.Store(cfg.ClusterID)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, LocalAddr: localTCPAddr(cfg.LocalAddr)}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, LocalAddr: LocalTCPAddr(cfg.LocalAddr)}
 	t.rt = &http.Transport{
 		Proxy: nil, // peers are reached directly, whatever the environment says
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

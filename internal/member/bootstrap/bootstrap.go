@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 
@@ -33,7 +34,10 @@ type Config struct {
 	AdvertisePeerURLs []string
 	// PeerTLS is the client side of the peer TLS settings, nil without TLS.
 	PeerTLS *tls.Config
-	DataDir string // for log messages
+	// PeerLocalAddr is the address a joining member dials its peers from
+	// (SetMemberLocalAddr); nil lets the kernel choose.
+	PeerLocalAddr net.Addr
+	DataDir       string // for log messages
 	// Discover, when set, is asked on a new cluster's first start (not on a
 	// restart, not on a join) for the members to use instead of
 	// InitialMembers: etcd's v3 or DNS SRV discovery.

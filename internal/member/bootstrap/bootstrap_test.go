@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,7 +108,11 @@ func TestNewClusterMustNameThisMember(t *testing.T) {
 	}
 }
 
-func TestJoinTakesTheIDTheClusterGaveItsPeerURLs(t *testing.T) {
+// servedCluster is a cluster of two members (m1 and the learner m4 at
+// http://127.0.0.1:4) served on a peer's /raft/members route; seen, if
+// not nil, gets every request's remote address.
+func servedCluster(t *testing.T, seen chan<- string) *httptest.Server {
+	t.Helper()
 	// The cluster: a store holding two members, served as a peer would.
 	ceng, cms := newStore(t)
 	added := &membership.Member{ID: 0xabc, PeerURLs: []string{"http://127.0.0.1:4"}, IsLearner: true}
@@ -125,9 +130,20 @@ func TestJoinTakesTheIDTheClusterGaveItsPeerURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/raft/members", ServeMembers(cms))
+	serve := ServeMembers(cms)
+	mux.HandleFunc("/raft/members", func(w http.ResponseWriter, r *http.Request) {
+		if seen != nil {
+			seen <- r.RemoteAddr
+		}
+		serve(w, r)
+	})
 	peer := httptest.NewServer(mux)
-	defer peer.Close()
+	t.Cleanup(peer.Close)
+	return peer
+}
+
+func TestJoinTakesTheIDTheClusterGaveItsPeerURLs(t *testing.T) {
+	peer := servedCluster(t, nil)
 
 	eng, ms := newStore(t)
 	cfg := Config{Engine: eng, Members: ms, Name: "m4", Join: true,
@@ -146,6 +162,28 @@ func TestJoinTakesTheIDTheClusterGaveItsPeerURLs(t *testing.T) {
 	cfg.Engine, cfg.Members, cfg.AdvertisePeerURLs = eng2, ms2, []string{"http://127.0.0.1:5"}
 	if _, err := Run(cfg); err == nil || !strings.Contains(err.Error(), "member add") {
 		t.Fatalf("unknown joiner: err = %v", err)
+	}
+}
+
+// With SetMemberLocalAddr a joining member fetches the cluster from its
+// peers from the chosen local address, as its Raft connections will.
+func TestJoinDialsFromPeerLocalAddr(t *testing.T) {
+	seen := make(chan string, 4)
+	peer := servedCluster(t, seen)
+	eng, ms := newStore(t)
+	cfg := Config{Engine: eng, Members: ms, Name: "m4", Join: true,
+		InitialMembers:    map[string][]string{"m1": {peer.URL}, "m4": {"http://127.0.0.1:4"}},
+		AdvertisePeerURLs: []string{"http://127.0.0.1:4"},
+		PeerLocalAddr:     &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	if _, err := Run(cfg); err != nil {
+		t.Fatal(err)
+	}
+	host, _, err := net.SplitHostPort(<-seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "127.0.0.2" {
+		t.Fatalf("the peer saw the member list fetched from %s, want 127.0.0.2", host)
 	}
 }
 

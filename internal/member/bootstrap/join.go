@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -38,7 +39,8 @@ func ServeMembers(members *membership.Store) http.HandlerFunc {
 // fetchCluster asks the peers named in --initial-cluster for the cluster
 // this member joins, as etcd does with --initial-cluster-state=existing.
 func fetchCluster(cfg Config, self []string) (uint64, []*membership.Member, error) {
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, Proxy: nil}}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, Proxy: nil,
+		DialContext: (&net.Dialer{LocalAddr: cfg.PeerLocalAddr}).DialContext}}
 	defer client.CloseIdleConnections()
 	names := make([]string, 0, len(cfg.InitialMembers))
 	for name := range cfg.InitialMembers {
