@@ -7,6 +7,8 @@
 // before the faults sees every change exactly once and in order, and lists
 // (served from the apiserver's watch cache, whose consistent reads need the
 // store's progress notifications) equal what was written.
+// TestDeployManifestApplies applies deploy/kubernetes/metastore.yaml, the
+// manifest docs/operations.md deploys with, through the same apiserver.
 //
 // The tests carry the build tag "kubernetes" because building the apiserver
 // takes minutes: run them with tests/kubernetes/run.sh, which builds the
