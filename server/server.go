@@ -23,6 +23,7 @@ import (
 	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/member/bootstrap"
 	"github.com/metastore/metastore/internal/member/leadership"
+	"github.com/metastore/metastore/internal/member/maintenance"
 	"github.com/metastore/metastore/internal/member/peers"
 	"github.com/metastore/metastore/internal/member/reconfig"
 	"github.com/metastore/metastore/internal/member/snapinstall"
@@ -209,6 +210,11 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if err := s.openStorage(); err != nil {
 		return err
+	}
+	// --bootstrap-defrag-threshold-megabytes, before anything else reads
+	// the store, as etcd does when it opens its backend.
+	if err := maintenance.BootstrapDefrag(ctx, s.eng, s.cfg.Storage.BootstrapDefragThresholdMegabytes, s.lg.Named("bootstrap")); err != nil {
+		return fmt.Errorf("server: bootstrap defragmentation: %w", err)
 	}
 	s.peerLocal = s.peerLocalAddr()
 	if err := s.initialCorruptionCheck(ctx); err != nil { // server/corruption.go

@@ -64,7 +64,7 @@ var implemented = map[string]bool{
 	"backend-batch-interval":               false,
 	"backend-batch-limit":                  false,
 	"backend-bbolt-freelist-type":          false,
-	"bootstrap-defrag-threshold-megabytes": false,
+	"bootstrap-defrag-threshold-megabytes": true,
 
 	// Quota / compaction
 	"quota-backend-bytes":       true,
@@ -175,8 +175,7 @@ var noOps = map[string]string{
 		"transaction to hold open",
 	"backend-batch-limit": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
 		"transaction to hold open",
-	"bootstrap-defrag-threshold-megabytes": "Pebble reclaims space by background compaction, and Defragment (a compaction of the whole store) runs online; there is no defragmentation at start",
-	"backend-bbolt-freelist-type":          "there is no bbolt free list: Pebble keeps track of its own free space",
+	"backend-bbolt-freelist-type": "there is no bbolt free list: Pebble keeps track of its own free space",
 }
 
 // NoOp is a flag the user set that has no effect on metastore, and why.

@@ -29,7 +29,7 @@ func TestEveryFlagActedOnOrNoOp(t *testing.T) {
 	// The knobs of etcd's bbolt backend and WAL/snapshot files are the
 	// documented no-ops, each logged once when set (NoOpSet).
 	bbolt := []string{"max-wals", "max-snapshots", "backend-batch-interval", "backend-batch-limit",
-		"bootstrap-defrag-threshold-megabytes", "backend-bbolt-freelist-type"}
+		"backend-bbolt-freelist-type"}
 	if got := slices.Sorted(maps.Keys(noOps)); !slices.Equal(got, slices.Sorted(slices.Values(bbolt))) {
 		t.Errorf("documented no-ops %v, want exactly the bbolt/WAL knobs %v", got, bbolt)
 	}

@@ -205,9 +205,9 @@ func TestBboltOnlyFlagsLogOnce(t *testing.T) {
 	if !ours() {
 		t.Skip("etcd acts on these flags")
 	}
-	flags := []string{"max-wals", "max-snapshots", "backend-batch-interval", "backend-batch-limit", "bootstrap-defrag-threshold-megabytes"}
+	flags := []string{"max-wals", "max-snapshots", "backend-batch-interval", "backend-batch-limit"}
 	m, c, ctx := setup(t, "--max-wals", "3", "--max-snapshots", "3", "--backend-batch-interval", "10ms",
-		"--backend-batch-limit", "100", "--bootstrap-defrag-threshold-megabytes", "10")
+		"--backend-batch-limit", "100")
 	mustPut(t, c, ctx, "k", "v")
 	for _, f := range flags {
 		logEntry(t, m, "flag has no effect on metastore", func(e map[string]any) bool {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
@@ -116,5 +119,48 @@ func TestDefragmentMemoryEngine(t *testing.T) {
 	_ = eng.Close()
 	if err := b.Defragment(context.Background()); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("defragment of a closed engine: %v", err)
+	}
+}
+
+// sizedCompactor is a Compactor of a store of a given size and size in
+// use; it counts its compactions.
+type sizedCompactor struct {
+	usage     storage.Usage
+	compacted int
+}
+
+func (s *sizedCompactor) CompactAll(context.Context) error { s.compacted++; return nil }
+func (s *sizedCompactor) Usage() storage.Usage             { return s.usage }
+
+func TestBootstrapDefrag(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name         string
+		size, inUse  int64
+		thresholdMiB uint
+		want         int
+		wantLog      string
+	}{
+		{"off", 100 * mib, 0, 0, 0, ""},
+		{"frees less than the threshold", 100 * mib, 95 * mib, 10, 0, "Skipping defragmentation"},
+		{"frees the threshold", 100 * mib, 90 * mib, 10, 1, "finished defragmenting directory"},
+		{"frees more", 100 * mib, 1 * mib, 10, 1, "finished defragmenting directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &sizedCompactor{usage: storage.Usage{SizeBytes: tc.size, LiveBytes: tc.inUse}}
+			core, logs := observer.New(zap.InfoLevel)
+			if err := BootstrapDefrag(context.Background(), c, tc.thresholdMiB, zap.New(core)); err != nil {
+				t.Fatal(err)
+			}
+			if c.compacted != tc.want {
+				t.Errorf("compacted %d times, want %d", c.compacted, tc.want)
+			}
+			if tc.wantLog == "" && logs.Len() != 0 {
+				t.Errorf("logged %v, want nothing", logs.All())
+			}
+			if tc.wantLog != "" && logs.FilterMessage(tc.wantLog).Len() != 1 {
+				t.Errorf("logged %v, want %q", logs.All(), tc.wantLog)
+			}
+		})
 	}
 }

@@ -168,22 +168,27 @@ func (b *Backend) Defragment(ctx context.Context) error {
 		b.c.StopServing.Suspend("defrag is active")
 		defer b.c.StopServing.Resume()
 	}
-	lg := b.c.Logger
+	return compactAll(context.WithoutCancel(ctx), b.c.Compactor, b.c.Logger)
+}
+
+// compactAll compacts the whole store, logged with etcd's defragmentation
+// messages and fields.
+func compactAll(ctx context.Context, c Compactor, lg *zap.Logger) error {
 	path := "memory"
-	if d, ok := b.c.Compactor.(interface{ Dir() string }); ok {
+	if d, ok := c.(interface{ Dir() string }); ok {
 		path = d.Dir()
 	}
 	start := time.Now()
-	before := b.c.Compactor.Usage()
+	before := c.Usage()
 	lg.Info("defragmenting", zap.String("path", path),
 		zap.Int64("current-db-size-bytes", before.SizeBytes),
 		zap.Int64("current-db-size-in-use-bytes", before.LiveBytes))
 	failpoint.Hold(failpoint.DefragBeforeCopy, defragHoldMax)
-	if err := b.c.Compactor.CompactAll(context.WithoutCancel(ctx)); err != nil {
+	if err := c.CompactAll(ctx); err != nil {
 		lg.Warn("failed to defragment", zap.String("path", path), zap.Error(err))
 		return fmt.Errorf("maintenance: defragment: %w", err)
 	}
-	after := b.c.Compactor.Usage()
+	after := c.Usage()
 	lg.Info("finished defragmenting directory", zap.String("path", path),
 		zap.Int64("current-db-size-bytes-diff", after.SizeBytes-before.SizeBytes),
 		zap.Int64("current-db-size-bytes", after.SizeBytes),
@@ -191,6 +196,27 @@ func (b *Backend) Defragment(ctx context.Context) error {
 		zap.Int64("current-db-size-in-use-bytes", after.LiveBytes),
 		zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// BootstrapDefrag is etcd's --bootstrap-defrag-threshold-megabytes: at start,
+// before the member serves, the whole store is compacted when that would
+// free at least thresholdMiB (its size minus the size in use, as Status
+// reports them); otherwise it logs etcd's "Skipping defragmentation". A
+// threshold of 0 does nothing.
+func BootstrapDefrag(ctx context.Context, c Compactor, thresholdMiB uint, lg *zap.Logger) error {
+	if thresholdMiB == 0 {
+		return nil
+	}
+	u := c.Usage()
+	threshold := int64(thresholdMiB) << 20
+	if u.SizeBytes-u.LiveBytes < threshold {
+		lg.Info("Skipping defragmentation",
+			zap.Int64("current-db-size-bytes", u.SizeBytes),
+			zap.Int64("current-db-size-in-use-bytes", u.LiveBytes),
+			zap.Int64("bootstrap-defrag-threshold-bytes", threshold))
+		return nil
+	}
+	return compactAll(ctx, c, lg)
 }
 
 // Downgrade implements rpc.Downgrader.
