@@ -32,18 +32,31 @@ func register() map[string]*gofail.Failpoint {
 // message does not when the term has no value, and a test that killed a
 // member at a failpoint checks the member's log for it.
 func Inject(name string) {
+	eval(name, point(name))
+}
+
+// point is the declared failpoint name; an undeclared one is a bug.
+func point(name string) *gofail.Failpoint {
 	fp, ok := points[name]
 	if !ok {
 		panic(fmt.Sprintf("failpoint: %q is not declared in names.go", name))
 	}
+	return fp
+}
+
+// eval evaluates fp's terms once and returns the value of a `return` term
+// (nil for none), with Inject's panics.
+func eval(name string, fp *gofail.Failpoint) any {
 	defer func() {
 		if r := recover(); r != nil {
 			panic(PanicMessage(name, r))
 		}
 	}()
-	if _, err := fp.Acquire(); err != nil && !errors.Is(err, gofail.ErrDisabled) {
+	v, err := fp.Acquire()
+	if err != nil && !errors.Is(err, gofail.ErrDisabled) {
 		panic(fmt.Sprintf("failpoint %s: %v", name, err))
 	}
+	return v
 }
 
 // holdPoll is how often Hold looks at the failpoint's terms again.
@@ -57,24 +70,9 @@ const holdPoll = 10 * time.Millisecond
 // in Inject. A test thus sees the step held for exactly as long as it
 // wants, instead of a sleep of a guessed length.
 func Hold(name string, max time.Duration) {
-	fp, ok := points[name]
-	if !ok {
-		panic(fmt.Sprintf("failpoint: %q is not declared in names.go", name))
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			panic(PanicMessage(name, r))
-		}
-	}()
+	fp := point(name)
 	deadline := time.Now().Add(max)
-	for {
-		v, err := fp.Acquire()
-		if err != nil && !errors.Is(err, gofail.ErrDisabled) {
-			panic(fmt.Sprintf("failpoint %s: %v", name, err))
-		}
-		if v == nil || !time.Now().Before(deadline) {
-			return
-		}
+	for eval(name, fp) != nil && time.Now().Before(deadline) {
 		time.Sleep(holdPoll)
 	}
 }
