@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -26,6 +27,7 @@ const (
 )
 
 func main() {
+	syncProcs(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
@@ -72,6 +74,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		// The phase in effect, as etcd's "starting an etcd server" line
 		// reports it: always write-only (see config.V2DeprecationDefault).
 		zap.String("v2-deprecation", cfg.Cluster.V2Deprecation),
+		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 	)
 	for _, w := range cfg.Warnings() {
 		lg.Warn(w)

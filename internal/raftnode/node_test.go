@@ -286,13 +286,7 @@ func TestCommittedReportedBeforeApply(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for n.Leader() != 1 {
-		select {
-		case <-n.LeaderChanged():
-		case <-ctx.Done():
-			t.Fatal("single member did not become leader")
-		}
-	}
+	waitLeader(ctx, t, n, 1)
 	for i := range proposals {
 		if err := n.Propose(ctx, []byte(fmt.Sprintf("p%d", i))); err != nil {
 			t.Fatalf("propose %d: %v", i, err)

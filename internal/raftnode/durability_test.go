@@ -1,0 +1,172 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/storage"
+	"github.com/metastore/metastore/internal/storage/memory"
+)
+
+// syncGate is an engine whose synced commits can be held back, and which
+// records the highest raft log index that a synced commit made durable.
+// Entries written by an unsynced commit do not count: they would be lost
+// by a power cut.
+type syncGate struct {
+	storage.Engine
+	mu      sync.Mutex
+	held    bool          // guarded by mu: synced commits wait for release
+	release chan struct{} // guarded by mu: closed to let held commits go
+	blocked chan uint64   // receives the last index of each held commit
+	synced  uint64        // guarded by mu
+}
+
+func (g *syncGate) NewBatch() storage.Batch { return &gateBatch{Batch: g.Engine.NewBatch(), g: g} }
+
+func (g *syncGate) hold() {
+	g.mu.Lock()
+	g.held, g.release = true, make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *syncGate) open() {
+	g.mu.Lock()
+	if g.held {
+		g.held = false
+		close(g.release)
+	}
+	g.mu.Unlock()
+}
+
+func (g *syncGate) syncedIndex() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.synced
+}
+
+type gateBatch struct {
+	storage.Batch
+	g    *syncGate
+	last uint64 // highest raft entry index staged in this batch
+}
+
+func (b *gateBatch) Set(key, value []byte) error {
+	if bytes.HasPrefix(key, storage.PrefixRaftEntry) {
+		b.last = max(b.last, binary.BigEndian.Uint64(key[len(storage.PrefixRaftEntry):]))
+	}
+	return b.Batch.Set(key, value)
+}
+
+func (b *gateBatch) Commit(sync bool) error {
+	if sync && b.last > 0 {
+		b.g.mu.Lock()
+		held, release := b.g.held, b.g.release
+		b.g.mu.Unlock()
+		if held {
+			b.g.blocked <- b.last
+			<-release
+		}
+	}
+	if err := b.Batch.Commit(sync); err != nil {
+		return err
+	}
+	if sync {
+		b.g.mu.Lock()
+		b.g.synced = max(b.g.synced, b.last)
+		b.g.mu.Unlock()
+	}
+	return nil
+}
+
+// TestEntryAppliedOnlyAfterSynced checks the rule every acknowledgement
+// rests on: an entry reaches the apply loop (which answers its proposer)
+// only after a synced commit of the raft log holding it returned. The sync
+// of a proposal's entry is held back for a while; an apply of that entry
+// meanwhile, or of any entry above the synced index, fails the test.
+func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
+	g := &syncGate{Engine: memory.New(), blocked: make(chan uint64, 1)}
+	log, err := raftlog.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := make(chan time.Time)
+	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: tick, Storage: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	applied := make(chan *raftpb.Entry, 64)
+	violations := make(chan string, 64)
+	go func() {
+		for ap := range n.Applies() {
+			for _, e := range ap.Entries {
+				if s := g.syncedIndex(); e.GetIndex() > s {
+					violations <- fmt.Sprintf("entry %d applied while the synced log ends at %d", e.GetIndex(), s)
+				}
+				if e.GetType() == raftpb.EntryType_EntryNormal && len(e.Data) > 0 {
+					applied <- e
+				}
+			}
+			ap.Done()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitLeader(ctx, t, n, 1)
+	for i := range 5 {
+		g.hold()
+		data := fmt.Sprintf("v%d", i)
+		if err := n.Propose(ctx, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		var idx uint64
+		select {
+		case idx = <-g.blocked:
+		case <-ctx.Done():
+			t.Fatalf("proposal %d: no synced commit of its entry was attempted", i)
+		}
+		// While the sync is held, the entry must not be applied. Give a
+		// wrong implementation time to do so; a correct one cannot.
+		window := time.NewTimer(50 * time.Millisecond)
+		select {
+		case e := <-applied:
+			t.Fatalf("entry %d (%q) applied while the synced commit of index %d was held", e.GetIndex(), e.Data, idx)
+		case <-window.C:
+		}
+		g.open()
+		select {
+		case e := <-applied:
+			if string(e.Data) != data {
+				t.Fatalf("applied %q, want %q", e.Data, data)
+			}
+		case <-ctx.Done():
+			t.Fatalf("proposal %d was not applied after its sync", i)
+		}
+	}
+	select {
+	case v := <-violations:
+		t.Fatal(v)
+	default:
+	}
+}
+
+// waitLeader waits until n knows id as its leader, or fails at ctx's end.
+func waitLeader(ctx context.Context, t *testing.T, n *Node, id uint64) {
+	t.Helper()
+	for n.Leader() != id {
+		select {
+		case <-n.LeaderChanged():
+		case <-ctx.Done():
+			t.Fatalf("member %d did not become leader", id)
+		}
+	}
+}
