@@ -67,6 +67,13 @@ func Open(eng storage.Engine) (*Storage, error) {
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("raftlog: read snapshot metadata: %w", err)
 	}
+	// Entries at or below the compaction point were applied, so
+	// committed, but the HardState that said so is written unsynced and may
+	// be older than the compaction (or than the fast path's applied index,
+	// ADR 16): raft refuses to start with a commit index below it.
+	if s.hs.GetCommit() < s.snapIndex {
+		s.hs.Commit = proto.Uint64(s.snapIndex)
+	}
 	s.last = s.snapIndex
 	if err := s.verify(); err != nil {
 		return nil, err

@@ -84,15 +84,7 @@ func TestConflictingAppendTruncates(t *testing.T) {
 }
 
 func TestCompact(t *testing.T) {
-	eng := memory.New()
-	s := mustOpen(t, eng)
-	var ents []*raftpb.Entry
-	for i := uint64(1); i <= 10; i++ {
-		ents = append(ents, ent(i, 1, "x"))
-	}
-	if err := s.Save(hs(1, 10), ents, true); err != nil {
-		t.Fatal(err)
-	}
+	eng, s := tenEntries(t, 10)
 	if err := s.Compact(6); err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +222,42 @@ func TestInstallSnapshot(t *testing.T) {
 	if got, err := s.Entries(101, 102, 1<<20); err != nil || len(got) != 1 {
 		t.Fatalf("Entries after install = %v, %v", got, err)
 	}
+}
+
+// TestCommitRaisedToCompactionPoint: the HardState is written unsynced and
+// may be older than a later compaction; entries at or below the compaction
+// point were applied, so Open reports them committed (raft refuses to
+// start with a commit index below its first index - 1).
+func TestCommitRaisedToCompactionPoint(t *testing.T) {
+	eng, s := tenEntries(t, 4)
+	if err := s.Compact(8); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := mustOpen(t, eng).InitialState()
+	if h.GetCommit() != 8 || h.GetTerm() != 1 || h.GetVote() != 1 {
+		t.Fatalf("hard state after reopening = %v, want commit 8 (the compaction point), term 1, vote 1", h)
+	}
+	// A saved commit above the compaction point is kept as it is.
+	if err := s.Save(hs(1, 9), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := mustOpen(t, eng).InitialState(); h.GetCommit() != 9 {
+		t.Fatalf("commit after reopening = %d, want 9", h.GetCommit())
+	}
+}
+
+// tenEntries returns a log holding entries 1..10 of term 1, committed up
+// to commit, and its engine.
+func tenEntries(t *testing.T, commit uint64) (storage.Engine, *Storage) {
+	t.Helper()
+	eng := memory.New()
+	s := mustOpen(t, eng)
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, ent(i, 1, "x"))
+	}
+	if err := s.Save(hs(1, commit), ents, true); err != nil {
+		t.Fatal(err)
+	}
+	return eng, s
 }
