@@ -212,22 +212,25 @@ func (w *Writer) Close() {
 // latest returns the newest version of user key u (overlay first), a
 // tombstone included, or ok=false when the key has no version. It is
 // latestVersion at the newest revision, on the Writer's shared iterator.
-func (w *Writer) latest(u []byte) (version, bool, error) {
+// The version's value is set only if needValue (or the cache held it
+// anyway): the cache holds metadata, and the value of a key not read hot is
+// on the engine only.
+func (w *Writer) latest(u []byte, needValue bool) (v version, ok, valued bool, err error) {
 	if v, ok := w.ov.latest(u, math.MaxInt64); ok {
-		return v, true, nil
+		return v, true, true, nil
 	}
-	if v, live, known := w.s.latest.get(u); known {
-		return v, live, nil
+	if v, valued, live, known := w.s.latest.get(u); known && (!live || valued || !needValue) {
+		return v, live, valued, nil
 	}
-	v, ok, err := w.engineLatest(u)
+	v, ok, err = w.engineLatest(u, needValue)
 	if err == nil {
 		w.s.latest.fill(u, v, ok)
 	}
-	return v, ok, err
+	return v, ok, needValue, err
 }
 
-// engineLatest is latest read from the engine.
-func (w *Writer) engineLatest(u []byte) (version, bool, error) {
+// engineLatest is latest read from the engine, with the value if withValue.
+func (w *Writer) engineLatest(u []byte, withValue bool) (version, bool, error) {
 	if w.kit == nil {
 		it, err := w.s.eng.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 		if err != nil {
@@ -248,7 +251,7 @@ func (w *Writer) engineLatest(u []byte) (version, bool, error) {
 	if err != nil {
 		return version{}, false, err
 	}
-	v, err := decodeRecord(w.kit.Value(), main, sub, true)
+	v, err := decodeRecord(w.kit.Value(), main, sub, withValue)
 	return v, err == nil, err
 }
 
@@ -309,7 +312,7 @@ func (t *TxnWrite) Range(ctx context.Context, key, end []byte, ro RangeOptions) 
 	if len(end) == 0 && (ro.Rev <= 0 || ro.Rev == cur) && cur >= t.w.compact {
 		// A single key at the newest revision (a txn's compares, a put's
 		// prev_kv): a point lookup on the Writer's shared iterator.
-		v, ok, err := t.w.latest(key)
+		v, ok, _, err := t.w.latest(key, !ro.Count && !ro.KeysOnly)
 		if err != nil {
 			t.w.fail(fmt.Errorf("mvcc: range: %w", err))
 			return nil, fmt.Errorf("mvcc: range: %w", err)
@@ -357,7 +360,11 @@ func (t *TxnWrite) stage(key []byte, v version) {
 }
 
 // Put writes key=value with lease and returns the previous live version, or
-// nil. Key and value are copied.
+// nil. Key and value are copied. The previous version's Value is set only
+// when it was at hand (staged by this Writer, or cached because the key is
+// read hot): read it with Range before the Put when it is needed (a put's
+// prev_kv). Its event carries PrevKv only then too; the watch hub reads the
+// missing ones for the watchers that asked (Store.PrevKV).
 func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 	// One allocation for both copies.
 	kv := make([]byte, len(key)+len(value))
@@ -365,20 +372,23 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 	copy(kv[len(key):], value)
 	key, value = kv[:len(key):len(key)], kv[len(key):]
 	rev := t.begin + 1
-	prev, ok, err := t.w.latest(key)
+	prev, ok, valued, err := t.w.latest(key, false)
 	if err != nil {
 		t.w.fail(fmt.Errorf("mvcc: put: %w", err))
 	}
 	v := version{main: rev, sub: t.changes, create: rev, ver: 1, lease: lease, value: value}
-	var prevKV *mvccpb.KeyValue
+	var prevKV, evPrev *mvccpb.KeyValue
 	if ok && !prev.tomb {
 		v.create, v.ver = prev.create, prev.ver+1
 		prevKV = toKV(key, &prev)
+		if valued {
+			evPrev = prevKV
+		}
 	} else {
 		t.w.keyCount++
 	}
 	t.stage(key, v)
-	t.events = append(t.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: toKV(key, &v), PrevKv: prevKV})
+	t.events = append(t.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: toKV(key, &v), PrevKv: evPrev})
 	return prevKV
 }
 
