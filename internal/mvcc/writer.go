@@ -16,6 +16,9 @@ import (
 // cannot show yet, so later operations of the same Writer see them.
 type overlay struct {
 	t *btree.BTreeG[*ovEntry]
+	// probe is the search key of lookups, reused so that a lookup does
+	// not allocate (the overlay belongs to the Writer's goroutine).
+	probe ovEntry
 }
 
 type ovEntry struct {
@@ -27,12 +30,29 @@ func newOverlay() *overlay {
 	return &overlay{t: btree.NewG(16, func(a, b *ovEntry) bool { return string(a.key) < string(b.key) })}
 }
 
+// ovEntry1 is an ovEntry allocated together with room for its first
+// version: one allocation per key staged instead of two.
+type ovEntry1 struct {
+	e     ovEntry
+	first [1]version
+}
+
+func (o *overlay) get(key []byte) (*ovEntry, bool) {
+	o.probe.key = key
+	e, ok := o.t.Get(&o.probe)
+	o.probe.key = nil
+	return e, ok
+}
+
 func (o *overlay) add(key []byte, v version) {
-	if e, ok := o.t.Get(&ovEntry{key: key}); ok {
+	if e, ok := o.get(key); ok {
 		e.versions = append(e.versions, v)
 		return
 	}
-	o.t.ReplaceOrInsert(&ovEntry{key: key, versions: []version{v}})
+	n := &ovEntry1{first: [1]version{v}}
+	n.e.key = key
+	n.e.versions = n.first[:1:1]
+	o.t.ReplaceOrInsert(&n.e)
 }
 
 func (e *ovEntry) at(atRev int64) (version, bool) {
@@ -45,7 +65,7 @@ func (e *ovEntry) at(atRev int64) (version, bool) {
 }
 
 func (o *overlay) latest(u []byte, atRev int64) (version, bool) {
-	e, ok := o.t.Get(&ovEntry{key: u})
+	e, ok := o.get(u)
 	if !ok {
 		return version{}, false
 	}
@@ -69,7 +89,7 @@ func (o *overlay) visible(key, end []byte, atRev int64) []rangeItem {
 		return true
 	}
 	if len(end) == 0 {
-		if e, ok := o.t.Get(&ovEntry{key: key}); ok {
+		if e, ok := o.get(key); ok {
 			add(e)
 		}
 		return out
@@ -388,8 +408,16 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 		t.w.keyCount++
 	}
 	t.stage(key, v)
-	t.events = append(t.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: toKV(key, &v), PrevKv: evPrev})
+	// The event and its KeyValue in one allocation.
+	ek := &eventKV{kv: mvccpb.KeyValue{Key: key, CreateRevision: v.create, ModRevision: v.main, Version: v.ver, Value: v.value, Lease: v.lease}}
+	ek.ev = mvccpb.Event{Type: mvccpb.Event_PUT, Kv: &ek.kv, PrevKv: evPrev}
+	t.events = append(t.events, &ek.ev)
 	return prevKV
+}
+
+type eventKV struct {
+	ev mvccpb.Event
+	kv mvccpb.KeyValue
 }
 
 // DeleteRange deletes every live key in the range (see Store.Range for the
