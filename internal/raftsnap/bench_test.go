@@ -1,6 +1,7 @@
 package raftsnap
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -76,6 +77,11 @@ func benchTransfer(b *testing.B, keys int) {
 		b.Fatal(err)
 	}
 	batch.Close()
+	// Let the load's flushes and compactions finish, so that the disk
+	// writes counted below are the transfer's own.
+	if err := src.CompactAll(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(keys) * valueSize)
 	b.ResetTimer()
 	var peak uint64
@@ -127,7 +133,7 @@ func benchTransfer(b *testing.B, keys int) {
 				runtime.Gosched()
 			}
 		}()
-		rc := NewReceiver(dst)
+		rc := NewReceiver(dst, filepath.Join(b.TempDir(), fmt.Sprintf("staging%d", i)))
 		md := proto.Clone(im.Meta).(*raftpb.SnapshotMetadata)
 		t0 = time.Now()
 		w0 := writeBytes(b)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -94,6 +95,30 @@ func leader(t *testing.T, eng storage.Engine) {
 	put(t, eng, kvs...)
 }
 
+// leaderAndFollower returns a leader's engine with state, a follower's
+// with its ID and a key the image does not have, and a staging directory.
+func leaderAndFollower(t *testing.T, mk func() storage.Engine) (src, dst storage.Engine, dir string) {
+	src, dst = mk(), mk()
+	leader(t, src)
+	put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone")
+	return src, dst, filepath.Join(t.TempDir(), "staging")
+}
+
+// image returns the metadata and the stream of an image of src.
+func image(t *testing.T, src storage.Engine) (*raftpb.SnapshotMetadata, []byte) {
+	t.Helper()
+	im, err := OpenImage(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	var buf bytes.Buffer
+	if _, err := im.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return im.Meta, buf.Bytes()
+}
+
 func TestImageRoundTrip(t *testing.T) {
 	for name, mk := range engines(t) {
 		t.Run(name, func(t *testing.T) {
@@ -124,7 +149,8 @@ func TestImageRoundTrip(t *testing.T) {
 			if _, err := im.WriteTo(&buf); err != nil {
 				t.Fatal(err)
 			}
-			rc := NewReceiver(dst)
+			dir := filepath.Join(t.TempDir(), "staging")
+			rc := NewReceiver(dst, dir)
 			if err := rc.Stage(&buf, im.Meta); err != nil {
 				t.Fatal(err)
 			}
@@ -136,18 +162,7 @@ func TestImageRoundTrip(t *testing.T) {
 			}
 			want := dump(t, src, replicated)
 			delete(want, "k/later")
-			got := dump(t, dst, replicated)
-			if len(got) != len(want) {
-				t.Fatalf("installed %d keys, want %d", len(got), len(want))
-			}
-			for k, v := range want {
-				if got[k] != v {
-					t.Fatalf("key %q: got %d bytes, want %d", k, len(got[k]), len(v))
-				}
-			}
-			if v, _ := dst.Get(storage.KeyMemberID); string(v) != "follower-id" {
-				t.Fatalf("member id overwritten: %q", v)
-			}
+			checkInstalled(t, want, dst, dir)
 			if left := dump(t, dst, func(k []byte) bool {
 				return bytes.HasPrefix(k, storage.PrefixSnapStaging) || bytes.HasPrefix(k, storage.PrefixRaftEntry) || bytes.Equal(k, storage.KeyRaftInstall)
 			}); len(left) != 0 {
@@ -165,57 +180,147 @@ func TestImageRoundTrip(t *testing.T) {
 	}
 }
 
-// A crash after the marker is durable is completed by Recover; one before
-// leaves the old state, and the staging is discarded.
+// A crash after the marker is durable is completed by Recover, whether
+// the ingestion happened or not; one before leaves the old state, and the
+// staging is discarded.
 func TestRecover(t *testing.T) {
 	for name, mk := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			src, dst := mk(), mk()
-			leader(t, src)
-			put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone")
-			im, err := OpenImage(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			var buf bytes.Buffer
-			if _, err := im.WriteTo(&buf); err != nil {
-				t.Fatal(err)
-			}
-			if err := NewReceiver(dst).Stage(bytes.NewReader(buf.Bytes()), im.Meta); err != nil {
+			src, dst, dir := leaderAndFollower(t, mk)
+			md, data := image(t, src)
+			if err := NewReceiver(dst, dir).Stage(bytes.NewReader(data), md); err != nil {
 				t.Fatal(err)
 			}
 			// Crash before the marker: old state kept, staging dropped.
-			if done, err := Recover(dst); err != nil || done {
+			if done, err := Recover(dst, dir); err != nil || done {
 				t.Fatalf("Recover without marker = %v, %v", done, err)
 			}
 			if v, err := dst.Get([]byte("k/stale")); err != nil || string(v) != "gone" {
 				t.Fatalf("old state lost: %q %v", v, err)
 			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("staging not discarded: %v", err)
+			}
+			for _, ingested := range []bool{false, true} {
+				// Crash after the marker, before or after the ingestion,
+				// with a write of the old state that the image replaces.
+				if err := NewReceiver(dst, dir).Stage(bytes.NewReader(data), md); err != nil {
+					t.Fatal(err)
+				}
+				mv, _ := raftlog.EncodeMetadata(md)
+				put(t, dst, string(storage.KeyRaftInstall), string(mv), "k/key00001", "garbage")
+				if ingested {
+					if err := ingestStaged(dst, dir, md); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if done, err := Recover(dst, dir); err != nil || !done {
+					t.Fatalf("Recover with marker = %v, %v", done, err)
+				}
+				if _, err := dst.Get([]byte("k/stale")); !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("stale key survived recovery: %v", err)
+				}
+				if v, _ := dst.Get([]byte("k/key00001")); string(v) != "value 1" {
+					t.Fatalf("k/key00001 = %q after recovery", v)
+				}
+				checkInstalled(t, dump(t, src, replicated), dst, dir)
+				put(t, dst, "k/stale", "gone")
+			}
+		})
+	}
+}
+
+// checkInstalled checks that dst holds the replicated state want, its own
+// member ID, a Raft log starting after the image and no marker or staging
+// left.
+func checkInstalled(t *testing.T, want map[string]string, dst storage.Engine, dir string) {
+	t.Helper()
+	got := dump(t, dst, replicated)
+	if len(got) != len(want) {
+		t.Fatalf("installed %d keys, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("key %q: got %d bytes, want %d", k, len(got[k]), len(v))
+		}
+	}
+	if v, _ := dst.Get(storage.KeyMemberID); string(v) != "follower-id" {
+		t.Fatalf("member id overwritten: %q", v)
+	}
+	if _, err := dst.Get(storage.KeyRaftInstall); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("installation marker left: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging left: %v", err)
+	}
+	log, err := raftlog.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := log.FirstIndex(); fi != 501 {
+		t.Fatalf("first index after recovery %d", fi)
+	}
+}
+
+// A marker whose staged image is missing or incomplete (a staging
+// directory lost by a machine crash, say) is refused: installing it would
+// wipe the state.
+func TestRecoverRefusesIncompleteStaging(t *testing.T) {
+	src, dst := memory.New(), memory.New()
+	dir := filepath.Join(t.TempDir(), "staging")
+	leader(t, src)
+	put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "kept")
+	md, data := image(t, src)
+	mv, _ := raftlog.EncodeMetadata(md)
+	put(t, dst, string(storage.KeyRaftInstall), string(mv))
+	if _, err := Recover(dst, dir); err == nil {
+		t.Fatal("Recover with a marker and no staged image succeeded")
+	}
+	for _, damage := range []func(){
+		func() { os.Remove(filepath.Join(dir, "000002.sst")) },
+		func() { os.Remove(filepath.Join(dir, completeFile)) },
+		func() { os.WriteFile(filepath.Join(dir, completeFile), []byte("short"), 0o600) },
+	} {
+		if err := NewReceiver(dst, dir).Stage(bytes.NewReader(data), md); err != nil {
+			t.Fatal(err)
+		}
+		damage()
+		if _, err := Recover(dst, dir); err == nil {
+			t.Fatal("Recover with a damaged staging succeeded")
+		}
+		if v, err := dst.Get([]byte("k/stale")); err != nil || string(v) != "kept" {
+			t.Fatalf("a refused recovery changed the state: %q %v", v, err)
+		}
+	}
+}
+
+// A data dir left by a version that staged images under s/ is completed
+// from there.
+func TestRecoverLegacyStaging(t *testing.T) {
+	for name, mk := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			src, dst, dir := leaderAndFollower(t, mk)
+			md, _ := image(t, src)
+			b := dst.NewBatch()
+			for k, v := range dump(t, src, replicated) {
+				if err := b.Set(append(bytes.Clone(storage.PrefixSnapStaging), k...), []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mv, _ := raftlog.EncodeMetadata(md)
+			if err := b.Set(storage.KeyRaftInstall, mv); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			if done, err := Recover(dst, dir); err != nil || !done {
+				t.Fatalf("Recover = %v, %v", done, err)
+			}
+			checkInstalled(t, dump(t, src, replicated), dst, dir)
 			if left := dump(t, dst, func(k []byte) bool { return bytes.HasPrefix(k, storage.PrefixSnapStaging) }); len(left) != 0 {
-				t.Fatalf("staging not discarded: %d keys", len(left))
-			}
-			// Crash after the marker, half-way through the copy.
-			if err := NewReceiver(dst).Stage(bytes.NewReader(buf.Bytes()), im.Meta); err != nil {
-				t.Fatal(err)
-			}
-			mv, _ := raftlog.EncodeMetadata(im.Meta)
-			put(t, dst, string(storage.KeyRaftInstall), string(mv), "k/key00001", "half-copied garbage")
-			if done, err := Recover(dst); err != nil || !done {
-				t.Fatalf("Recover with marker = %v, %v", done, err)
-			}
-			if _, err := dst.Get([]byte("k/stale")); !errors.Is(err, storage.ErrNotFound) {
-				t.Fatalf("stale key survived recovery: %v", err)
-			}
-			if v, _ := dst.Get([]byte("k/key00001")); string(v) != "value 1" {
-				t.Fatalf("k/key00001 = %q after recovery", v)
-			}
-			log, err := raftlog.Open(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi, _ := log.FirstIndex(); fi != 501 {
-				t.Fatalf("first index after recovery %d", fi)
+				t.Fatalf("legacy staging left: %d keys", len(left))
 			}
 		})
 	}
@@ -224,32 +329,27 @@ func TestRecover(t *testing.T) {
 func TestCorruptStreamRejected(t *testing.T) {
 	src, dst := memory.New(), memory.New()
 	leader(t, src)
-	im, err := OpenImage(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	var buf bytes.Buffer
-	if _, err := im.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
+	md, data := image(t, src)
 	for _, tc := range []struct {
 		name string
 		data []byte
 		md   *raftpb.SnapshotMetadata
 	}{
-		{"bit flip", flip(data, len(data)/2), im.Meta},
-		{"truncated", data[:len(data)-20], im.Meta},
+		{"bit flip", flip(data, len(data)/2), md},
+		{"truncated", data[:len(data)-20], md},
 		{"wrong index", data, &raftpb.SnapshotMetadata{Index: proto.Uint64(501), Term: proto.Uint64(4)}},
 	} {
-		rc := NewReceiver(dst)
+		dir := filepath.Join(t.TempDir(), "staging")
+		rc := NewReceiver(dst, dir)
 		err := rc.Stage(bytes.NewReader(tc.data), tc.md)
 		if err == nil {
 			t.Fatalf("%s: staged", tc.name)
 		}
 		if rc.Staged() != nil {
 			t.Fatalf("%s: a failed stage left a staged image", tc.name)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: a failed stage left files: %v", tc.name, err)
 		}
 	}
 }
