@@ -119,64 +119,76 @@ func image(t *testing.T, src storage.Engine) (*raftpb.SnapshotMetadata, []byte) 
 	return im.Meta, buf.Bytes()
 }
 
+// The image is staged in one file per span, or (with a small file size)
+// in many files cut inside the spans, and installed exactly.
 func TestImageRoundTrip(t *testing.T) {
 	for name, mk := range engines(t) {
-		t.Run(name, func(t *testing.T) {
-			src, dst := mk(), mk()
-			leader(t, src)
-			put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone", "c/9", "stale member",
-				string(storage.KeyAppliedIndex), applied(10, 1))
-			log, err := raftlog.Open(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := log.Save(&raftpb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(1), Commit: proto.Uint64(10)},
-				[]*raftpb.Entry{{Index: proto.Uint64(1), Term: proto.Uint64(1)}}, true); err != nil {
-				t.Fatal(err)
-			}
+		for _, fileBytes := range []int{targetFile, 64 << 10} {
+			t.Run(fmt.Sprintf("%s/%d", name, fileBytes), func(t *testing.T) { roundTrip(t, mk, fileBytes) })
+		}
+	}
+}
 
-			im, err := OpenImage(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if im.Meta.GetIndex() != 500 || im.Meta.GetTerm() != 4 || len(im.Meta.GetConfState().GetVoters()) != 3 {
-				t.Fatalf("image metadata %v", im.Meta)
-			}
-			// Writes after the image was opened are not part of it.
-			put(t, src, "k/later", "x")
-			var buf bytes.Buffer
-			if _, err := im.WriteTo(&buf); err != nil {
-				t.Fatal(err)
-			}
-			dir := filepath.Join(t.TempDir(), "staging")
-			rc := NewReceiver(dst, dir)
-			if err := rc.Stage(&buf, im.Meta); err != nil {
-				t.Fatal(err)
-			}
-			if got := dump(t, dst, func(k []byte) bool { return string(k) == "k/stale" }); len(got) != 1 {
-				t.Fatal("staging touched the live state")
-			}
-			if err := rc.Install(im.Meta, log); err != nil {
-				t.Fatal(err)
-			}
-			want := dump(t, src, replicated)
-			delete(want, "k/later")
-			checkInstalled(t, want, dst, dir)
-			if left := dump(t, dst, func(k []byte) bool {
-				return bytes.HasPrefix(k, storage.PrefixSnapStaging) || bytes.HasPrefix(k, storage.PrefixRaftEntry) || bytes.Equal(k, storage.KeyRaftInstall)
-			}); len(left) != 0 {
-				t.Fatalf("left behind: %d staging/log/marker keys", len(left))
-			}
-			reopened, err := raftlog.Open(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hs, cs, _ := reopened.InitialState()
-			if fi, _ := reopened.FirstIndex(); fi != 501 || hs.GetCommit() != 500 || hs.GetTerm() != 2 || len(cs.GetVoters()) != 3 {
-				t.Fatalf("raft log after install: first %d, hard state %v, conf state %v", fi, hs, cs)
-			}
-		})
+func roundTrip(t *testing.T, mk func() storage.Engine, fileBytes int) {
+	src, dst := mk(), mk()
+	leader(t, src)
+	put(t, dst, string(storage.KeyMemberID), "follower-id", "k/stale", "gone", "c/9", "stale member",
+		string(storage.KeyAppliedIndex), applied(10, 1))
+	log, err := raftlog.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Save(&raftpb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(1), Commit: proto.Uint64(10)},
+		[]*raftpb.Entry{{Index: proto.Uint64(1), Term: proto.Uint64(1)}}, true); err != nil {
+		t.Fatal(err)
+	}
+
+	im, err := OpenImage(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.Meta.GetIndex() != 500 || im.Meta.GetTerm() != 4 || len(im.Meta.GetConfState().GetVoters()) != 3 {
+		t.Fatalf("image metadata %v", im.Meta)
+	}
+	// Writes after the image was opened are not part of it.
+	put(t, src, "k/later", "x")
+	var buf bytes.Buffer
+	if _, err := im.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "staging")
+	rc := NewReceiver(dst, dir)
+	rc.fileBytes = fileBytes
+	if err := rc.Stage(&buf, im.Meta); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, dst, func(k []byte) bool { return string(k) == "k/stale" }); len(got) != 1 {
+		t.Fatal("staging touched the live state")
+	}
+	// One file per span; the 3 MiB value alone passes the small size.
+	files, _ := stagedFiles(dir)
+	if want := 4; len(files) < want || (fileBytes < 1<<20) != (len(files) > want) {
+		t.Fatalf("staged %d files with files of %d bytes", len(files), fileBytes)
+	}
+	if err := rc.Install(im.Meta, log); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(t, src, replicated)
+	delete(want, "k/later")
+	checkInstalled(t, want, dst, dir)
+	if left := dump(t, dst, func(k []byte) bool {
+		return bytes.HasPrefix(k, storage.PrefixSnapStaging) || bytes.HasPrefix(k, storage.PrefixRaftEntry) || bytes.Equal(k, storage.KeyRaftInstall)
+	}); len(left) != 0 {
+		t.Fatalf("left behind: %d staging/log/marker keys", len(left))
+	}
+	reopened, err := raftlog.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, cs, _ := reopened.InitialState()
+	if fi, _ := reopened.FirstIndex(); fi != 501 || hs.GetCommit() != 500 || hs.GetTerm() != 2 || len(cs.GetVoters()) != 3 {
+		t.Fatalf("raft log after install: first %d, hard state %v, conf state %v", fi, hs, cs)
 	}
 }
 

@@ -36,8 +36,10 @@ const fileSuffix = ".sst"
 type Receiver struct {
 	eng storage.Engine
 	// dir holds the staged files: only the receiver writes there.
-	dir      string
-	received atomic.Uint64 // bytes staged, ever: shows progress
+	dir string
+	// fileBytes is targetFile; tests lower it to cut many files.
+	fileBytes int
+	received  atomic.Uint64 // bytes staged, ever: shows progress
 
 	mu     sync.Mutex               // guards staged; held through staging and installation
 	staged *raftpb.SnapshotMetadata // the complete image in dir, if any
@@ -46,7 +48,9 @@ type Receiver struct {
 // NewReceiver returns a Receiver on eng that stages images in dir, a
 // directory of its own on the same file system as the engine (it is
 // created when needed). Call Recover first at start.
-func NewReceiver(eng storage.Engine, dir string) *Receiver { return &Receiver{eng: eng, dir: dir} }
+func NewReceiver(eng storage.Engine, dir string) *Receiver {
+	return &Receiver{eng: eng, dir: dir, fileBytes: targetFile}
+}
 
 // Received is how many bytes of images were staged since start; it grows
 // while an image is being received.
@@ -73,7 +77,7 @@ func (rc *Receiver) Stage(r io.Reader, md *raftpb.SnapshotMetadata) (err error) 
 	if err := resetDir(rc.dir); err != nil {
 		return err
 	}
-	fw := &fileWriter{eng: rc.eng, dir: rc.dir, spans: replicatedSpans()}
+	fw := &fileWriter{eng: rc.eng, dir: rc.dir, spans: replicatedSpans(), target: rc.fileBytes}
 	defer func() {
 		if err != nil {
 			fw.abort()
@@ -138,15 +142,16 @@ func (rc *Receiver) Stage(r io.Reader, md *raftpb.SnapshotMetadata) (err error) 
 // so that ingesting them all replaces the whole replicated state (a span
 // the image holds no key of gets a file with no pair, which only deletes).
 type fileWriter struct {
-	eng   storage.Engine
-	dir   string
-	spans []span
-	si    int                  // the span w covers part of
-	w     storage.IngestWriter // nil before the first file
-	start []byte               // where w's part of the span starts
-	size  int                  // bytes of pairs in w
-	last  []byte               // the previous key
-	n     int                  // files started
+	eng    storage.Engine
+	dir    string
+	spans  []span
+	target int                  // bytes of pairs after which a file is cut
+	si     int                  // the span w covers part of
+	w      storage.IngestWriter // nil before the first file
+	start  []byte               // where w's part of the span starts
+	size   int                  // bytes of pairs in w
+	last   []byte               // the previous key
+	n      int                  // files started
 }
 
 // add writes one pair, after the checks that make the files a faithful
@@ -171,7 +176,7 @@ func (fw *fileWriter) add(k, v []byte) error {
 			return err
 		}
 	}
-	if fw.size >= targetFile && !bytes.Equal(k, fw.start) {
+	if fw.size >= fw.target && !bytes.Equal(k, fw.start) {
 		if err := fw.close(k); err != nil {
 			return err
 		}
