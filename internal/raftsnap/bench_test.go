@@ -26,8 +26,9 @@ import (
 // growth. That includes Pebble's memtables and block cache (Go heap without
 // cgo), but it must not grow with the image size. It also reports the rate
 // of each phase — reading the image alone (scan), receiving it into the
-// staging area (stage: the scan, the pipe and the staging writes at once)
-// and installing it — to show where a new member's catch-up time goes.
+// staged files (stage: the scan, the pipe and the file writes at once) and
+// installing it (the ingestion) — to show where a new member's catch-up
+// time goes, and the bytes written to disk per image byte in each.
 // RAFTSNAP_BENCH_MIB adds one more size (the issue 11 scale runs used 1024).
 func BenchmarkTransferAndInstall(b *testing.B) {
 	sizes := []int{32, 128}
