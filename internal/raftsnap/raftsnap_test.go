@@ -342,6 +342,11 @@ func TestCorruptStreamRejected(t *testing.T) {
 	src, dst := memory.New(), memory.New()
 	leader(t, src)
 	md, data := image(t, src)
+	// The crafted streams below fail for the reason they name: a well
+	// ordered one of replicated keys is staged.
+	if err := NewReceiver(dst, filepath.Join(t.TempDir(), "staging")).Stage(bytes.NewReader(stream(t, "c/1", "x", "k/1", "y", "z", "w")), md); err != nil {
+		t.Fatalf("crafted stream: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -350,6 +355,12 @@ func TestCorruptStreamRejected(t *testing.T) {
 		{"bit flip", flip(data, len(data)/2), md},
 		{"truncated", data[:len(data)-20], md},
 		{"wrong index", data, &raftpb.SnapshotMetadata{Index: proto.Uint64(501), Term: proto.Uint64(4)}},
+		{"keys out of order", stream(t, "k/2", "x", "k/1", "y"), md},
+		{"key repeated", stream(t, "k/1", "x", "k/1", "y"), md},
+		{"member id", stream(t, "c/1", "x", string(storage.KeyMemberID), "y"), md},
+		{"raft log entry", stream(t, string(storage.RaftEntryKey(3)), "x"), md},
+		{"old staging", stream(t, "s/k/1", "x"), md},
+		{"past the last span", stream(t, string(bytes.Repeat([]byte{0xff}, 17)), "x"), md},
 	} {
 		dir := filepath.Join(t.TempDir(), "staging")
 		rc := NewReceiver(dst, dir)
@@ -364,6 +375,45 @@ func TestCorruptStreamRejected(t *testing.T) {
 			t.Fatalf("%s: a failed stage left files: %v", tc.name, err)
 		}
 	}
+}
+
+// replicated reports whether k is part of an image.
+func replicated(k []byte) bool {
+	for _, sp := range replicatedSpans() {
+		if bytes.Compare(k, sp.start) >= 0 && (sp.end == nil || bytes.Compare(k, sp.end) < 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// stream is an image of index 500 term 4 holding the pairs kv as given.
+func stream(t *testing.T, kv ...string) []byte {
+	var buf bytes.Buffer
+	cw := &chunkWriter{w: &buf}
+	var n, size uint64
+	for i := 0; i < len(kv); i += 2 {
+		if err := cw.add([]byte(kv[i]), []byte(kv[i+1])); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		size += uint64(len(kv[i]) + len(kv[i+1]))
+	}
+	hdr := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 500), 4)
+	end := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n), size)
+	var out bytes.Buffer
+	hw := &chunkWriter{w: &out}
+	if err := hw.write(chunkHeader, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	out.Write(buf.Bytes())
+	if err := hw.write(chunkEnd, end); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 func flip(b []byte, i int) []byte {

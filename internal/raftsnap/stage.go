@@ -160,21 +160,22 @@ func (fw *fileWriter) add(k, v []byte) error {
 	if fw.last != nil && bytes.Compare(k, fw.last) <= 0 {
 		return fmt.Errorf("%w: keys out of order", ErrCorrupt)
 	}
-	if !replicated(k) {
-		return fmt.Errorf("%w: key %q is not part of the replicated state", ErrCorrupt, k)
-	}
 	fw.last = append(fw.last[:0], k...)
 	if fw.w == nil {
 		if err := fw.open(fw.spans[0].start); err != nil {
 			return err
 		}
 	}
-	// Keys ascend and every one is in a span, so the spans are visited in
-	// order; those skipped get their (empty) files on the way.
+	// Keys ascend, so the spans are visited in order; those skipped get
+	// their (empty) files on the way. A key past the last span's end or
+	// before its span's start (in a gap between spans) is not replicated.
 	for fw.spans[fw.si].end != nil && bytes.Compare(k, fw.spans[fw.si].end) >= 0 {
 		if err := fw.next(); err != nil {
 			return err
 		}
+	}
+	if sp := fw.spans[fw.si]; bytes.Compare(k, sp.start) < 0 || bytes.Compare(k, spanEnd(sp)) >= 0 {
+		return fmt.Errorf("%w: key %q is not part of the replicated state", ErrCorrupt, k)
 	}
 	if fw.size >= fw.target && !bytes.Equal(k, fw.start) {
 		if err := fw.close(k); err != nil {
