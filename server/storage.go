@@ -49,14 +49,15 @@ func (s *Server) openStorage() error {
 	}
 	// An installation of a leader's snapshot that a crash interrupted is
 	// completed before anything reads the engine.
-	installed, err := raftsnap.Recover(s.eng)
+	snapDir := filepath.Join(s.cfg.Member.DataDir, "member", "raftsnap")
+	installed, err := raftsnap.Recover(s.eng, snapDir)
 	if err != nil {
 		return fmt.Errorf("server: recover snapshot installation: %w", err)
 	}
 	if installed {
 		s.lg.Warn("completed a snapshot installation interrupted by a crash")
 	}
-	s.snapRecv = raftsnap.NewReceiver(s.eng)
+	s.snapRecv = raftsnap.NewReceiver(s.eng, snapDir)
 	if s.cfg.Cluster.ForceNewCluster {
 		if err := bootstrap.ForceNewCluster(s.eng, s.cfg.Member.DataDir, s.lg.Named("bootstrap")); err != nil {
 			return fmt.Errorf("server: %w", err)

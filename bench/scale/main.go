@@ -53,6 +53,8 @@ func main() {
 	flag.IntVar(&z.updateRevs, "update-revs", 2, "size mode: new revisions of each of those keys")
 	flag.IntVar(&z.loadClients, "load-clients", 8, "size mode: concurrent loading clients")
 	flag.DurationVar(&z.opTime, "op-time", 20*time.Second, "size mode: bound of each latency sample")
+	flag.StringVar(&z.phases, "size-phases", "", "size mode: comma-separated phases to run after the load (update, latencies, compaction, disk and peak RSS, restart, join); empty: all")
+	portBase := flag.Int("port-base", 46000, "first 127.0.0.1 port tried for the servers")
 	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")
 	flag.IntVar(&w.keys, "watch-keys", 10000, "watch mode: keys watched (and written)")
 	flag.IntVar(&w.streams, "watch-streams", 100, "watch mode: watch streams carrying the watchers (10 per connection)")
@@ -69,6 +71,7 @@ func main() {
 	flag.StringVar(&s.etcdArgs, "etcd-args", "", "extra flags for etcd only, space separated")
 	flag.StringVar(&s.workDir, "work-dir", "", "where data dirs go (default a temp dir)")
 	flag.Parse()
+	nextPort.Store(int32(*portBase))
 	var err error
 	switch *mode {
 	case "lists":

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type sizeSettings struct {
 	updateRevs  int     // revisions each of those keys gets
 	loadClients int
 	opTime      time.Duration // bound of each latency sample
+	phases      string        // comma-separated phases run after the load; empty: all
 }
 
 // kinds are the resource prefixes and their share of the keys (out of 20).
@@ -147,6 +149,9 @@ func (r *sizeRun) run() error {
 		{"restart", r.restarts},
 		{"join", r.join},
 	} {
+		if r.z.phases != "" && !slices.Contains(strings.Split(r.z.phases, ","), ph.name) {
+			continue
+		}
 		if err := ph.f(); err != nil {
 			r.logf("%s FAILED: %v", ph.name, err)
 			if !r.srv.proc.Running() {

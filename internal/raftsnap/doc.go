@@ -9,11 +9,17 @@
 // neither side ever holds more than a chunk in memory, whatever the size of
 // the data set.
 //
-// The receiver first stages the image under the s/ prefix: a crash then
-// leaves the old state untouched and the staging is discarded at restart.
-// Installation writes a marker (r/i) durably, replaces the live keys with
-// the staged ones and finally, in one synced batch, drops the staging,
-// records the snapshot in the Raft log and removes the marker. A restart
-// that finds the marker redoes the replacement (it is idempotent) before
-// anything else reads the engine. See docs/adr/0004-raft-snapshots.md.
+// The receiver turns the stream into files the engine can ingest (Pebble
+// sstables, storage.Engine.NewIngestWriter) in a staging directory of its
+// own, checking every chunk's CRC, the key order and the totals, while the
+// live state stays untouched: a crash then leaves the old state and the
+// staging is discarded at restart. The files replace the replicated spans
+// between them, each starting with a range deletion of its part, and a
+// COMPLETE file written last says they are all there. Installation writes
+// a marker (r/i) durably, ingests the files in one atomic step and finally,
+// in one synced batch, records the snapshot in the Raft log and removes the
+// marker. A restart that finds the marker ingests the files again (the
+// result is the same) before anything else reads the engine. Every image
+// byte is written once, and the live state changes in one step. See
+// docs/adr/0004-raft-snapshots.md and docs/adr/0017-snapshot-install-by-ingestion.md.
 package raftsnap

@@ -34,15 +34,6 @@ func replicatedSpans() []span {
 	}
 }
 
-func replicated(k []byte) bool {
-	for _, sp := range replicatedSpans() {
-		if bytes.Compare(k, sp.start) >= 0 && (sp.end == nil || bytes.Compare(k, sp.end) < 0) {
-			return true
-		}
-	}
-	return false
-}
-
 // Image is a consistent view of the replicated state, ready to stream.
 type Image struct {
 	// Meta is the applied index and its term the image corresponds to, and

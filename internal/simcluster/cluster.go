@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,9 @@ type Cluster struct {
 	nextReq uint64
 	events  []string // since the last TakeEvents
 	trace   []string // everything, messages included
+	// dir holds the members' staged Raft snapshot images (one directory
+	// each); Close removes it.
+	dir string
 }
 
 type proposal struct {
@@ -71,7 +75,11 @@ func New(n int, opts Options) (*Cluster, error) {
 	if opts.MaxLearners == 0 {
 		opts.MaxLearners = 1
 	}
-	c := &Cluster{opts: opts, Clock: clock.NewFake(), members: map[uint64]*Member{}, group: map[uint64]int{}, upSince: map[[2]uint64]time.Time{}}
+	dir, err := os.MkdirTemp("", "simcluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: opts, Clock: clock.NewFake(), members: map[uint64]*Member{}, group: map[uint64]int{}, upSince: map[[2]uint64]time.Time{}, dir: dir}
 	var peers []raft.Peer
 	for id := uint64(1); id <= uint64(n); id++ {
 		mb := &membership.Member{ID: id, Name: fmt.Sprintf("m%d", id), PeerURLs: []string{peerURL(id)}}
@@ -580,6 +588,7 @@ func (c *Cluster) Restart(id uint64, forceNewCluster bool) error {
 
 // Close releases every member.
 func (c *Cluster) Close() {
+	defer os.RemoveAll(c.dir)
 	for _, m := range c.members {
 		m.hub.Close()
 		m.Store.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -70,7 +71,8 @@ func (c *Cluster) open(id uint64, eng storage.Engine, peers []raft.Peer) (*Membe
 	m := &Member{ID: id, c: c, eng: eng, wait: apply.NewWait()}
 	lg := zap.NewNop()
 	var err error
-	if _, err = raftsnap.Recover(eng); err != nil {
+	snapDir := filepath.Join(c.dir, fmt.Sprintf("m%d", id))
+	if _, err = raftsnap.Recover(eng, snapDir); err != nil {
 		return nil, err
 	}
 	if m.raftLog, err = raftlog.Open(eng); err != nil {
@@ -94,7 +96,7 @@ func (c *Cluster) open(id uint64, eng storage.Engine, peers []raft.Peer) (*Membe
 	}
 	m.hub = watch.NewHub(m.Store, lg, watch.Options{})
 	m.Store.OnCommit(m.hub.Notify)
-	m.recv = raftsnap.NewReceiver(eng)
+	m.recv = raftsnap.NewReceiver(eng, snapDir)
 	m.snaps = snapinstall.New(snapinstall.Config{
 		Engine: eng, Receiver: m.recv, RaftLog: m.raftLog, MVCC: m.Store, Leases: m.Lessor,
 		Auth: m.auth, Alarms: m.alarms, Members: m.Members, Watch: m.hub,

@@ -108,6 +108,34 @@ type Engine interface {
 	// defragmentation does for bbolt). Reads and writes go on meanwhile.
 	// Cancelling ctx stops the work not yet started; what is done stays.
 	CompactAll(ctx context.Context) error
+	// NewIngestWriter creates the file path on the operating system's file
+	// system (it must not exist yet; its directory must be on the engine's
+	// file system) for Ingest. Once ingested, the file replaces every key
+	// in [start, end) by the pairs written to it, end being given to
+	// Finish. start must not be empty.
+	NewIngestWriter(path string, start []byte) (IngestWriter, error)
+	// Ingest makes the files of finished IngestWriters part of the engine
+	// atomically: after a crash, either every file's span holds exactly the
+	// file's pairs, or no file took effect. The files' spans must not
+	// overlap. The files are left in place, so an ingestion a crash may
+	// have interrupted can be repeated with the same files. Writes to the
+	// spans committed before Ingest are replaced; later ones are not.
+	Ingest(paths []string) error
 	Usage() Usage
 	Close() error
+}
+
+// IngestWriter builds one file of Engine.Ingest. It is not safe for
+// concurrent use.
+type IngestWriter interface {
+	// Set adds a pair; keys must be strictly ascending and inside the
+	// file's span. Set copies its arguments.
+	Set(key, value []byte) error
+	// Finish completes the file, whose span ends at end (exclusive; above
+	// every key set), and makes it and its directory entry durable. The
+	// writer is unusable afterwards.
+	Finish(end []byte) error
+	// Abort drops a file that was not finished (and removes it); after
+	// Finish it does nothing.
+	Abort() error
 }

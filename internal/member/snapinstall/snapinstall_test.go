@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,7 +79,7 @@ func TestReceiveSnapshotKeepsAnImageRaftAccepted(t *testing.T) {
 	}
 	var applied, commit uint64
 	feng := memory.New()
-	follower := New(Config{Engine: feng, Receiver: raftsnap.NewReceiver(feng),
+	follower := New(Config{Engine: feng, Receiver: raftsnap.NewReceiver(feng, filepath.Join(t.TempDir(), "staging")),
 		Applied: func() uint64 { return applied }, Commit: func() uint64 { return commit }})
 	m, buf := image()
 	if err := follower.ReceiveSnapshot(context.Background(), m, buf); err != nil {

@@ -57,6 +57,7 @@ func RunSuite(t *testing.T, s Suite) {
 		{"LargeValues", testLargeValues},
 		{"ConcurrentReadersAndWriter", testConcurrent},
 		{"CompactAll", testCompactAll},
+		{"Ingest", testIngest},
 		{"AfterClose", testAfterClose},
 	}
 	for _, tc := range tests {
