@@ -48,7 +48,7 @@ func (e *Engine) NewIngestWriter(path string, start []byte) (storage.IngestWrite
 	// The per-level options (block size, filters, compression) are the ones
 	// the store's own tables get; level 0 because the table's level is only
 	// known once Pebble places it.
-	wo := pebbleOptions(Options{}, cmp).MakeWriterOptions(0, e.db.TableFormat())
+	wo := pebbleOptions(Options{}, cmp, e.valueSep).MakeWriterOptions(0, e.db.TableFormat())
 	fw := &fileWritable{f: f, bw: bufio.NewWriterSize(f, 256<<10)}
 	return &ingestWriter{path: path, fw: fw, w: sstable.NewWriter(fw, wo), start: bytes.Clone(start), first: true}, nil
 }
