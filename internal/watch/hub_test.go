@@ -613,4 +613,29 @@ func TestNotifyWithoutWatchersIsIdle(t *testing.T) {
 		ws.Close()
 	}
 	<-done
+	// Every way a watcher ends uncounts it: cancel, a compacted start, close.
+	cs := h.NewStream()
+	if _, err := cs.Watch(context.Background(), WatchRequest{Key: []byte("r"), StartRev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.compactTo(f.Rev())
+	if _, err := cs.Watch(context.Background(), WatchRequest{Key: []byte("r"), StartRev: 2}); err != nil {
+		t.Fatal(err) // refused with a compaction cancel, never counted
+	}
+	if ok, err := s.Cancel(context.Background(), id); !ok || err != nil {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	cs.Close()
+	if n := h.watchers.Load(); n != 0 {
+		t.Fatalf("%d watchers counted after all ended", n)
+	}
+	rev := f.put("k", "idle again")
+	h.pendMu.Lock()
+	// (Earlier revisions may still wait for the dispatcher.)
+	queuedLast := len(h.pending) > 0 && h.pending[len(h.pending)-1].rev == rev
+	idle = h.idleRev
+	h.pendMu.Unlock()
+	if queuedLast || idle != rev {
+		t.Fatalf("after all watchers ended: revision %d queued %v, idle revision %d", rev, queuedLast, idle)
+	}
 }
