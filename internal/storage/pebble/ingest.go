@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -37,7 +38,7 @@ func (e *Engine) NewIngestWriter(path string, start []byte) (storage.IngestWrite
 	if len(start) == 0 {
 		return nil, fmt.Errorf("pebble: ingest file %s: empty span start", path)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createIngestFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: create ingest file: %w", err)
 	}
@@ -145,11 +146,32 @@ func (w *ingestWriter) Abort() error {
 
 var errAborted = errors.New("pebble: ingest file aborted")
 
+// ingestBytesPerSync is how often the written part of an ingest file is
+// handed to the kernel for writeback (what Pebble does for its own tables):
+// the final sync then waits for little, instead of for a whole file of
+// dirty pages while the caller (a snapshot stream) stands still.
+const ingestBytesPerSync = 1 << 20
+
+// createIngestFile creates path, which must not exist, for writing with
+// incremental writeback.
+func createIngestFile(path string) (vfs.File, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("%s: %w", path, os.ErrExist)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	return vfs.NewSyncingFile(f, vfs.SyncingFileOptions{BytesPerSync: ingestBytesPerSync}), nil
+}
+
 // fileWritable is the sstable writer's output: a buffered file synced at
 // Finish, whose writes fail once the writer is aborted so that closing it
 // does not write the rest of the table.
 type fileWritable struct {
-	f       *os.File
+	f       vfs.File
 	bw      *bufio.Writer
 	aborted bool
 }
