@@ -21,7 +21,9 @@
 // builds compile from the same files and nothing has to be rewritten before
 // a test build (docs/adr/0010-failpoints-without-source-rewriting.md).
 // A panic at a failpoint names it (PanicMessage), so that a test can tell
-// from a member's log where it died.
+// from a member's log where it died, and is a Crash, which the recoverers
+// of request handlers and supervised goroutines let through: as in etcd, a
+// failpoint's panic kills the member, wherever it runs.
 // Terms that return a value (`return(...)`) have no effect at an Inject
 // point: those are places to panic or sleep. A Hold point (Hold) waits
 // while its term returns a value, so that a test can keep a long step

@@ -98,8 +98,28 @@ func Names() []string {
 	}
 }
 
-// PanicMessage is the value a failpoint built with -tags failpoints panics
-// with when its gofail term panics with v.
+// PanicMessage is the message of the Crash a failpoint built with -tags
+// failpoints panics with when its gofail term panics with v.
 func PanicMessage(name string, v any) string {
 	return fmt.Sprintf("failpoint %s: %v", name, v)
+}
+
+// Crash is the value a failpoint's `panic` term panics with. It stands for
+// the process dying at that step (etcd's failpoints kill etcd there), so the
+// recoverers that keep a request's or a goroutine's panic from taking the
+// member down (internal/middleware, internal/lifecycle) panic again with it
+// instead of turning it into an error: a test that crashes a member at a
+// failpoint must see the member die. It is an error so that the runtime
+// prints its message after "panic: ", which those tests look for in the log.
+type Crash struct{ msg string }
+
+// NewCrash returns the Crash of failpoint name panicking with v.
+func NewCrash(name string, v any) *Crash { return &Crash{msg: PanicMessage(name, v)} }
+
+func (c *Crash) Error() string { return c.msg }
+
+// IsCrash reports whether a recovered panic value is a failpoint's Crash.
+func IsCrash(v any) bool {
+	_, ok := v.(*Crash)
+	return ok
 }

@@ -49,7 +49,7 @@ func point(name string) *gofail.Failpoint {
 func eval(name string, fp *gofail.Failpoint) any {
 	defer func() {
 		if r := recover(); r != nil {
-			panic(PanicMessage(name, r))
+			panic(NewCrash(name, r))
 		}
 	}()
 	v, err := fp.Acquire()

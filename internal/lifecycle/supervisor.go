@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/metrics"
 )
 
@@ -154,6 +155,9 @@ func (s *Supervisor) GoWithRestart(name string, fn func(ctx context.Context) err
 func (s *Supervisor) call(name string, fn func(ctx context.Context) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if failpoint.IsCrash(r) {
+				panic(r) // a failpoint's crash must take the member down
+			}
 			stack := debug.Stack()
 			s.panics.Add(1)
 			s.ctr.WithLabelValues(name).Inc()

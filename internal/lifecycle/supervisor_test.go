@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/metastore/metastore/internal/failpoint"
 )
 
 func immediate(time.Duration) <-chan time.Time {
@@ -175,4 +177,28 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestCallLetsFailpointCrashThrough: a failpoint's panic stands for the
+// member dying there, so a supervised goroutine does not recover it.
+func TestCallLetsFailpointCrashThrough(t *testing.T) {
+	s, err := NewSupervisor(context.Background(), SupervisorConfig{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := failpoint.NewCrash("compactBeforeCommitBatch", "boom")
+	v := func() (v any) {
+		defer func() { v = recover() }()
+		_ = s.call("compactor", func(context.Context) error { panic(crash) })
+		return nil
+	}()
+	if v != crash {
+		t.Fatalf("recovered %v, want the crash panicking on", v)
+	}
+	if n := s.PanicCount(); n != 0 {
+		t.Fatalf("PanicCount = %d, want 0", n)
+	}
+	if err := s.call("compactor", func(context.Context) error { panic("bug") }); !errors.Is(err, ErrPanic) {
+		t.Fatalf("ordinary panic: err = %v, want ErrPanic", err)
+	}
 }

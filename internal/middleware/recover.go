@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/metrics"
 )
 
@@ -53,6 +54,9 @@ func NewRecoverer(cfg RecoverConfig) (*Recoverer, error) {
 func (r *Recoverer) PanicCount() int64 { return r.count.Load() }
 
 func (r *Recoverer) recovered(method string, v any, err *error) {
+	if failpoint.IsCrash(v) {
+		panic(v) // a failpoint's crash must take the member down
+	}
 	stack := debug.Stack()
 	r.count.Add(1)
 	r.ctr.Inc()

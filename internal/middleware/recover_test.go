@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -9,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/metastore/metastore/internal/failpoint"
 )
 
 func TestRecoverUnaryKeepsServing(t *testing.T) {
@@ -91,5 +94,44 @@ func TestRecoverStream(t *testing.T) {
 	}
 	if rec.PanicCount() != 1 {
 		t.Fatalf("PanicCount = %d", rec.PanicCount())
+	}
+}
+
+// TestRecoverLetsFailpointCrashThrough: a failpoint's panic stands for the
+// member dying there, so the interceptors panic again with it instead of
+// answering Internal (etcd's robustness suite kills a member in Defragment
+// this way and waits for it to exit).
+func TestRecoverLetsFailpointCrashThrough(t *testing.T) {
+	rec, err := NewRecoverer(RecoverConfig{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := failpoint.NewCrash("defragBeforeCopy", "boom")
+	repanicked := func(call func()) (v any) {
+		defer func() { v = recover() }()
+		call()
+		return nil
+	}
+	unary := rec.UnaryServerInterceptor()
+	if v := repanicked(func() {
+		_, _ = unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/m"},
+			func(context.Context, any) (any, error) { panic(crash) })
+	}); v != crash {
+		t.Fatalf("unary: recovered %v, want the crash panicking on", v)
+	}
+	stream := rec.StreamServerInterceptor()
+	if v := repanicked(func() {
+		_ = stream(nil, nil, &grpc.StreamServerInfo{FullMethod: "/m"},
+			func(any, grpc.ServerStream) error { panic(crash) })
+	}); v != crash {
+		t.Fatalf("stream: recovered %v, want the crash panicking on", v)
+	}
+	if rec.PanicCount() != 0 {
+		t.Fatalf("PanicCount = %d, want 0: a crash is not a recovered panic", rec.PanicCount())
+	}
+	// Any other panic is still recovered.
+	if _, err := unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/m"},
+		func(context.Context, any) (any, error) { panic("bug") }); err != ErrPanicRecovered {
+		t.Fatalf("ordinary panic: err = %v, want ErrPanicRecovered", err)
 	}
 }

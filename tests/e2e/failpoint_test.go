@@ -23,6 +23,7 @@ const (
 	fpCompactBatch                   // a compaction of several batches
 	fpSnapshotCatch                  // a follower that must catch up by snapshot
 	fpWatch                          // a watch opened on the target gets its first response
+	fpDefrag                         // a Defragment call on the target
 )
 
 type fpCase struct {
@@ -59,6 +60,10 @@ var failpointCases = []fpCase{
 	{name: "raftAfterApplySnap", members: 3, trigger: fpSnapshotCatch},
 	{name: "raftBeforeSendSnap", members: 3, leader: true, trigger: fpSnapshotCatch},
 	{name: "beforeSendWatchResponse", members: 1, trigger: fpWatch},
+	// Runs in the Defragment handler, whose panics the gRPC recoverer
+	// would otherwise turn into an error (etcd's robustness suite,
+	// Issue14685, needs the member to die there).
+	{name: "defragBeforeCopy", members: 1, trigger: fpDefrag},
 }
 
 // TestFailpointPanic sets each failpoint to panic on a member of a cluster
@@ -142,6 +147,10 @@ func runFailpointCase(t *testing.T, tc fpCase) {
 		t.Logf("compact(%d): %v", rev, err)
 	case fpSnapshotCatch:
 		target = triggerSnapshot(t, ctx, tc, ms, target, waitAcks)
+	case fpDefrag:
+		setPanic(t, target, tc.name)
+		_, err := target.Client().Defragment(ctx, target.ClientURL)
+		t.Logf("defragment: %v", err)
 	case fpWatch:
 		setPanic(t, target, tc.name)
 		// The watch's created response runs the failpoint. clientv3's
