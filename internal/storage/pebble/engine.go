@@ -563,13 +563,20 @@ func (e *Engine) Usage() storage.Usage {
 		return storage.Usage{}
 	}
 	m := e.db.Metrics()
-	size := m.DiskSpaceUsage()
+	// Pebble v2.1.7 does not count the blob files a store already had when
+	// it was opened in BlobFiles.Local.LiveSize (it only adds and subtracts
+	// the files made and deleted since, so the figure may even wrap below
+	// zero), which DiskSpaceUsage sums; BlobFiles.LiveSize is computed from
+	// the current version and is right. All our files are local. uint64
+	// arithmetic wraps, so the swap is exact either way
+	// (TestUsageCountsBlobFilesAfterReopen).
+	size := m.DiskSpaceUsage() - m.BlobFiles.Local.LiveSize + m.BlobFiles.LiveSize
 	if m.WAL.Size > m.WAL.PhysicalSize {
 		size += m.WAL.Size - m.WAL.PhysicalSize
 	}
 	// A blob file stays whole while any of its values is referenced; count
 	// only the referenced share, which a CompactAll would keep.
-	blobs := m.BlobFiles.Local.LiveSize
+	blobs := m.BlobFiles.LiveSize
 	if all, ref := m.BlobFiles.ValueSize, m.BlobFiles.ReferencedValueSize; all > 0 && ref < all {
 		blobs = uint64(float64(blobs) * float64(ref) / float64(all))
 	}

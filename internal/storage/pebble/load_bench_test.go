@@ -22,7 +22,8 @@ import (
 // --snapshot-catchup-entries do, scaled by the same factor as the data
 // (10000 and 5000 entries at 8 GiB). It reports the bytes Pebble wrote per
 // byte of MVCC data: WAL, flushes and compactions (tables and blob files),
-// and the files left. Run it with -benchtime 1x.
+// and the files left, and the disk used per byte of live data (the MVCC
+// versions and the entries still in the log). Run it with -benchtime 1x.
 func BenchmarkLargeTxnLoad(b *testing.B) {
 	const (
 		loadBytes    = 512 << 20 // a sixteenth of 8 GiB
@@ -100,6 +101,20 @@ func BenchmarkLargeTxnLoad(b *testing.B) {
 		b.ReportMetric(float64(compacted)/w, "compact/B")
 		b.ReportMetric(float64(m.WAL.BytesWritten+flushed+compacted)/w, "total/B")
 		b.ReportMetric(w/elapsed.Seconds()/1e6, "MB/s")
+		var logBytes uint64 // the Raft entries still in the log
+		first := uint64(1)
+		if lastCompact > catchUp {
+			first = lastCompact - catchUp + 1
+		}
+		for i := first; i <= index; i++ {
+			v, err := e.Get(storage.RaftEntryKey(i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			logBytes += uint64(len(v))
+		}
+		b.ReportMetric(float64(m.DiskSpaceUsage())/float64(written+logBytes), "disk/live")
+		b.ReportMetric(float64(m.BlobFiles.ValueSize-m.BlobFiles.ReferencedValueSize)/float64(m.BlobFiles.ValueSize), "blob-garbage")
 		b.ReportMetric(float64(m.Total().TablesCount), "tables")
 		b.ReportMetric(float64(m.BlobFiles.LiveCount), "blobs")
 		b.ReportMetric(float64(logs.FilterMessage("pebble: write stall").Len()), "stalls")
