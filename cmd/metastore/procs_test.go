@@ -5,23 +5,30 @@ import (
 	"testing"
 )
 
-func TestSyncProcsAddsOneUnlessSet(t *testing.T) {
+func TestSyncProcsRaisesOneToTwoUnlessSet(t *testing.T) {
 	orig := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
-
 	unset := func(string) string { return "" }
-	if got := syncProcs(unset); got != orig+1 || runtime.GOMAXPROCS(0) != orig+1 {
-		t.Fatalf("without GOMAXPROCS: got %d, runtime %d, want %d", got, runtime.GOMAXPROCS(0), orig+1)
-	}
-
-	runtime.GOMAXPROCS(orig)
 	set := func(k string) string {
 		if k == "GOMAXPROCS" {
-			return "3"
+			return "1"
 		}
 		return ""
 	}
-	if got := syncProcs(set); got != orig || runtime.GOMAXPROCS(0) != orig {
-		t.Fatalf("with GOMAXPROCS set: got %d, runtime %d, want %d unchanged", got, runtime.GOMAXPROCS(0), orig)
+	for _, c := range []struct {
+		name   string
+		start  int
+		getenv func(string) string
+		want   int
+	}{
+		{"one CPU", 1, unset, 2},
+		{"two CPUs", 2, unset, 2},
+		{"four CPUs", 4, unset, 4},
+		{"one CPU, GOMAXPROCS set", 1, set, 1},
+	} {
+		runtime.GOMAXPROCS(c.start)
+		if got := syncProcs(c.getenv); got != c.want || runtime.GOMAXPROCS(0) != c.want {
+			t.Errorf("%s: syncProcs = %d, runtime %d, want %d", c.name, got, runtime.GOMAXPROCS(0), c.want)
+		}
 	}
 }
