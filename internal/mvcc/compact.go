@@ -270,19 +270,40 @@ func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys,
 		}
 	}
 	_, keptMain, keptSub, _ := splitVersionKey(it.Key())
-	keptTomb := len(it.Value()) > 0 && it.Value()[0]&flagTombstone != 0
+	keptLen := recordLen(it)
+	// A record longer than a tombstone's is live (liveByLen): only a short
+	// one needs reading to find its flag.
+	keptTomb := false
+	if keptLen <= tombRecordLen {
+		v := it.Value()
+		keptTomb = len(v) > 0 && v[0]&flagTombstone != 0
+	}
 	keptKey := append([]byte(nil), it.Key()...)
-	keptLen := len(it.Value())
 	n++
 	for it.Next() && inGroup() {
 		n++
 		_, m, sb, _ := splitVersionKey(it.Key())
 		h := historyKey(m, sb)
-		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: h, size: versionSize(len(it.Key()), len(it.Value()), len(h), len(group))})
+		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: h, size: versionSize(len(it.Key()), recordLen(it), len(h), len(group))})
 	}
 	if keptTomb && keptMain < rev {
 		h := historyKey(keptMain, keptSub)
 		dels = append(dels, delKeys{k: keptKey, h: h, size: versionSize(len(keptKey), keptLen, len(h), len(group))})
 	}
 	return group, dels, n, it.Error()
+}
+
+// recordLen is the length of the current record, without reading it when
+// the engine can tell (valueLener): a compaction needs only the lengths of
+// the versions it removes and, of the one it keeps, whether it is a
+// tombstone. With values kept in Pebble blob files, reading them would
+// fetch every removed version's value from disk (docs/benchmarks.md,
+// Scale: the compaction's p99 at 8 GiB).
+func recordLen(it storage.Iterator) int {
+	if vl, ok := it.(valueLener); ok {
+		if n := vl.ValueLen(); n >= 0 {
+			return n
+		}
+	}
+	return len(it.Value())
 }

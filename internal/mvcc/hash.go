@@ -121,7 +121,14 @@ func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error
 		}
 		isNewest := newest
 		newest = false
-		tomb := len(it.Value()) > 0 && it.Value()[0]&flagTombstone != 0
+		// A record longer than a tombstone's is live (recordLen: no value
+		// read where the engine can tell), so a value is read only to be
+		// hashed or to find a short record's flag.
+		tomb := false
+		if recordLen(it) <= tombRecordLen {
+			v := it.Value()
+			tomb = len(v) > 0 && v[0]&flagTombstone != 0
+		}
 		if main <= compactRev && !(isNewest && !tomb) {
 			continue
 		}
