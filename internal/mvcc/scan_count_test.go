@@ -74,19 +74,25 @@ func (i *valueCountingIter) ValueLen() int {
 	return i.Iterator.(valueLener).ValueLen()
 }
 
-// TestCountReadsNoLiveValue: on the Pebble engine, with values large enough
-// to be kept in blob files, a count at every revision matches the live keys
-// and reads the value of no live record (only tombstones are read: their
-// one-byte record is where liveness is written); ranges that return
-// values still return them intact.
-func TestCountReadsNoLiveValue(t *testing.T) {
+// countingPebbleStore opens a store on a Pebble engine whose Value calls
+// are counted.
+func countingPebbleStore(t *testing.T) (*pebble.Engine, *valueCountingEngine, *Store) {
 	pe, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng := &valueCountingEngine{Engine: pe}
 	t.Cleanup(func() { _ = eng.Close() })
-	s := openStore(t, eng)
+	return pe, eng, openStore(t, eng)
+}
+
+// TestCountReadsNoLiveValue: on the Pebble engine, with values large enough
+// to be kept in blob files, a count at every revision matches the live keys
+// and reads the value of no live record (only tombstones are read: their
+// one-byte record is where liveness is written); ranges that return
+// values still return them intact.
+func TestCountReadsNoLiveValue(t *testing.T) {
+	pe, eng, s := countingPebbleStore(t)
 	const keys = 60
 	val := func(i, round int) []byte {
 		return bytes.Repeat([]byte{byte('a' + i%26), byte(round)}, 1500) // 3000 bytes: separated
@@ -153,13 +159,7 @@ func TestCountReadsNoLiveValue(t *testing.T) {
 // records' lengths: beyond its hash it reads no value of a live record
 // (only tombstones' one-byte records), and removes exactly what it must.
 func TestCompactReadsNoLiveValue(t *testing.T) {
-	pe, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := &valueCountingEngine{Engine: pe}
-	t.Cleanup(func() { _ = eng.Close() })
-	s := openStore(t, eng)
+	pe, eng, s := countingPebbleStore(t)
 	const keys = 30
 	val := func(i, round int) []byte { return bytes.Repeat([]byte{byte('a' + i%26), byte(round)}, 1500) }
 	key := func(i int) []byte { return []byte(fmt.Sprintf("k%02d", i)) }
