@@ -52,6 +52,7 @@ func main() {
 	flag.Float64Var(&z.updateFrac, "update-frac", 0.1, "size mode: share of the keys written again after the load")
 	flag.IntVar(&z.updateRevs, "update-revs", 2, "size mode: new revisions of each of those keys")
 	flag.IntVar(&z.loadClients, "load-clients", 8, "size mode: concurrent loading clients")
+	flag.BoolVar(&z.noJoin, "no-join", false, "size mode: skip the joining member (it needs as much disk again)")
 	flag.DurationVar(&z.opTime, "op-time", 20*time.Second, "size mode: bound of each latency sample")
 	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")
 	flag.IntVar(&w.keys, "watch-keys", 10000, "watch mode: keys watched (and written)")

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ type sizeSettings struct {
 	updateRevs  int     // revisions each of those keys gets
 	loadClients int
 	opTime      time.Duration // bound of each latency sample
+	// noJoin skips the last phase: a joining member doubles the disk the
+	// run needs, which the largest sizes may not have.
+	noJoin bool
 }
 
 // kinds are the resource prefixes and their share of the keys (out of 20).
@@ -147,6 +151,10 @@ func (r *sizeRun) run() error {
 		{"restart", r.restarts},
 		{"join", r.join},
 	} {
+		if ph.name == "join" && r.z.noJoin {
+			r.logf("join: skipped (-no-join)")
+			continue
+		}
 		if err := ph.f(); err != nil {
 			r.logf("%s FAILED: %v", ph.name, err)
 			if !r.srv.proc.Running() {
@@ -162,8 +170,43 @@ func (r *sizeRun) usage() error {
 	if err != nil {
 		return err
 	}
-	r.logf("disk %s, peak RSS %d MiB (VmHWM since start)", mib(diskUse(filepath.Join(r.srv.dir, "data"))), peak>>10)
+	data := filepath.Join(r.srv.dir, "data")
+	r.logf("disk %s (%s), peak RSS %d MiB (VmHWM since start)", mib(diskUse(data)), diskKinds(data), peak>>10)
 	return nil
+}
+
+// diskKinds breaks the disk use under dir down by kind of file, largest
+// first: Pebble's tables (.sst), blob files (.blob) and WAL (.log), bbolt's
+// file (db) and etcd's WAL and snapshots (.wal, .snap); anything else is
+// "other".
+func diskKinds(dir string) string {
+	by := map[string]int64{}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		kind := "other"
+		switch ext := filepath.Ext(path); {
+		case ext == ".sst", ext == ".blob", ext == ".log", ext == ".wal", ext == ".snap":
+			kind = ext[1:]
+		case d.Name() == "db":
+			kind = "db"
+		}
+		by[kind] += diskUse(path)
+		return nil
+	})
+	kinds := make([]string, 0, len(by))
+	for k := range by {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		return by[kinds[i]] > by[kinds[j]] || by[kinds[i]] == by[kinds[j]] && kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = k + " " + mib(by[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -67,5 +70,19 @@ func TestValuesAreDistinctAndSized(t *testing.T) {
 		if n > 100 {
 			t.Fatalf("byte %d occurs %d times in 8 KiB of random bytes", b, n)
 		}
+	}
+}
+
+// TestDiskKinds: the disk use breakdown names each kind of file with the
+// blocks it takes, largest first.
+func TestDiskKinds(t *testing.T) {
+	dir := t.TempDir()
+	for name, size := range map[string]int{"000001.sst": 1 << 20, "000002.blob": 3 << 20, "000003.blob": 1 << 20, "000004.log": 2 << 20, "OPTIONS-000005": 100} {
+		if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte{1}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := diskKinds(dir), "blob 4 MiB, log 2 MiB, sst 1 MiB, other 0 MiB"; got != want {
+		t.Fatalf("diskKinds = %q, want %q", got, want)
 	}
 }

@@ -321,20 +321,29 @@ func toKV(key []byte, v *version) *mvccpb.KeyValue {
 // Range reads [key, end) (see rangeBounds for nil and "\x00" ends) at
 // ro.Rev. Result.Rev is the current revision.
 func (s *Store) Range(ctx context.Context, key, end []byte, ro RangeOptions) (*RangeResult, error) {
-	if len(end) == 0 && ro.Rev >= 0 {
+	single := len(end) == 0 && ro.Rev >= 0
+	if single {
 		if res, ok, err := s.rangeCached(ctx, key, ro); ok {
 			return res, err
 		}
 	}
 	v := view{r: s.eng, cur: s.currentRev.Load(), compact: s.compactRev.Load}
-	return v.rangeKeys(ctx, key, end, ro)
+	res, err := v.rangeKeys(ctx, key, end, ro)
+	if err == nil && single && (ro.Rev == 0 || ro.Rev == v.cur) && len(res.KVs) == 1 && !ro.KeysOnly {
+		// A point read of the newest version: keep its value in the
+		// latest-version cache, so the next reads of this hot key answer
+		// from memory.
+		s.latest.promote(res.KVs[0])
+	}
+	return res, err
 }
 
 // rangeCached serves a read of one key at the newest revision from the
-// latest-version cache; ok is false when the cache cannot answer.
+// latest-version cache; ok is false when the cache cannot answer (it does
+// not hold the key, or not its value and the read needs it).
 func (s *Store) rangeCached(ctx context.Context, key []byte, ro RangeOptions) (*RangeResult, bool, error) {
-	v, cur, live, known := s.latest.read(key, &s.currentRev)
-	if !known || (ro.Rev > 0 && ro.Rev != cur) {
+	v, valued, cur, live, known := s.latest.read(key, &s.currentRev)
+	if !known || (ro.Rev > 0 && ro.Rev != cur) || (live && !valued && !ro.Count && !ro.KeysOnly) {
 		return nil, false, nil
 	}
 	res := &RangeResult{Rev: cur}
@@ -355,6 +364,23 @@ func (s *Store) rangeCached(ctx context.Context, key []byte, ro RangeOptions) (*
 	}
 	res.KVs = []*mvccpb.KeyValue{toKV(append([]byte(nil), key...), &v)}
 	return res, true, nil
+}
+
+// PrevKV returns the version key had at revision rev (its newest version
+// <= rev), or nil if it had none or rev is compacted: the prev_kv of an event
+// at rev+1, read when a watcher asked for it (as etcd reads it at
+// mod_revision-1 when it sends the event, and omits it once compacted).
+func (s *Store) PrevKV(ctx context.Context, key []byte, rev int64) (*mvccpb.KeyValue, error) {
+	res, err := s.Range(ctx, key, nil, RangeOptions{Rev: rev})
+	switch {
+	case errors.Is(err, ErrCompacted):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case len(res.KVs) == 0:
+		return nil, nil
+	}
+	return res.KVs[0], nil
 }
 
 // ReadTxn is a read view pinned at one revision and one engine snapshot, for

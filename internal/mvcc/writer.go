@@ -16,6 +16,9 @@ import (
 // cannot show yet, so later operations of the same Writer see them.
 type overlay struct {
 	t *btree.BTreeG[*ovEntry]
+	// probe is the search key of lookups, reused so that a lookup does
+	// not allocate (the overlay belongs to the Writer's goroutine).
+	probe ovEntry
 }
 
 type ovEntry struct {
@@ -27,12 +30,29 @@ func newOverlay() *overlay {
 	return &overlay{t: btree.NewG(16, func(a, b *ovEntry) bool { return string(a.key) < string(b.key) })}
 }
 
+// ovEntry1 is an ovEntry allocated together with room for its first
+// version: one allocation per key staged instead of two.
+type ovEntry1 struct {
+	e     ovEntry
+	first [1]version
+}
+
+func (o *overlay) get(key []byte) (*ovEntry, bool) {
+	o.probe.key = key
+	e, ok := o.t.Get(&o.probe)
+	o.probe.key = nil
+	return e, ok
+}
+
 func (o *overlay) add(key []byte, v version) {
-	if e, ok := o.t.Get(&ovEntry{key: key}); ok {
+	if e, ok := o.get(key); ok {
 		e.versions = append(e.versions, v)
 		return
 	}
-	o.t.ReplaceOrInsert(&ovEntry{key: key, versions: []version{v}})
+	n := &ovEntry1{first: [1]version{v}}
+	n.e.key = key
+	n.e.versions = n.first[:1:1]
+	o.t.ReplaceOrInsert(&n.e)
 }
 
 func (e *ovEntry) at(atRev int64) (version, bool) {
@@ -45,7 +65,7 @@ func (e *ovEntry) at(atRev int64) (version, bool) {
 }
 
 func (o *overlay) latest(u []byte, atRev int64) (version, bool) {
-	e, ok := o.t.Get(&ovEntry{key: u})
+	e, ok := o.get(u)
 	if !ok {
 		return version{}, false
 	}
@@ -69,7 +89,7 @@ func (o *overlay) visible(key, end []byte, atRev int64) []rangeItem {
 		return true
 	}
 	if len(end) == 0 {
-		if e, ok := o.t.Get(&ovEntry{key: key}); ok {
+		if e, ok := o.get(key); ok {
 			add(e)
 		}
 		return out
@@ -212,22 +232,25 @@ func (w *Writer) Close() {
 // latest returns the newest version of user key u (overlay first), a
 // tombstone included, or ok=false when the key has no version. It is
 // latestVersion at the newest revision, on the Writer's shared iterator.
-func (w *Writer) latest(u []byte) (version, bool, error) {
+// The version's value is set only if needValue (or the cache held it
+// anyway): the cache holds metadata, and the value of a key not read hot is
+// on the engine only.
+func (w *Writer) latest(u []byte, needValue bool) (v version, ok, valued bool, err error) {
 	if v, ok := w.ov.latest(u, math.MaxInt64); ok {
-		return v, true, nil
+		return v, true, true, nil
 	}
-	if v, live, known := w.s.latest.get(u); known {
-		return v, live, nil
+	if v, valued, live, known := w.s.latest.get(u); known && (!live || valued || !needValue) {
+		return v, live, valued, nil
 	}
-	v, ok, err := w.engineLatest(u)
+	v, ok, err = w.engineLatest(u, needValue)
 	if err == nil {
 		w.s.latest.fill(u, v, ok)
 	}
-	return v, ok, err
+	return v, ok, needValue, err
 }
 
-// engineLatest is latest read from the engine.
-func (w *Writer) engineLatest(u []byte) (version, bool, error) {
+// engineLatest is latest read from the engine, with the value if withValue.
+func (w *Writer) engineLatest(u []byte, withValue bool) (version, bool, error) {
 	if w.kit == nil {
 		it, err := w.s.eng.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 		if err != nil {
@@ -248,7 +271,7 @@ func (w *Writer) engineLatest(u []byte) (version, bool, error) {
 	if err != nil {
 		return version{}, false, err
 	}
-	v, err := decodeRecord(w.kit.Value(), main, sub, true)
+	v, err := decodeRecord(w.kit.Value(), main, sub, withValue)
 	return v, err == nil, err
 }
 
@@ -309,7 +332,7 @@ func (t *TxnWrite) Range(ctx context.Context, key, end []byte, ro RangeOptions) 
 	if len(end) == 0 && (ro.Rev <= 0 || ro.Rev == cur) && cur >= t.w.compact {
 		// A single key at the newest revision (a txn's compares, a put's
 		// prev_kv): a point lookup on the Writer's shared iterator.
-		v, ok, err := t.w.latest(key)
+		v, ok, _, err := t.w.latest(key, !ro.Count && !ro.KeysOnly)
 		if err != nil {
 			t.w.fail(fmt.Errorf("mvcc: range: %w", err))
 			return nil, fmt.Errorf("mvcc: range: %w", err)
@@ -357,7 +380,11 @@ func (t *TxnWrite) stage(key []byte, v version) {
 }
 
 // Put writes key=value with lease and returns the previous live version, or
-// nil. Key and value are copied.
+// nil. Key and value are copied. The previous version's Value is set only
+// when it was at hand (staged by this Writer, or cached because the key is
+// read hot): read it with Range before the Put when it is needed (a put's
+// prev_kv). Its event carries PrevKv only then too; the watch hub reads the
+// missing ones for the watchers that asked (Store.PrevKV).
 func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 	// One allocation for both copies.
 	kv := make([]byte, len(key)+len(value))
@@ -365,21 +392,32 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) *mvccpb.KeyValue {
 	copy(kv[len(key):], value)
 	key, value = kv[:len(key):len(key)], kv[len(key):]
 	rev := t.begin + 1
-	prev, ok, err := t.w.latest(key)
+	prev, ok, valued, err := t.w.latest(key, false)
 	if err != nil {
 		t.w.fail(fmt.Errorf("mvcc: put: %w", err))
 	}
 	v := version{main: rev, sub: t.changes, create: rev, ver: 1, lease: lease, value: value}
-	var prevKV *mvccpb.KeyValue
+	var prevKV, evPrev *mvccpb.KeyValue
 	if ok && !prev.tomb {
 		v.create, v.ver = prev.create, prev.ver+1
 		prevKV = toKV(key, &prev)
+		if valued {
+			evPrev = prevKV
+		}
 	} else {
 		t.w.keyCount++
 	}
 	t.stage(key, v)
-	t.events = append(t.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: toKV(key, &v), PrevKv: prevKV})
+	// The event and its KeyValue in one allocation.
+	ek := &eventKV{kv: mvccpb.KeyValue{Key: key, CreateRevision: v.create, ModRevision: v.main, Version: v.ver, Value: v.value, Lease: v.lease}}
+	ek.ev = mvccpb.Event{Type: mvccpb.Event_PUT, Kv: &ek.kv, PrevKv: evPrev}
+	t.events = append(t.events, &ek.ev)
 	return prevKV
+}
+
+type eventKV struct {
+	ev mvccpb.Event
+	kv mvccpb.KeyValue
 }
 
 // DeleteRange deletes every live key in the range (see Store.Range for the

@@ -87,6 +87,22 @@ func (f *wtStore) CompactRev() int64 {
 	return f.compact
 }
 
+// PrevKV finds key's newest version at rev in the history (events here
+// always carry their PrevKv, so the hub does not need it).
+func (f *wtStore) PrevKV(_ context.Context, key []byte, rev int64) (*mvccpb.KeyValue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.hist) - 1; i >= 0; i-- {
+		if e := f.hist[i]; e.Kv.ModRevision <= rev && bytes.Equal(e.Kv.Key, key) {
+			if e.Type == mvccpb.Event_DELETE {
+				return nil, nil
+			}
+			return e.Kv, nil
+		}
+	}
+	return nil, nil
+}
+
 func (f *wtStore) Events(_ context.Context, from, to int64, key, end []byte, limit int) ([]*mvccpb.Event, int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

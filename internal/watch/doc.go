@@ -14,6 +14,15 @@
 // next revision was compacted it is cancelled with the compact revision
 // instead (etcd #17529 lost events here).
 //
+// With no watcher at all, Notify only records the revision (no queueing, no
+// wake-up): a put costs the hub nothing when nobody watches.
+//
+// Events arrive with PrevKv only when the store had the previous value at
+// hand; for a watcher that asked for prev_kv, Stream.Next reads the missing
+// ones from the store at mod_revision-1 when it sends them, and omits them
+// once that revision is compacted, as etcd does
+// (docs/adr/0019-prev-kv-read-at-send.md).
+//
 // The package is transport-neutral: Stream yields Response values in the
 // order they must be sent; internal/rpc turns them into gRPC messages.
 package watch

@@ -102,6 +102,28 @@ func (f *fakeStore) CompactRev() int64 {
 	return f.compact
 }
 
+// PrevKV finds key's newest version at rev in the history kept since the
+// compaction (the fake's events always carry PrevKv, so the hub only calls
+// it for events a test stripped).
+func (f *fakeStore) PrevKV(_ context.Context, key []byte, rev int64) (*mvccpb.KeyValue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rev < f.compact {
+		return nil, nil
+	}
+	for i := len(f.hist) - 1; i >= 0; i-- {
+		e := f.hist[i]
+		if e.Kv.ModRevision > rev || string(e.Kv.Key) != string(key) {
+			continue
+		}
+		if e.Type == mvccpb.Event_DELETE {
+			return nil, nil
+		}
+		return e.Kv, nil
+	}
+	return nil, nil
+}
+
 // Events returns whole revisions only; if the first revision alone exceeds
 // limit it returns nothing with next == fromRev (the hub must cope).
 func (f *fakeStore) Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) ([]*mvccpb.Event, int64, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -26,6 +27,12 @@ type History interface {
 	// revision not returned (toRev+1 when complete). It fails when fromRev is
 	// below the compaction revision.
 	Events(ctx context.Context, fromRev, toRev int64, key, end []byte, limit int) (evs []*mvccpb.Event, next int64, err error)
+	// PrevKV returns key's newest version at revision rev, nil if it had
+	// none or rev is below the compaction revision. The store's commit
+	// hook passes put events without their PrevKv when it did not have the
+	// previous value at hand; the hub reads it here, only for watchers that
+	// asked for prev_kv.
+	PrevKV(ctx context.Context, key []byte, rev int64) (*mvccpb.KeyValue, error)
 }
 
 // Options tune a Hub; zero fields take the defaults.
@@ -102,7 +109,7 @@ type Hub struct {
 	lg   *zap.Logger
 	opts Options
 
-	pendMu     sync.Mutex // guards pending, spare, pendingN, overflowTo, notified, overflows
+	pendMu     sync.Mutex // guards pending, spare, pendingN, overflowTo, notified, overflows, idleRev
 	pending    []pendingRev
 	spare      []pendingRev
 	pendingN   int
@@ -111,6 +118,15 @@ type Hub struct {
 	// overflows counts the times Notify dropped queued events because the
 	// dispatcher fell behind; it only grows.
 	overflows int64
+	// idleRev is the last revision Notify passed over because no watcher
+	// existed: it is not queued, and the dispatcher only advances its
+	// revision to it.
+	idleRev int64
+	// watchers counts the live watchers (synced or unsynced). Watch
+	// increments it before reading the store's revision, and Notify reads it
+	// after the store published the revision it notifies, so a watcher that
+	// Notify did not see starts after that revision (see Notify).
+	watchers atomic.Int64
 
 	notifyc chan struct{}
 	kickc   chan struct{}
@@ -164,6 +180,10 @@ func NewHub(h History, lg *zap.Logger, opts Options) *Hub {
 
 // Notify hands the events of committed revision rev to the watchers. It only
 // queues them and never blocks on watchers; evs must not be modified later.
+// With no watcher at all it costs a lock and no wake-up of the dispatcher:
+// a watcher created later starts after the store's revision at its creation,
+// which is at least rev, since the store publishes rev before it calls
+// Notify and Watch counts the watcher before reading the revision.
 func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 	h.pendMu.Lock()
 	if rev <= h.notified {
@@ -171,6 +191,17 @@ func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 		return
 	}
 	h.notified = rev
+	if h.overflowTo == 0 && h.watchers.Load() == 0 {
+		h.idleRev = rev
+		h.pendMu.Unlock()
+		// A watcher counted since the check above may already have asked
+		// the dispatcher to catch up with the store's revision before
+		// idleRev was set: wake it again so that it sees idleRev.
+		if h.watchers.Load() != 0 {
+			h.wakeDispatcher()
+		}
+		return
+	}
 	if h.overflowTo > 0 || h.pendingN+len(evs) > h.opts.MaxPendingEvents {
 		// The dispatcher is far behind: forget the events, the store has
 		// them; synced watchers will read them back from history.
@@ -186,6 +217,10 @@ func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 		h.pendingN += len(evs)
 	}
 	h.pendMu.Unlock()
+	h.wakeDispatcher()
+}
+
+func (h *Hub) wakeDispatcher() {
 	select {
 	case h.notifyc <- struct{}{}:
 	default:
@@ -205,10 +240,7 @@ func (h *Hub) Resync() {
 	h.overflowTo = max(h.overflowTo, rev, h.notified)
 	h.notified = max(h.notified, rev)
 	h.pendMu.Unlock()
-	select {
-	case h.notifyc <- struct{}{}:
-	default:
-	}
+	h.wakeDispatcher()
 }
 
 // Overflows is how many times the dispatcher fell so far behind that queued
@@ -240,11 +272,34 @@ func (h *Hub) Close() {
 	}
 }
 
-// Rev is the last revision delivered to synced watchers.
+// Rev is the last revision delivered to synced watchers (or passed over
+// while there were none).
 func (h *Hub) Rev() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.rev
+	return h.revLocked()
+}
+
+// absorbIdleLocked advances the hub's revision over the revisions Notify
+// passed over for lack of watchers. That is safe at any time: Notify saw no
+// watcher, so every live watcher was counted after it and starts after
+// them (or, unsynced, reads them from history up to h.rev); revisions still
+// queued before them had no watcher left to deliver to. Watch calls it so
+// that a new watcher is ready at once and catch-up reads up to the store's
+// revision.
+func (h *Hub) absorbIdleLocked() {
+	h.pendMu.Lock()
+	idle := h.idleRev
+	h.pendMu.Unlock()
+	h.rev = max(h.rev, idle)
+}
+
+// revLocked is h.rev, or the last revision Notify passed over for lack of
+// watchers if that is newer and the dispatcher has not caught up with it.
+func (h *Hub) revLocked() int64 {
+	h.pendMu.Lock()
+	defer h.pendMu.Unlock()
+	return max(h.rev, h.idleRev)
 }
 
 // WatcherCount is the number of live watchers on every stream.
@@ -258,7 +313,7 @@ func (h *Hub) WatcherCount() int {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Synced: h.synced.size(), Unsynced: h.unsynced.size(), Streams: len(h.streams), Rev: h.rev}
+	return Stats{Synced: h.synced.size(), Unsynced: h.unsynced.size(), Streams: len(h.streams), Rev: h.revLocked()}
 }
 
 func (h *Hub) kick() {
@@ -277,7 +332,7 @@ func (h *Hub) dispatchLoop() {
 			return
 		}
 		h.pendMu.Lock()
-		batch, overflow := h.pending, h.overflowTo
+		batch, overflow, idle := h.pending, h.overflowTo, h.idleRev
 		h.pending, h.spare = h.spare[:0], nil
 		h.pendingN, h.overflowTo = 0, 0
 		h.pendMu.Unlock()
@@ -289,6 +344,9 @@ func (h *Hub) dispatchLoop() {
 		for i := range batch {
 			h.fanOutLocked(batch[i].rev, batch[i].evs)
 		}
+		// Revisions Notify passed over had no watcher to deliver to, and
+		// every watcher created since starts after them.
+		h.rev = max(h.rev, idle)
 		h.answerWaitingLocked()
 		h.mu.Unlock()
 
@@ -338,7 +396,7 @@ func (h *Hub) fanOutLocked(rev int64, evs []*mvccpb.Event) {
 			})
 		}
 		for _, w := range touched {
-			r := &Response{WatchID: w.id, Events: w.scratch, Revision: rev, Fragment: w.fragment}
+			r := &Response{WatchID: w.id, Events: w.scratch, Revision: rev, Fragment: w.fragment, prevKV: w.prevKV}
 			w.scratch = nil
 			if w.s.enqueue(r, false) {
 				w.minRev = rev + 1
@@ -368,21 +426,40 @@ func eventFor(w *watcher, ev *mvccpb.Event, plain **mvccpb.Event) *mvccpb.Event 
 	return *plain
 }
 
-// dropCompactedPrev removes PrevKv from events whose previous revision is
-// now compacted, at send time, as etcd does (it reads prev_kv at
-// mod_revision-1 when sending, and omits it on ErrCompacted).
-func (h *Hub) dropCompactedPrev(r *Response) *Response {
+// fixPrev makes the PrevKv of r's events what etcd sends, at send time:
+// etcd reads prev_kv at mod_revision-1 when it sends an event, and omits it
+// once that revision is compacted. So PrevKv is removed from events whose
+// previous revision is now compacted, and, for a watcher that asked for it,
+// read from the store for put events that were notified without it (the
+// store passes it only when it had the previous value at hand). A failed
+// read omits it, as in etcd.
+func (h *Hub) fixPrev(ctx context.Context, r *Response) *Response {
 	compact := h.hist.CompactRev()
 	var out []*mvccpb.Event
-	for i, ev := range r.Events {
-		if ev.PrevKv == nil || ev.Kv.ModRevision-1 >= compact {
-			continue
-		}
+	set := func(i int, ev *mvccpb.Event) {
 		if out == nil {
 			out = make([]*mvccpb.Event, len(r.Events))
 			copy(out, r.Events)
 		}
-		out[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+		out[i] = ev
+	}
+	for i, ev := range r.Events {
+		prevRev := ev.Kv.ModRevision - 1
+		switch {
+		case ev.PrevKv != nil && prevRev < compact:
+			set(i, &mvccpb.Event{Type: ev.Type, Kv: ev.Kv})
+		case ev.PrevKv == nil && r.prevKV && ev.Type == mvccpb.Event_PUT && ev.Kv.Version > 1 && prevRev >= compact:
+			// Version > 1: the key had a live version before this put.
+			prev, err := h.hist.PrevKV(ctx, ev.Kv.Key, prevRev)
+			if err != nil {
+				h.lg.Warn("watch failed to read prev_kv; sending the event without it",
+					zap.ByteString("key", ev.Kv.Key), zap.Int64("revision", prevRev), zap.Error(err))
+				continue
+			}
+			if prev != nil {
+				set(i, &mvccpb.Event{Type: ev.Type, Kv: ev.Kv, PrevKv: prev})
+			}
+		}
 	}
 	if out != nil {
 		r.Events = out
@@ -415,9 +492,11 @@ func (h *Hub) removeLocked(w *watcher) {
 	switch w.state {
 	case stateSynced:
 		h.synced.delete(w)
+		h.watchers.Add(-1)
 	case stateUnsynced:
 		h.unsynced.delete(w)
 		w.s.unsyncedN.Add(-1)
+		h.watchers.Add(-1)
 	}
 	w.state = stateDead
 	w.scratch = nil

@@ -557,3 +557,85 @@ func waitDispatched(t *testing.T, h *Hub, rev int64) {
 		runtime.Gosched()
 	}
 }
+
+// With no watcher, Notify queues nothing and does not wake the dispatcher;
+// a watcher created afterwards still starts right after the store's
+// revision, is ready at once (a progress request is answered with the
+// revisions Notify passed over, without waiting for another write), and
+// gets every later event. Writes racing with the creation of watchers lose
+// nothing either.
+func TestNotifyWithoutWatchersIsIdle(t *testing.T) {
+	f, h := newTestHub(t, Options{})
+	for i := 0; i < 5; i++ {
+		f.put("k", fmt.Sprint(i)) // revisions 2..6
+	}
+	h.pendMu.Lock()
+	queued, idle := len(h.pending), h.idleRev
+	h.pendMu.Unlock()
+	if queued != 0 || idle != 6 {
+		t.Fatalf("with no watcher: %d revisions queued, idle revision %d; want 0 and 6", queued, idle)
+	}
+	if got := h.Rev(); got != 6 {
+		t.Fatalf("hub revision %d, want 6", got)
+	}
+	s := h.NewStream()
+	id := mustWatch(t, s, WatchRequest{Key: []byte("k")})
+	if err := s.RequestProgress(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := recv(t, s); r.WatchID != InvalidWatchID || r.Revision != 6 || len(r.Events) != 0 {
+		t.Fatalf("want progress -1 at 6, got %+v", r)
+	}
+	f.put("k", "x") // 7
+	evs, _ := collect(t, s, id, 1)
+	checkContiguous(t, evs, 7)
+
+	// Watchers come and go while another goroutine writes: each sees every
+	// revision after its creation's.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 300; i++ {
+			f.put("r", fmt.Sprint(i))
+		}
+	}()
+	for i := 0; i < 30; i++ {
+		ws := h.NewStream()
+		wid := mustWatch(t, ws, WatchRequest{Key: []byte("r")})
+		from := f.Rev() // the watcher's start is at most this revision + 1
+		f.put("r", "mine")
+		evs, _ := collect(t, ws, wid, 1)
+		if evs[0].Kv.ModRevision > from+1 {
+			// Events between creation and the first one received would
+			// have been skipped: the first must be the creation's next.
+			t.Fatalf("watcher %d: first event at %d, created at or before %d", i, evs[0].Kv.ModRevision, from)
+		}
+		ws.Close()
+	}
+	<-done
+	// Every way a watcher ends uncounts it: cancel, a compacted start, close.
+	cs := h.NewStream()
+	if _, err := cs.Watch(context.Background(), WatchRequest{Key: []byte("r"), StartRev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.compactTo(f.Rev())
+	if _, err := cs.Watch(context.Background(), WatchRequest{Key: []byte("r"), StartRev: 2}); err != nil {
+		t.Fatal(err) // refused with a compaction cancel, never counted
+	}
+	if ok, err := s.Cancel(context.Background(), id); !ok || err != nil {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	cs.Close()
+	if n := h.watchers.Load(); n != 0 {
+		t.Fatalf("%d watchers counted after all ended", n)
+	}
+	rev := f.put("k", "idle again")
+	h.pendMu.Lock()
+	// (Earlier revisions may still wait for the dispatcher.)
+	queuedLast := len(h.pending) > 0 && h.pending[len(h.pending)-1].rev == rev
+	idle = h.idleRev
+	h.pendMu.Unlock()
+	if queuedLast || idle != rev {
+		t.Fatalf("after all watchers ended: revision %d queued %v, idle revision %d", rev, queuedLast, idle)
+	}
+}

@@ -1,9 +1,11 @@
 package watch
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/metastore/metastore/internal/mvcc"
@@ -130,5 +132,74 @@ func TestRealStoreCatchUp(t *testing.T) {
 	}
 	if r := recv(t, live); r.WatchID != lid {
 		t.Fatalf("live: %+v", r)
+	}
+}
+
+// The store notifies put events without their PrevKv unless it had the
+// previous value at hand (a key read hot): the hub reads it at send time,
+// only for watchers that asked, at mod_revision-1 as etcd does, so it is
+// there after a compaction at that revision and omitted after a compaction
+// past it.
+func TestRealStorePrevKVReadAtSend(t *testing.T) {
+	st, h := newRealHub(t, Options{})
+	withPrev := h.NewStream()
+	pid := mustWatch(t, withPrev, WatchRequest{Key: []byte("k"), PrevKV: true})
+	plain := h.NewStream()
+	nid := mustWatch(t, plain, WatchRequest{Key: []byte("k")})
+	putEvents := func(v string) []*mvccpb.Event {
+		var evs []*mvccpb.Event
+		st.write(func(w *mvcc.Writer) {
+			tw := w.Begin()
+			tw.Put([]byte("k"), []byte(v), 0)
+			evs = tw.End()
+		})
+		return evs
+	}
+	check := func(what string, evs []*mvccpb.Event, want ...string) {
+		t.Helper()
+		var got []string
+		for _, e := range evs {
+			s := fmt.Sprintf("%s@%d", e.Kv.Value, e.Kv.ModRevision)
+			if e.PrevKv != nil {
+				s += fmt.Sprintf(" prev %s@%d", e.PrevKv.Value, e.PrevKv.ModRevision)
+			}
+			got = append(got, s)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: events %v, want %v", what, got, want)
+		}
+	}
+
+	if evs := putEvents("v1"); evs[0].PrevKv != nil { // 2
+		t.Fatalf("create carries prev %v", evs[0].PrevKv)
+	}
+	if evs := putEvents("v2"); evs[0].PrevKv != nil { // 3: v1 was never read
+		t.Fatalf("overwrite of a key not read hot carries prev %v", evs[0].PrevKv)
+	}
+	<-st.compact(2) // the prev of revision 3 is at 2: still readable
+	evs, _ := collect(t, withPrev, pid, 2)
+	check("prev_kv watcher", evs, "v1@2", "v2@3 prev v1@2")
+	evs, _ = collect(t, plain, nid, 2)
+	check("plain watcher", evs, "v1@2", "v2@3")
+
+	putEvents("v3") // 4
+	<-st.compact(4) // the prev of revision 4 is at 3: compacted, omitted as etcd does
+	evs, _ = collect(t, withPrev, pid, 1)
+	check("prev_kv watcher after compaction", evs, "v3@4")
+
+	// A point read makes the key hot: its value is cached and the next put
+	// carries its prev itself.
+	if _, err := st.s.Range(context.Background(), []byte("k"), nil, mvcc.RangeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if evs := putEvents("v4"); evs[0].PrevKv == nil || string(evs[0].PrevKv.Value) != "v3" { // 5
+		t.Fatalf("overwrite of a hot key: prev %v, want v3", evs[0].PrevKv)
+	}
+	evs, _ = collect(t, withPrev, pid, 1)
+	check("prev_kv watcher, hot key", evs, "v4@5 prev v3@4")
+	evs, _ = collect(t, plain, nid, 2)
+	check("plain watcher", evs, "v3@4", "v4@5")
+	if err := st.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -27,6 +27,9 @@ type Response struct {
 
 	size int
 	ctrl bool
+	// prevKV: the watcher asked for prev_kv; Next reads the PrevKv of put
+	// events notified without it (Hub.fixPrev).
+	prevKV bool
 }
 
 // WatchRequest creates one watcher.
@@ -223,7 +226,7 @@ func (s *Stream) Next(ctx context.Context) (*Response, error) {
 			if roomy && s.unsyncedN.Load() > 0 {
 				s.h.kick()
 			}
-			return s.h.dropCompactedPrev(r), nil
+			return s.h.fixPrev(ctx, r), nil
 		}
 		s.mu.Unlock()
 		select {
@@ -270,7 +273,17 @@ func (s *Stream) Watch(ctx context.Context, req WatchRequest) (int64, error) {
 	if s.closed {
 		return InvalidWatchID, ErrClosed
 	}
+	// Count the watcher before reading the store's revision (see Notify);
+	// every return below that creates no live watcher undoes it.
+	h.watchers.Add(1)
+	live := false
+	defer func() {
+		if !live {
+			h.watchers.Add(-1)
+		}
+	}()
 	cur := h.hist.Rev()
+	h.absorbIdleLocked()
 	fail := func(err error) (int64, error) {
 		s.enqueueCtrl(&Response{WatchID: InvalidWatchID, Created: true, Canceled: true, CancelReason: err.Error(), Revision: cur})
 		return InvalidWatchID, err
@@ -315,12 +328,14 @@ func (s *Stream) Watch(ctx context.Context, req WatchRequest) (int64, error) {
 		w.minRev = max(cur+1, req.StartRev)
 		w.state = stateSynced
 		h.synced.add(w)
+		live = true
 	default:
 		w.minRev = req.StartRev
 		w.state = stateUnsynced
 		h.unsynced.add(w)
 		s.unsyncedN.Add(1)
 		h.kick()
+		live = true
 	}
 	return id, nil
 }
@@ -373,6 +388,7 @@ func (s *Stream) RequestProgress(ctx context.Context) error {
 	}
 	s.progressPending = true
 	s.progressMin = max(s.progressMin, h.hist.Rev())
+	h.absorbIdleLocked()
 	if !s.progressAllLocked() {
 		h.waiting[s] = struct{}{}
 	}

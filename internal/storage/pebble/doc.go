@@ -31,4 +31,11 @@
 // missing one, reads no data block. Stores created with the default
 // comparer keep it (Pebble fixes the comparer at creation) and seek
 // without filters.
+//
+// Values of 1 KiB and more are kept in blob files apart from the keys
+// (Pebble's value separation, valuesep.go): compactions then move keys and
+// small handles instead of rewriting the values again at every level, and a
+// count of a prefix reads keys only. CompactAll also rewrites the blob files,
+// so that the space of deleted values is returned as etcd's defragmentation
+// returns it.
 package pebble

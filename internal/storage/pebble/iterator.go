@@ -150,3 +150,17 @@ func (i *iterator) release() error {
 	i.it = nil
 	return err
 }
+
+// ValueLen returns the length of the current value without reading it when
+// Pebble keeps it in a blob file (valuesep.go), or -1 when the iterator is
+// not on a key. mvcc's count-only walk uses it to tell a live record from
+// a tombstone by its length alone.
+func (i *iterator) ValueLen() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.closed || i.empty || !i.it.Valid() {
+		return -1
+	}
+	lv := i.it.LazyValue()
+	return lv.Len()
+}

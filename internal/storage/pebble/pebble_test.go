@@ -186,12 +186,7 @@ func TestCompactAllReclaimsSpace(t *testing.T) {
 	}
 	// Settle the data in the bottom level, where a store that has run for a
 	// while holds most of it.
-	if err := e.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.Compact(context.Background(), []byte("k/"), []byte("k0"), false); err != nil {
-		t.Fatal(err)
-	}
+	flushAndCompactKeys(t, e)
 	full := e.Usage().SizeBytes
 	b := e.NewBatch()
 	for j := range keys {
@@ -253,5 +248,17 @@ func TestCompactAllAfterClose(t *testing.T) {
 	}
 	if err := e.CompactAll(context.Background()); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("after close: %v", err)
+	}
+}
+
+// flushAndCompactKeys flushes the memtable and compacts the k/ span with a
+// plain Pebble compaction (not CompactAll).
+func flushAndCompactKeys(t *testing.T, e *Engine) {
+	t.Helper()
+	if err := e.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Compact(context.Background(), []byte("k/"), []byte("k0"), false); err != nil {
+		t.Fatal(err)
 	}
 }
