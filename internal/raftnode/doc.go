@@ -3,9 +3,7 @@
 // sends messages through a Transport, hands committed entries (and snapshots
 // received from the leader, which the apply loop installs before any later
 // entry) to the apply loop in order, and serves linearizable reads with
-// batched ReadIndex. A sole voter hands the entries a Ready persisted to the
-// apply loop as soon as their synced save returns, one Ready cycle before
-// raft reports them committed (docs/adr/0016-serial-write-path.md).
+// batched ReadIndex.
 //
 // It knows nothing of what the entries mean; the apply package does. That
 // keeps the consensus plumbing testable with a simulated network and an
