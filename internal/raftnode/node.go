@@ -108,16 +108,6 @@ type Node struct {
 
 	campaign bool           // run goroutine only (and Start before it runs)
 	state    raft.StateType // run goroutine only
-
-	// delivered is the highest log index handed to the apply loop, by
-	// raft's CommittedEntries or by the sole voter's fast path (see
-	// applyPersisted); run goroutine only.
-	delivered uint64
-	// lastConf is the index of the last conf change appended to the log
-	// through a Ready, confDone the last whose apply the loop waited for;
-	// the fast path is off while lastConf > confDone (raft switches
-	// configuration when a conf change is applied). Run goroutine only.
-	lastConf, confDone uint64
 }
 
 // tryCampaign asks raft to campaign; raft ignores the request while conf
@@ -198,7 +188,6 @@ func Start(cfg Config) (*Node, error) {
 	// lets it (after the bootstrap conf changes are applied) rather than
 	// after an election timeout, so a single member serves in milliseconds.
 	n.campaign = n.soleVoter()
-	n.delivered = applied
 	go n.run()
 	go n.readLoop()
 	if n.campaign && len(cfg.Peers) == 0 {
@@ -367,29 +356,14 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.lg.Info("installed a snapshot", zap.Uint64("index", rd.Snapshot.GetMetadata().GetIndex()),
 			zap.Uint64("term", rd.Snapshot.GetMetadata().GetTerm()))
 	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		n.delivered = max(n.delivered, rd.Snapshot.GetMetadata().GetIndex())
-	}
-	for _, e := range rd.Entries {
-		if isConfChange(e) {
-			n.lastConf = max(n.lastConf, e.GetIndex())
-		}
-	}
-	// Entries the fast path already delivered come again once raft
-	// commits them: drop them here.
-	committed := rd.CommittedEntries
-	for len(committed) > 0 && committed[0].GetIndex() <= n.delivered {
-		committed = committed[1:]
-	}
 	var ap *Apply
-	if len(committed) > 0 {
-		ap = &Apply{Entries: committed, done: make(chan struct{})}
+	if len(rd.CommittedEntries) > 0 {
+		ap = &Apply{Entries: rd.CommittedEntries, done: make(chan struct{})}
 		select {
 		case n.applyc <- ap:
 		case <-n.stopc:
 			return nil
 		}
-		n.delivered = committed[len(committed)-1].GetIndex()
 	}
 	leader := n.IsLeader()
 	// A leader may send before it persists (raft thesis §10.2.1): its own
@@ -411,86 +385,26 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		failpoint.Inject(failpoint.RaftBeforeFollowerSend)
 		n.send(rd.Messages)
 	}
-	if ap != nil && containsConfChange(committed) {
+	if ap != nil && containsConfChange(rd.CommittedEntries) {
 		// The next Ready must be computed with the new configuration.
 		select {
 		case <-ap.done:
 		case <-n.stopc:
 			return nil
 		}
-		n.confDone = max(n.confDone, lastConfChange(committed))
-	}
-	if err := n.applyPersisted(rd); err != nil {
-		return err
 	}
 	failpoint.Inject(failpoint.RaftBeforeAdvance)
 	n.node.Advance()
 	return nil
 }
 
-// applyPersisted hands the entries rd persisted to the apply loop at once
-// when this member is the group's only voter and leads it: their synced
-// save, which has just returned, is all their commit takes, and raft would
-// only report it after another Ready cycle (Advance, then the next Ready's
-// CommittedEntries, two more hand-offs on every write's path; ADR 16).
-// Raft's later CommittedEntries for them are dropped by handleReady.
-//
-// It applies only the leader's own appends of its current term, that
-// follow every entry delivered so far without a gap (after a restart the
-// older committed entries come from raft first), with no conf change among
-// them or appended and not yet applied: raft changes its configuration
-// when a conf change is applied, and commits later entries with the new
-// one.
-func (n *Node) applyPersisted(rd raft.Ready) error {
-	ents := rd.Entries
-	if len(ents) == 0 || n.state != raft.StateLeader || n.lastConf > n.confDone ||
-		ents[0].GetIndex() != n.delivered+1 {
-		return nil
-	}
-	term := n.term.Load()
-	for _, e := range ents {
-		if e.GetTerm() != term || isConfChange(e) {
-			return nil
-		}
-	}
-	// The applied configuration, not the bootstrap peers: members may
-	// have joined since.
-	cs := n.storage.ConfState()
-	if len(cs.GetVoters()) != 1 || cs.GetVoters()[0] != n.cfg.ID || len(cs.GetVotersOutgoing()) > 0 {
-		return nil
-	}
-	last := ents[len(ents)-1].GetIndex()
-	if n.cfg.Metrics.Committed != nil {
-		n.cfg.Metrics.Committed(last)
-	}
-	ap := &Apply{Entries: ents, done: make(chan struct{})}
-	select {
-	case n.applyc <- ap:
-	case <-n.stopc:
-		return nil
-	}
-	n.delivered = last
-	return nil
-}
-
-func isConfChange(e *raftpb.Entry) bool {
-	t := e.GetType()
-	return t == raftpb.EntryType_EntryConfChange || t == raftpb.EntryType_EntryConfChangeV2
-}
-
 func containsConfChange(ents []*raftpb.Entry) bool {
-	return lastConfChange(ents) != 0
-}
-
-// lastConfChange returns the index of the last conf change in ents, or 0.
-func lastConfChange(ents []*raftpb.Entry) uint64 {
-	var last uint64
 	for _, e := range ents {
-		if isConfChange(e) {
-			last = e.GetIndex()
+		if t := e.GetType(); t == raftpb.EntryType_EntryConfChange || t == raftpb.EntryType_EntryConfChangeV2 {
+			return true
 		}
 	}
-	return last
+	return false
 }
 
 func (n *Node) send(msgs []*raftpb.Message) {
