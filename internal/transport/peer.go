@@ -26,7 +26,10 @@ const (
 	maxBackoff = time.Second
 )
 
-var errConnClosed = errors.New("transport: stream closed locally")
+var (
+	errConnClosed = errors.New("transport: stream closed locally")
+	errUnanswered = errors.New("transport: the peer did not answer the stream request")
+)
 
 // peer sends to one remote member over two streams.
 type peer struct {
@@ -41,8 +44,9 @@ type peer struct {
 	app, msg *stream
 	active   atomic.Int32 // established streams
 	snapBusy atomic.Bool  // a snapshot is being sent
-	// activeSince is when the peer last became reachable (unix nanos), 0
-	// while it is not: etcd's ActiveSince, for the reconfiguration checks.
+	// activeSince is when the peer last became reachable, as nanoseconds
+	// after t.epoch plus one (monotonic), 0 while it is not: etcd's
+	// ActiveSince, for the reconfiguration checks.
 	activeSince atomic.Int64
 
 	unreachable chan struct{}            // coalesces ReportUnreachable calls
@@ -179,7 +183,7 @@ func (p *peer) report() {
 func (p *peer) streamUp(s *stream, url string) {
 	s.p.lg.Debug("peer stream established", zap.String("stream", s.name), zap.String("url", url))
 	if p.active.Add(1) == 1 {
-		p.activeSince.Store(time.Now().UnixNano())
+		p.activeSince.Store(int64(time.Since(p.t.epoch)) + 1)
 		p.lg.Info("peer became active", zap.String("url", url))
 		if f := p.t.cfg.Metrics.PeerActive; f != nil {
 			f(p.id, true)
@@ -191,11 +195,20 @@ func (p *peer) streamDown(s *stream, err error) {
 	s.p.lg.Debug("peer stream closed", zap.String("stream", s.name), zap.Error(err))
 	if p.active.Add(-1) == 0 {
 		p.activeSince.Store(0)
-		p.lg.Info("peer became inactive", zap.Error(err))
+		p.lg.Warn("peer became inactive", zap.Error(err))
 		if f := p.t.cfg.Metrics.PeerActive; f != nil {
 			f(p.id, false)
 		}
 	}
+}
+
+// activeSinceTime is activeSince as a time with a monotonic reading, or
+// the zero time while the peer is not reachable.
+func (p *peer) activeSinceTime() time.Time {
+	if ns := p.activeSince.Load(); ns != 0 {
+		return p.t.epoch.Add(time.Duration(ns - 1))
+	}
+	return time.Time{}
 }
 
 // stream is one class of messages to a peer: a queue and the goroutine
@@ -232,6 +245,8 @@ func (s *stream) reset() {
 	if c != nil {
 		c.reset.Store(true)
 		c.cancel()
+		// A request not answered yet waits for its idle body as well.
+		c.pw.CloseWithError(errConnClosed)
 	}
 }
 
@@ -446,7 +461,18 @@ func (s *stream) dial() *conn {
 func (s *stream) roundTrip(c *conn, req *http.Request, pr *io.PipeReader) {
 	defer s.p.wg.Done()
 	defer close(c.done)
+	// The peer answers a stream at once (internal/transport/handler.go):
+	// a request left unanswered, on a connection that went silent without
+	// a reset, would otherwise hold an idle stream "connecting" for ever,
+	// and the peer would never count as reachable. Cancelling alone is not
+	// enough: net/http's RoundTrip then still waits for its body writer,
+	// which waits for our idle pipe; closing the pipe ends both.
+	unanswered := time.AfterFunc(s.p.t.cfg.AcceptTimeout, func() {
+		c.cancel()
+		c.pw.CloseWithError(errUnanswered)
+	})
 	resp, err := s.p.t.rt.RoundTrip(req)
+	unanswered.Stop()
 	if err != nil {
 		c.err = err
 		pr.CloseWithError(err)

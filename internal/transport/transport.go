@@ -60,6 +60,9 @@ type Config struct {
 	Raft Raft
 	// DialTimeout bounds connecting to a peer (default 1s).
 	DialTimeout time.Duration
+	// AcceptTimeout bounds the wait for a peer's answer to a stream
+	// request, which it gives before reading any frame (default 10s).
+	AcceptTimeout time.Duration
 	// WriteTimeout bounds one write to a peer connection; a peer that stops
 	// reading for that long has its stream reset (default 5s).
 	WriteTimeout time.Duration
@@ -136,8 +139,14 @@ type Transport struct {
 
 	ctx    context.Context // canceled by Stop
 	cancel context.CancelFunc
-	rt     *http.Transport
-	mux    *http.ServeMux
+	// epoch is when the transport was created, with its monotonic clock
+	// reading: a peer's activeSince is kept as an offset from it, so that a
+	// step of the wall clock cannot make a peer look reachable for longer
+	// or shorter than it was (the reconfiguration checks compare it with
+	// now minus HealthInterval).
+	epoch time.Time
+	rt    *http.Transport
+	mux   *http.ServeMux
 
 	snapMu sync.Mutex // one inbound snapshot at a time
 
@@ -162,6 +171,9 @@ func New(cfg Config) *Transport {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	if cfg.AcceptTimeout <= 0 {
+		cfg.AcceptTimeout = 10 * time.Second
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
@@ -172,6 +184,7 @@ func New(cfg Config) *Transport {
 		cfg.MaxFrameSize = 128 << 20
 	}
 	t := &Transport{
+		epoch:     time.Now(),
 		cfg:       cfg,
 		lg:        cfg.Logger.With(zap.String("local-member-id", idString(cfg.LocalID))),
 		raftReady: make(chan struct{}),
@@ -334,10 +347,7 @@ func (t *Transport) ActiveSince(id uint64) time.Time {
 	if p == nil {
 		return time.Time{}
 	}
-	if ns := p.activeSince.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
+	return p.activeSinceTime()
 }
 
 // Peers returns the IDs of the known peers.

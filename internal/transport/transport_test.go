@@ -578,3 +578,72 @@ func TestInboundWaitsForRaft(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 }
+
+// TestUnansweredStreamIsRedialed: a peer address that accepts connections
+// and reads the request but never answers (a connection gone silent
+// without a reset) must not hold the idle message stream "connecting" for
+// ever: the request is abandoned after AcceptTimeout and dialed again.
+func TestUnansweredStreamIsRedialed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conns := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }() // read, never answer
+			conns <- c
+		}
+	}()
+	a := newEndpoint(t, 1, 7, func(c *Config) { c.AcceptTimeout = 200 * time.Millisecond })
+	if err := a.tr.AddPeer(2, []string{"http://" + ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for n := 0; n < 2; n++ {
+		select {
+		case c := <-conns:
+			defer c.Close()
+		case <-deadline:
+			t.Fatalf("the stream request was dialed %d time(s) in 10s; want a new attempt after the accept timeout", n)
+		}
+	}
+	if !a.tr.ActiveSince(2).IsZero() {
+		t.Fatalf("a peer that never answered counts as reachable")
+	}
+}
+
+// TestActiveSinceIsMonotonic: the time a peer became reachable carries the
+// monotonic clock reading, so that the reconfiguration checks (now minus
+// HealthInterval) are immune to steps of the wall clock.
+func TestActiveSinceIsMonotonic(t *testing.T) {
+	a := newEndpoint(t, 1, 7, nil)
+	b := newEndpoint(t, 2, 7, nil)
+	if err := a.tr.AddPeer(2, []string{b.url}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	at := a.tr.ActiveSince(2)
+	for at.IsZero() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("peer 2 not reachable after 10s")
+		}
+		at = a.tr.ActiveSince(2)
+	}
+	if !strings.Contains(at.String(), " m=") {
+		t.Fatalf("ActiveSince %v has no monotonic clock reading", at)
+	}
+	if at.Before(before.Add(-time.Second)) || at.After(time.Now()) {
+		t.Fatalf("ActiveSince %v is not between the AddPeer call (%v) and now", at, before)
+	}
+}

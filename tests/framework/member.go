@@ -499,6 +499,19 @@ func (m *Member) logsSinceStart() string {
 	return string(b[off:])
 }
 
+// warnings returns the lines of a member's log at level warn or above.
+func warnings(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) ||
+			strings.Contains(line, `"level":"panic"`) || strings.Contains(line, `"level":"fatal"`) ||
+			strings.HasPrefix(line, "panic:") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 func tail(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -622,7 +635,11 @@ func (m *Member) cleanup() {
 		m.t.Errorf("cleanup %s: %v", m.Name, err)
 	}
 	if m.t.Failed() {
-		m.t.Logf("=== log of member %s (%s), last 16 KiB:\n%s", m.Name, m.LogPath, tail(m.Logs(), 16<<10))
+		// Routine info lines (a compaction every few hundred ms) can fill
+		// any tail: the warnings and errors come first, on their own.
+		logs := m.Logs()
+		m.t.Logf("=== warnings and errors of member %s, last 8 KiB:\n%s", m.Name, tail(warnings(logs), 8<<10))
+		m.t.Logf("=== log of member %s (%s), last 16 KiB:\n%s", m.Name, m.LogPath, tail(logs, 16<<10))
 	}
 }
 

@@ -80,6 +80,17 @@ func (p *Policy) CheckRemove(id uint64) error {
 		}
 	}
 	if !quorumAfterRemoval(len(voters), active) {
+		// Say which peers were missing: the operator's next step (and a
+		// test's diagnosis) depends on it.
+		var inactive []string
+		for _, v := range voters {
+			if v != p.Self && !p.connectedSince(v, since) {
+				inactive = append(inactive, idHex(v)+" active-since="+formatSince(p.ActiveSince(v)))
+			}
+		}
+		p.logger().Warn("rejecting a member removal: it would leave fewer than a quorum of the remaining voters reachable for the health interval",
+			zap.String("member-id", idHex(id)), zap.Int("voters", len(voters)), zap.Int("active", active),
+			zap.Strings("not-active-long-enough", inactive), zap.Duration("required", HealthInterval))
 		return membership.ErrUnhealthy
 	}
 	return nil
@@ -149,4 +160,11 @@ func (p *Policy) connectedFullySince(since time.Time) bool {
 		}
 	}
 	return true
+}
+
+func formatSince(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
