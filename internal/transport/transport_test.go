@@ -647,3 +647,59 @@ func TestActiveSinceIsMonotonic(t *testing.T) {
 		t.Fatalf("ActiveSince %v is not between the AddPeer call (%v) and now", at, before)
 	}
 }
+
+// TestStreamRedialedAfterConnectionClosedUnanswered is the start-up race of
+// a cluster behind proxies (tests/framework's PeerProxy): the proxy accepts
+// the connection, finds the member not listening yet and closes it before
+// any answer. The idle message stream must be dialed again and the peer
+// count as reachable once it is up.
+func TestStreamRedialedAfterConnectionClosedUnanswered(t *testing.T) {
+	b := newEndpoint(t, 2, 7, nil)
+	target := strings.TrimPrefix(b.url, "http://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				_ = c.Close() // the member behind is not up yet
+				continue
+			}
+			go forward(c, target)
+		}
+	}()
+	a := newEndpoint(t, 1, 7, func(c *Config) { c.AcceptTimeout = 300 * time.Millisecond })
+	if err := a.tr.AddPeer(2, []string{"http://" + ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for a.tr.ActiveSince(2).IsZero() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("peer 2 is not reachable 10s after its first connection was closed unanswered")
+		}
+	}
+}
+
+// forward copies c both ways to target until either side ends.
+func forward(c net.Conn, target string) {
+	defer c.Close()
+	s, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(s, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, s); done <- struct{}{} }()
+	<-done
+}
