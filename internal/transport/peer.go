@@ -461,12 +461,16 @@ func (s *stream) dial() *conn {
 func (s *stream) roundTrip(c *conn, req *http.Request, pr *io.PipeReader) {
 	defer s.p.wg.Done()
 	defer close(c.done)
-	// The peer answers a stream at once (internal/transport/handler.go):
-	// a request left unanswered, on a connection that went silent without
-	// a reset, would otherwise hold an idle stream "connecting" for ever,
-	// and the peer would never count as reachable. Cancelling alone is not
-	// enough: net/http's RoundTrip then still waits for its body writer,
-	// which waits for our idle pipe; closing the pipe ends both.
+	// The peer answers a stream at once (internal/transport/handler.go).
+	// When the connection is closed after the request's header went out
+	// but before an answer (a member behind a proxy that is not listening
+	// yet), net/http's RoundTrip does not return: it waits for its body
+	// writer, which waits for our pipe, and an idle stream (two followers)
+	// writes nothing. The stream would stay "connecting" for ever and the
+	// peer never count as reachable, so MemberRemove under
+	// --strict-reconfig-check refused for good (CI, robustness
+	// replace-member). Cancelling alone is not enough for the same
+	// reason; closing the pipe ends both.
 	unanswered := time.AfterFunc(s.p.t.cfg.AcceptTimeout, func() {
 		c.cancel()
 		c.pw.CloseWithError(errUnanswered)

@@ -61,7 +61,10 @@ type Config struct {
 	// DialTimeout bounds connecting to a peer (default 1s).
 	DialTimeout time.Duration
 	// AcceptTimeout bounds the wait for a peer's answer to a stream
-	// request, which it gives before reading any frame (default 10s).
+	// request, which it gives before reading any frame (default 3s): a
+	// request whose connection was closed unanswered, or that went
+	// silent, is otherwise never given up while the stream is idle
+	// (peer.go, roundTrip).
 	AcceptTimeout time.Duration
 	// WriteTimeout bounds one write to a peer connection; a peer that stops
 	// reading for that long has its stream reset (default 5s).
@@ -172,7 +175,7 @@ func New(cfg Config) *Transport {
 		cfg.DialTimeout = time.Second
 	}
 	if cfg.AcceptTimeout <= 0 {
-		cfg.AcceptTimeout = 10 * time.Second
+		cfg.AcceptTimeout = 3 * time.Second
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
