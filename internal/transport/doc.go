@@ -27,6 +27,12 @@
 // HTTP/1.1 also needs no special server configuration from the peer
 // listener: the handler switches its request to full duplex itself.
 //
+// A stream request the peer has not answered within AcceptTimeout is
+// abandoned and dialed again: net/http's RoundTrip of a streamed body does
+// not return when the connection closes before an answer while the body is
+// idle, and an idle message stream would otherwise never connect (nor its
+// peer count as reachable).
+//
 // Send never blocks: each stream has a bounded queue, and a message that
 // does not fit is dropped and the peer reported unreachable; raft
 // retransmits. While a peer cannot be reached its queued messages are
