@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -111,35 +113,49 @@ func benchTransfer(b *testing.B, keys int) {
 			b.Fatal(err)
 		}
 		runtime.GC()
-		var base runtime.MemStats
-		runtime.ReadMemStats(&base)
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(sample)
+		base := sample[0].Value.Uint64()
 		pr, pw := io.Pipe()
-		go func() { _, err := im.WriteTo(pw); pw.CloseWithError(err) }()
+		// The labels split a CPU profile (-cpuprofile) into the sender's
+		// and the receiver's work.
+		go pprof.Do(context.Background(), pprof.Labels("side", "send"), func(context.Context) {
+			_, err := im.WriteTo(pw)
+			pw.CloseWithError(err)
+		})
 		stop := make(chan struct{})
 		sampled := make(chan uint64)
 		go func() {
+			// Sampled every millisecond through runtime/metrics, which does
+			// not stop the world: a loop of runtime.ReadMemStats took most
+			// of a core from the transfer it measured.
+			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
 			var max uint64
-			var ms runtime.MemStats
 			for {
+				metrics.Read(sample)
+				if h := sample[0].Value.Uint64(); h > base && h-base > max {
+					max = h - base
+				}
 				select {
 				case <-stop:
 					sampled <- max
 					return
-				default:
+				case <-tick.C:
 				}
-				runtime.ReadMemStats(&ms)
-				if ms.HeapAlloc > base.HeapAlloc && ms.HeapAlloc-base.HeapAlloc > max {
-					max = ms.HeapAlloc - base.HeapAlloc
-				}
-				runtime.Gosched()
 			}
 		}()
 		rc := NewReceiver(dst, filepath.Join(b.TempDir(), fmt.Sprintf("staging%d", i)))
 		md := proto.Clone(im.Meta).(*raftpb.SnapshotMetadata)
 		t0 = time.Now()
 		w0 := writeBytes(b)
-		if err := rc.Stage(pr, md); err != nil {
-			b.Fatal(err)
+		var stageErr error
+		pprof.Do(context.Background(), pprof.Labels("side", "receive"), func(context.Context) {
+			stageErr = rc.Stage(pr, md)
+		})
+		if stageErr != nil {
+			b.Fatal(stageErr)
 		}
 		stage += time.Since(t0)
 		w1 := writeBytes(b)
