@@ -54,6 +54,7 @@ func main() {
 	flag.IntVar(&z.loadClients, "load-clients", 8, "size mode: concurrent loading clients")
 	flag.BoolVar(&z.noJoin, "no-join", false, "size mode: skip the joining member (it needs as much disk again)")
 	flag.DurationVar(&z.opTime, "op-time", 20*time.Second, "size mode: bound of each latency sample")
+	flag.StringVar(&z.joinArgs, "join-args", "", "size mode: extra flags for the joining member, space separated (e.g. --enable-pprof to profile its catch-up)")
 	flag.StringVar(&z.phases, "size-phases", "", "size mode: comma-separated phases to run after the load (update, latencies, compaction, disk and peak RSS, restart, join); empty: all")
 	portBase := flag.Int("port-base", 46000, "first 127.0.0.1 port tried for the servers")
 	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")

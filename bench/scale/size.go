@@ -34,6 +34,7 @@ type sizeSettings struct {
 	loadClients int
 	opTime      time.Duration // bound of each latency sample
 	phases      string        // comma-separated phases run after the load; empty: all
+	joinArgs    string        // extra flags of the joining member
 	// noJoin skips the last phase: a joining member doubles the disk the
 	// run needs, which the largest sizes may not have.
 	noJoin bool
@@ -669,6 +670,7 @@ func (r *sizeRun) join() error {
 		"--initial-cluster", "s0=" + r.srv.peerURL() + ",s1=" + purl, "--initial-cluster-state", "existing",
 	}
 	args = append(args, quotaArgs(r.srv.args)...)
+	args = append(args, strings.Fields(r.z.joinArgs)...)
 	t0 := time.Now()
 	p, err := framework.StartProcess(framework.ProcessOptions{Bin: r.srv.bin, Args: args, LogPath: filepath.Join(dir, "server.log")})
 	if err != nil {

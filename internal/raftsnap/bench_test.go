@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +43,9 @@ func BenchmarkTransferAndInstall(b *testing.B) {
 	}
 }
 
-func benchTransfer(b *testing.B, keys int) {
+// benchSource is a Pebble engine holding keys pairs of 1 KiB random values
+// (in blob files once compacted), with the applied index an image needs.
+func benchSource(b *testing.B, keys int) storage.Engine {
 	const valueSize = 1 << 10
 	// Random values: zeros would compress to nothing in Pebble's blocks.
 	pool := make([]byte, 16<<20)
@@ -48,15 +53,7 @@ func benchTransfer(b *testing.B, keys int) {
 	for i := range pool {
 		pool[i] = byte(rng.Uint32())
 	}
-	open := func(name string) storage.Engine {
-		e, err := pebbleengine.Open(filepath.Join(b.TempDir(), name), pebbleengine.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = e.Close() })
-		return e
-	}
-	src := open("src")
+	src := benchEngine(b, "src")
 	batch := src.NewBatch()
 	for i := 0; i < keys; i++ {
 		off := rng.IntN(len(pool) - valueSize)
@@ -83,6 +80,63 @@ func benchTransfer(b *testing.B, keys int) {
 	if err := src.CompactAll(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	return src
+}
+
+func benchEngine(b *testing.B, name string) storage.Engine {
+	e, err := pebbleengine.Open(filepath.Join(b.TempDir(), name), pebbleengine.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// BenchmarkImageScan is the sender's side alone: an image of a 256 MiB
+// store (RAFTSNAP_BENCH_MIB to change it) encoded into io.Discard, with the
+// CPU time it takes per GB.
+func BenchmarkImageScan(b *testing.B) {
+	mib := 256
+	if v, err := strconv.Atoi(os.Getenv("RAFTSNAP_BENCH_MIB")); err == nil && v > 0 {
+		mib = v
+	}
+	src := benchSource(b, mib<<10)
+	b.SetBytes(int64(mib) << 20)
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		scanImage(b, src)
+	}
+	// The process's CPU time: Pebble's background work is idle once the
+	// source is compacted.
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/(float64(b.N)*float64(mib<<20)/1e9), "cpu-s/GB")
+}
+
+// scanImage encodes an image of src into io.Discard.
+func scanImage(b *testing.B, src storage.Engine) {
+	im, err := OpenImage(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer im.Close()
+	if _, err := im.WriteTo(io.Discard); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuTime is the user and system CPU time this process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchTransfer(b *testing.B, keys int) {
+	const valueSize = 1 << 10
+	src := benchSource(b, keys)
+	open := func(name string) storage.Engine { return benchEngine(b, name) }
 	b.SetBytes(int64(keys) * valueSize)
 	b.ResetTimer()
 	var peak uint64
@@ -91,14 +145,7 @@ func benchTransfer(b *testing.B, keys int) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		t0 := time.Now()
-		sim, err := OpenImage(src)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := sim.WriteTo(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-		sim.Close()
+		scanImage(b, src)
 		scan += time.Since(t0)
 		b.StartTimer()
 		dst := open(fmt.Sprintf("dst%d", i))
@@ -111,35 +158,49 @@ func benchTransfer(b *testing.B, keys int) {
 			b.Fatal(err)
 		}
 		runtime.GC()
-		var base runtime.MemStats
-		runtime.ReadMemStats(&base)
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(sample)
+		base := sample[0].Value.Uint64()
 		pr, pw := io.Pipe()
-		go func() { _, err := im.WriteTo(pw); pw.CloseWithError(err) }()
+		// The labels split a CPU profile (-cpuprofile) into the sender's
+		// and the receiver's work.
+		go pprof.Do(context.Background(), pprof.Labels("side", "send"), func(context.Context) {
+			_, err := im.WriteTo(pw)
+			pw.CloseWithError(err)
+		})
 		stop := make(chan struct{})
 		sampled := make(chan uint64)
 		go func() {
+			// Sampled every millisecond through runtime/metrics, which does
+			// not stop the world: a loop of runtime.ReadMemStats took most
+			// of a core from the transfer it measured.
+			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
 			var max uint64
-			var ms runtime.MemStats
 			for {
+				metrics.Read(sample)
+				if h := sample[0].Value.Uint64(); h > base && h-base > max {
+					max = h - base
+				}
 				select {
 				case <-stop:
 					sampled <- max
 					return
-				default:
+				case <-tick.C:
 				}
-				runtime.ReadMemStats(&ms)
-				if ms.HeapAlloc > base.HeapAlloc && ms.HeapAlloc-base.HeapAlloc > max {
-					max = ms.HeapAlloc - base.HeapAlloc
-				}
-				runtime.Gosched()
 			}
 		}()
 		rc := NewReceiver(dst, filepath.Join(b.TempDir(), fmt.Sprintf("staging%d", i)))
 		md := proto.Clone(im.Meta).(*raftpb.SnapshotMetadata)
 		t0 = time.Now()
 		w0 := writeBytes(b)
-		if err := rc.Stage(pr, md); err != nil {
-			b.Fatal(err)
+		var stageErr error
+		pprof.Do(context.Background(), pprof.Labels("side", "receive"), func(context.Context) {
+			stageErr = rc.Stage(pr, md)
+		})
+		if stageErr != nil {
+			b.Fatal(stageErr)
 		}
 		stage += time.Since(t0)
 		w1 := writeBytes(b)

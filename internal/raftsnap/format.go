@@ -29,45 +29,59 @@ const (
 	maxChunk = 256 << 20
 )
 
+// chunkWriter encodes chunks. A data chunk is built in buf behind room for
+// its header, so that it reaches w in one Write: between processes w is
+// the HTTP connection, and one write of a whole chunk costs a few system
+// calls where a header and a payload written apart, or cut into pieces,
+// cost several more (transport/snapshot.go).
 type chunkWriter struct {
 	w   io.Writer
-	buf []byte
+	buf []byte // the pending data chunk: header room, then pairs; empty before the first pair
 	n   int64
 }
 
 func (cw *chunkWriter) write(typ byte, payload []byte) error {
-	var hdr [chunkHeaderSize]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(payload)))
-	crc := crc32c.Update(crc32c.Checksum(hdr[:5]), payload)
-	binary.BigEndian.PutUint32(hdr[5:], crc)
-	if _, err := cw.w.Write(hdr[:]); err != nil {
+	c := make([]byte, chunkHeaderSize, chunkHeaderSize+len(payload))
+	return cw.emit(typ, append(c, payload...))
+}
+
+// emit fills in the header of chunk c (header room, then payload) and
+// writes it.
+func (cw *chunkWriter) emit(typ byte, c []byte) error {
+	c[0] = typ
+	binary.BigEndian.PutUint32(c[1:5], uint32(len(c)-chunkHeaderSize))
+	crc := crc32c.Update(crc32c.Checksum(c[:5]), c[chunkHeaderSize:])
+	binary.BigEndian.PutUint32(c[5:chunkHeaderSize], crc)
+	if _, err := cw.w.Write(c); err != nil {
 		return err
 	}
-	if _, err := cw.w.Write(payload); err != nil {
-		return err
-	}
-	cw.n += int64(chunkHeaderSize + len(payload))
+	cw.n += int64(len(c))
 	return nil
 }
 
 // add appends one pair to the pending data chunk, flushing it when full.
 func (cw *chunkWriter) add(k, v []byte) error {
+	if len(cw.buf) == 0 {
+		if cw.buf == nil {
+			cw.buf = make([]byte, 0, chunkHeaderSize+targetChunk+2*binary.MaxVarintLen64+len(k)+len(v))
+		}
+		cw.buf = cw.buf[:chunkHeaderSize]
+	}
 	cw.buf = binary.AppendUvarint(cw.buf, uint64(len(k)))
 	cw.buf = append(cw.buf, k...)
 	cw.buf = binary.AppendUvarint(cw.buf, uint64(len(v)))
 	cw.buf = append(cw.buf, v...)
-	if len(cw.buf) >= targetChunk {
+	if len(cw.buf)-chunkHeaderSize >= targetChunk {
 		return cw.flush()
 	}
 	return nil
 }
 
 func (cw *chunkWriter) flush() error {
-	if len(cw.buf) == 0 {
+	if len(cw.buf) <= chunkHeaderSize {
 		return nil
 	}
-	err := cw.write(chunkData, cw.buf)
+	err := cw.emit(chunkData, cw.buf)
 	cw.buf = cw.buf[:0]
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -420,4 +421,31 @@ func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 0x10
 	return c
+}
+
+// TestChunkLayout pins the wire layout of a chunk (format.go): the type,
+// the payload length and the CRC-32C over both and the payload, then the
+// payload, so that an encoder change cannot silently change the format
+// that other versions read.
+func TestChunkLayout(t *testing.T) {
+	var buf bytes.Buffer
+	cw := &chunkWriter{w: &buf}
+	if err := cw.add([]byte("ab"), []byte("xyz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.write(chunkEnd, []byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	chunk := func(typ byte, payload []byte) []byte {
+		c := append([]byte{typ}, binary.BigEndian.AppendUint32(nil, uint32(len(payload)))...)
+		c = binary.BigEndian.AppendUint32(c, crc32.Checksum(append(append([]byte(nil), c...), payload...), crc32.MakeTable(crc32.Castagnoli)))
+		return append(c, payload...)
+	}
+	want := append(chunk('D', []byte{2, 'a', 'b', 3, 'x', 'y', 'z'}), chunk('E', []byte{7})...)
+	if !bytes.Equal(buf.Bytes(), want) || cw.n != int64(len(want)) {
+		t.Fatalf("wrote %x (%d bytes counted), want %x", buf.Bytes(), cw.n, want)
+	}
 }

@@ -158,3 +158,62 @@ func TestRemovedMemberIsTold(t *testing.T) {
 		}
 	}
 }
+
+// The request body gives the same bytes to net/http's WriteTo and to a
+// plain reader, takes only one of them, and fails writes once closed.
+func TestImageBody(t *testing.T) {
+	const size = 3<<20 + 7
+	var viaWriteTo bytes.Buffer
+	b := newImageBody([]byte("frame"), &fakeImage{size: size, closed: make(chan struct{})})
+	if n, err := b.WriteTo(&viaWriteTo); err != nil || n != size+5 {
+		t.Fatalf("WriteTo = %d, %v; want %d bytes", n, err, size+5)
+	}
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a body written once was read again")
+	}
+	if n, err := b.finish(); err != nil || n != size+5 {
+		t.Fatalf("finish = %d, %v", n, err)
+	}
+
+	r := newImageBody([]byte("frame"), &fakeImage{size: size, closed: make(chan struct{})})
+	viaRead, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(viaRead, viaWriteTo.Bytes()) {
+		t.Fatalf("Read gave %d bytes (%v), WriteTo %d", len(viaRead), err, viaWriteTo.Len())
+	}
+	if n, _ := r.finish(); n != size+5 {
+		t.Fatalf("finish after Read = %d", n)
+	}
+
+	// Closed before anything was written (the request failed first): the
+	// writer that comes late writes nothing, and finish does not wait.
+	c := newImageBody([]byte("frame"), &fakeImage{size: size, closed: make(chan struct{})})
+	if n, err := c.finish(); n != 0 || err != nil {
+		t.Fatalf("finish of an unused body = %d, %v", n, err)
+	}
+	var late bytes.Buffer
+	if n, err := c.WriteTo(&late); err == nil || n != 0 || late.Len() != 0 {
+		t.Fatalf("WriteTo after Close = %d, %v (%d bytes)", n, err, late.Len())
+	}
+
+	// Closed while being written: the image's next write fails.
+	d := newImageBody([]byte("frame"), &fakeImage{size: size, closed: make(chan struct{})})
+	w := &closingWriter{close: func() { d.Close() }}
+	if n, err := d.WriteTo(w); err == nil || n >= size {
+		t.Fatalf("WriteTo closed midway = %d, %v; want an early error", n, err)
+	}
+	within(t, 5*time.Second, "finish", func() { d.finish() })
+}
+
+// closingWriter runs close after its second write.
+type closingWriter struct {
+	writes int
+	close  func()
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	if c.writes == 2 {
+		c.close()
+	}
+	return len(p), nil
+}
