@@ -84,10 +84,25 @@ func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if err := b.checkQuota(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
-	return b.propose(ctx, r)
+	return b.propose(ctx, r, false)
 }
 
-func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+// proposeClient is Propose for the requests of the KV service: r was built
+// here around a request gRPC decoded, and nothing touches either once
+// proposed, so the applier may apply r itself (apply.Wait.Proposed) rather
+// than decode the entry again. Other callers may build or reuse requests
+// in ways an encode-decode round trip would not keep (an empty but non-nil
+// byte slice, say), so theirs are decoded as on every other member.
+func (b *Backend) proposeClient(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+	if err := b.checkQuota(ctx, r); err != nil {
+		return apply.Result{}, err
+	}
+	return b.propose(ctx, r, true)
+}
+
+// propose replicates r; with keep, the applier may use r itself on this
+// member (see proposeClient).
+func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, keep bool) (apply.Result, error) {
 	id := b.ids.Next()
 	r.Header = &pb.RequestHeader{ID: id}
 	if err := b.authHeader(ctx, r); err != nil {
@@ -109,7 +124,11 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 		timeout = b.deadlines.after(b.cfg.RequestTimeout)
 	}
 	ctx, span := tracing.StartProposal(ctx)
-	res, err := b.await(ctx, timeout, id, data)
+	kept := r
+	if !keep {
+		kept = nil
+	}
+	res, err := b.await(ctx, timeout, id, kept, data)
 	span.End(applyTimes(res.Timing), err)
 	return res, err
 }
@@ -133,10 +152,11 @@ func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
 }
 
-// await proposes data as request id and waits for its result, until ctx
-// ends or, if timeout is set, its bucket closes.
-func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, data []byte) (apply.Result, error) {
-	ch := b.cfg.Wait.Register(id)
+// await proposes data, the encoding of request id, and waits for its
+// result, until ctx ends or, if timeout is set, its bucket closes. req, if
+// not nil, is the request data encodes, for the applier to use as it is.
+func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, req *pb.InternalRaftRequest, data []byte) (apply.Result, error) {
+	ch := b.cfg.Wait.RegisterProposal(id, req, data)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
 		defer b.cfg.Pending(-1)
@@ -239,7 +259,7 @@ func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func
 
 // Put replicates a put.
 func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Put: r})
+	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +271,7 @@ func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 
 // DeleteRange replicates a delete.
 func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{DeleteRange: r})
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +298,7 @@ func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, e
 		}
 		return b.cfg.Executor.TxnReadOnly(ctx, r)
 	}
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
 		return nil, err
 	}
