@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -65,6 +66,16 @@ type Backend struct {
 	cfg       Config
 	ids       *idGen
 	deadlines deadlines // of proposals without an earlier deadline
+	// wrappers recycles the *clientRequest of KV proposals (proposeClient).
+	wrappers sync.Pool
+}
+
+// clientRequest is the wrapper of one KV-service proposal and its header,
+// in one allocation that proposeClient recycles once the request has been
+// applied.
+type clientRequest struct {
+	req pb.InternalRaftRequest
+	hdr pb.RequestHeader
 }
 
 // New returns a Backend.
@@ -72,7 +83,9 @@ func New(cfg Config) *Backend {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
+	b := &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
+	b.wrappers.New = func() any { return new(clientRequest) }
+	return b
 }
 
 // NextID returns a request ID unique on this member, for proposals that
@@ -84,27 +97,45 @@ func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if err := b.checkQuota(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
-	return b.propose(ctx, r, false)
+	return b.propose(ctx, r, nil, false)
 }
 
-// proposeClient is Propose for the requests of the KV service: r was built
-// here around a request gRPC decoded, and nothing touches either once
-// proposed, so the applier may apply r itself (apply.Wait.Proposed) rather
-// than decode the entry again. Other callers may build or reuse requests
-// in ways an encode-decode round trip would not keep (an empty but non-nil
-// byte slice, say), so theirs are decoded as on every other member.
-func (b *Backend) proposeClient(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
-	if err := b.checkQuota(ctx, r); err != nil {
+// proposeClient is Propose for the requests of the KV service; set puts
+// the request gRPC decoded into the wrapper. Nothing touches the wrapper or
+// that request once proposed, so the applier may apply them as they are
+// (apply.Wait.Proposed) rather than decode the entry again. Other callers
+// may build or reuse requests in ways an encode-decode round trip would
+// not keep (an empty but non-nil byte slice, say), so theirs are decoded
+// as on every other member.
+//
+// The wrapper is recycled once the result arrived: the applier sends it
+// after it has applied the entry and never looks at the request again (a
+// later entry with the same ID finds no waiter and is decoded). On any
+// error the applier may still be using it, so it is left to the GC.
+func (b *Backend) proposeClient(ctx context.Context, set func(r *pb.InternalRaftRequest)) (apply.Result, error) {
+	w := b.wrappers.Get().(*clientRequest)
+	set(&w.req)
+	if err := b.checkQuota(ctx, &w.req); err != nil {
 		return apply.Result{}, err
 	}
-	return b.propose(ctx, r, true)
+	res, err := b.propose(ctx, &w.req, &w.hdr, true)
+	if err == nil {
+		w.req.Reset()
+		w.hdr.Reset()
+		b.wrappers.Put(w)
+	}
+	return res, err
 }
 
-// propose replicates r; with keep, the applier may use r itself on this
-// member (see proposeClient).
-func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, keep bool) (apply.Result, error) {
+// propose replicates r, with hdr (if not nil) as its header; with keep,
+// the applier may use r itself on this member (see proposeClient).
+func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, hdr *pb.RequestHeader, keep bool) (apply.Result, error) {
 	id := b.ids.Next()
-	r.Header = &pb.RequestHeader{ID: id}
+	if hdr == nil {
+		hdr = new(pb.RequestHeader)
+	}
+	hdr.ID = id
+	r.Header = hdr
 	if err := b.authHeader(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
@@ -259,7 +290,7 @@ func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func
 
 // Put replicates a put.
 func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{Put: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.Put = r })
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +302,7 @@ func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 
 // DeleteRange replicates a delete.
 func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.DeleteRange = r })
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +329,7 @@ func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, e
 		}
 		return b.cfg.Executor.TxnReadOnly(ctx, r)
 	}
-	res, err := b.proposeClient(ctx, &pb.InternalRaftRequest{Txn: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.Txn = r })
 	if err != nil {
 		return nil, err
 	}
