@@ -77,7 +77,7 @@ func (r *leaseRig) entry(req *pb.InternalRaftRequest) (*raftpb.Entry, <-chan Res
 	r.index++
 	e := &raftpb.Entry{Index: proto.Uint64(r.index), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryNormal.Enum(), Data: data}
 	if r.kept {
-		return e, r.wait.RegisterProposal(r.nextID, req, data)
+		return e, r.wait.RegisterProposal(r.nextID, req, data, nil)
 	}
 	return e, r.wait.Register(r.nextID)
 }

@@ -33,7 +33,7 @@ func (r *leaseRig) proposedEntry(t testing.TB, req *pb.InternalRaftRequest, kept
 	}
 	// The entry's bytes are a copy, as on a member that re-read its log:
 	// the applier must compare contents, not identities.
-	return e, r.wait.RegisterProposal(r.nextID, req, bytes.Clone(data))
+	return e, r.wait.RegisterProposal(r.nextID, req, bytes.Clone(data), nil)
 }
 
 // mixedRequests covers what the KV service proposes: puts (with a lease,
@@ -186,16 +186,16 @@ func TestApplyProposedFallsBackToDecode(t *testing.T) {
 		// Bytes equal: the proposer's request is applied. (A real proposer
 		// registers the request its bytes encode; this one does not, only to
 		// make the path visible.)
-		{"same bytes", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, bytes.Clone(entryData)) }, "from-proposer"},
-		{"same ID, other bytes", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, other) }, "from-entry"},
-		{"same ID, last byte differs", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, lastByte) }, "from-entry"},
+		{"same bytes", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, bytes.Clone(entryData), nil) }, "from-proposer"},
+		{"same ID, other bytes", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, other, nil) }, "from-entry"},
+		{"same ID, last byte differs", func(w *Wait) <-chan Result { return w.RegisterProposal(id, registered, lastByte, nil) }, "from-entry"},
 		{"same ID, prefix of the bytes", func(w *Wait) <-chan Result {
-			return w.RegisterProposal(id, registered, entryData[:len(entryData)-1])
+			return w.RegisterProposal(id, registered, entryData[:len(entryData)-1], nil)
 		}, "from-entry"},
 		{"waiter without request", func(w *Wait) <-chan Result { return w.Register(id) }, "from-entry"},
 		{"no waiter (follower, replay)", func(*Wait) <-chan Result { return nil }, "from-entry"},
 		{"waiter gave up", func(w *Wait) <-chan Result {
-			w.RegisterProposal(id, registered, bytes.Clone(entryData))
+			w.RegisterProposal(id, registered, bytes.Clone(entryData), nil)
 			w.Cancel(id)
 			return nil
 		}, "from-entry"},

@@ -50,15 +50,20 @@ func NewWait() *Wait { return &Wait{m: map[uint64]waiter{}} }
 
 // Register returns the channel that will receive id's result.
 func (w *Wait) Register(id uint64) <-chan Result {
-	return w.RegisterProposal(id, nil, nil)
+	return w.RegisterProposal(id, nil, nil, nil)
 }
 
 // RegisterProposal is Register for a proposal whose entry data is exactly
 // data, the encoding of req. The applier may then apply req itself when it
 // meets an entry with those bytes; the caller must not modify req or data
-// afterwards.
-func (w *Wait) RegisterProposal(id uint64, req *pb.InternalRaftRequest, data []byte) <-chan Result {
-	ch := make(chan Result, 1)
+// afterwards. ch, if not nil, is the channel to deliver the result on: an
+// empty one with a buffer of one, which the caller may reuse once it has
+// received the result from it (Trigger has then forgotten it); nil makes
+// a new one.
+func (w *Wait) RegisterProposal(id uint64, req *pb.InternalRaftRequest, data []byte, ch chan Result) <-chan Result {
+	if ch == nil {
+		ch = make(chan Result, 1)
+	}
 	w.mu.Lock()
 	w.m[id] = waiter{ch: ch, req: req, data: data}
 	w.mu.Unlock()

@@ -76,6 +76,9 @@ type Backend struct {
 type clientRequest struct {
 	req pb.InternalRaftRequest
 	hdr pb.RequestHeader
+	// done receives the result; it is empty again whenever the wrapper is
+	// recycled, since that happens only after the result was received.
+	done chan apply.Result
 }
 
 // New returns a Backend.
@@ -84,7 +87,7 @@ func New(cfg Config) *Backend {
 		cfg.Logger = zap.NewNop()
 	}
 	b := &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
-	b.wrappers.New = func() any { return new(clientRequest) }
+	b.wrappers.New = func() any { return &clientRequest{done: make(chan apply.Result, 1)} }
 	return b
 }
 
@@ -97,7 +100,7 @@ func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if err := b.checkQuota(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
-	return b.propose(ctx, r, nil, false)
+	return b.propose(ctx, r, nil, nil)
 }
 
 // proposeClient is Propose for the requests of the KV service; set puts
@@ -118,7 +121,7 @@ func (b *Backend) proposeClient(ctx context.Context, set func(r *pb.InternalRaft
 	if err := b.checkQuota(ctx, &w.req); err != nil {
 		return apply.Result{}, err
 	}
-	res, err := b.propose(ctx, &w.req, &w.hdr, true)
+	res, err := b.propose(ctx, &w.req, &w.hdr, w.done)
 	if err == nil {
 		w.req.Reset()
 		w.hdr.Reset()
@@ -127,9 +130,10 @@ func (b *Backend) proposeClient(ctx context.Context, set func(r *pb.InternalRaft
 	return res, err
 }
 
-// propose replicates r, with hdr (if not nil) as its header; with keep,
-// the applier may use r itself on this member (see proposeClient).
-func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, hdr *pb.RequestHeader, keep bool) (apply.Result, error) {
+// propose replicates r, with hdr (if not nil) as its header. With done
+// (proposeClient), the applier may use r itself on this member and sends
+// the result on done; without, r's entry is decoded as on other members.
+func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, hdr *pb.RequestHeader, done chan apply.Result) (apply.Result, error) {
 	id := b.ids.Next()
 	if hdr == nil {
 		hdr = new(pb.RequestHeader)
@@ -156,10 +160,10 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, hdr *p
 	}
 	ctx, span := tracing.StartProposal(ctx)
 	kept := r
-	if !keep {
+	if done == nil {
 		kept = nil
 	}
-	res, err := b.await(ctx, timeout, id, kept, data)
+	res, err := b.await(ctx, timeout, id, kept, data, done)
 	span.End(applyTimes(res.Timing), err)
 	return res, err
 }
@@ -185,9 +189,10 @@ func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFun
 
 // await proposes data, the encoding of request id, and waits for its
 // result, until ctx ends or, if timeout is set, its bucket closes. req, if
-// not nil, is the request data encodes, for the applier to use as it is.
-func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, req *pb.InternalRaftRequest, data []byte) (apply.Result, error) {
-	ch := b.cfg.Wait.RegisterProposal(id, req, data)
+// not nil, is the request data encodes, for the applier to use as it is;
+// done, if not nil, the channel to receive the result on.
+func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, req *pb.InternalRaftRequest, data []byte, done chan apply.Result) (apply.Result, error) {
+	ch := b.cfg.Wait.RegisterProposal(id, req, data, done)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
 		defer b.cfg.Pending(-1)
