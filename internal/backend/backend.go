@@ -200,7 +200,7 @@ func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64,
 	pctx := ctx
 	var expired <-chan struct{} // nil: never
 	if timeout != nil {
-		pctx, expired = bucketCtx{ctx, timeout}, timeout.done
+		pctx, expired = bucketCtx{timeout}, timeout.done
 	}
 	if err := b.cfg.Node.Propose(pctx, data); err != nil {
 		b.cfg.Wait.Cancel(id)
