@@ -217,7 +217,8 @@ func newTxnResp(r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 		reqs = r.GetFailure()
 	}
 	resps := make([]*pb.ResponseOp, len(reqs))
-	resp := &pb.TxnResponse{Responses: resps, Succeeded: path[0], Header: &pb.ResponseHeader{}}
+	resp := newTxnResponse()
+	resp.Responses, resp.Succeeded = resps, path[0]
 	txns := 0
 	for i, req := range reqs {
 		switch tv := req.GetRequest().(type) {
