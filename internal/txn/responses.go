@@ -7,48 +7,30 @@ import pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 // path's allocation profile counts in the thousands per second. The header
 // pointer points into the same object, which the GC keeps alive as a whole.
 
-type putResponse struct {
-	resp pb.PutResponse
-	hdr  pb.ResponseHeader
+// withHeader returns a new R whose header (set by link) has revision rev,
+// both in one allocation.
+func withHeader[R any](rev int64, link func(*R, *pb.ResponseHeader)) *R {
+	p := new(struct {
+		resp R
+		hdr  pb.ResponseHeader
+	})
+	p.hdr.Revision = rev
+	link(&p.resp, &p.hdr)
+	return &p.resp
 }
 
 func newPutResponse() *pb.PutResponse {
-	p := new(putResponse)
-	p.resp.Header = &p.hdr
-	return &p.resp
-}
-
-type deleteResponse struct {
-	resp pb.DeleteRangeResponse
-	hdr  pb.ResponseHeader
+	return withHeader(0, func(r *pb.PutResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newDeleteResponse(rev int64) *pb.DeleteRangeResponse {
-	p := new(deleteResponse)
-	p.hdr.Revision = rev
-	p.resp.Header = &p.hdr
-	return &p.resp
-}
-
-type rangeResponse struct {
-	resp pb.RangeResponse
-	hdr  pb.ResponseHeader
+	return withHeader(rev, func(r *pb.DeleteRangeResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newRangeResponse(rev int64) *pb.RangeResponse {
-	p := new(rangeResponse)
-	p.hdr.Revision = rev
-	p.resp.Header = &p.hdr
-	return &p.resp
-}
-
-type txnResponse struct {
-	resp pb.TxnResponse
-	hdr  pb.ResponseHeader
+	return withHeader(rev, func(r *pb.RangeResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newTxnResponse() *pb.TxnResponse {
-	p := new(txnResponse)
-	p.resp.Header = &p.hdr
-	return &p.resp
+	return withHeader(0, func(r *pb.TxnResponse, h *pb.ResponseHeader) { r.Header = h })
 }
