@@ -34,3 +34,14 @@ func newRangeResponse(rev int64) *pb.RangeResponse {
 func newTxnResponse() *pb.TxnResponse {
 	return withHeader(0, func(r *pb.TxnResponse, h *pb.ResponseHeader) { r.Header = h })
 }
+
+// responseOp returns a new ResponseOp whose oneof wrapper W (set by link)
+// shares its allocation, as withHeader does for headers.
+func responseOp[W any](link func(*pb.ResponseOp, *W)) *pb.ResponseOp {
+	p := new(struct {
+		op pb.ResponseOp
+		w  W
+	})
+	link(&p.op, &p.w)
+	return &p.op
+}
