@@ -131,7 +131,9 @@ func (r *reliability) serverOptions() []grpc.ServerOption {
 		Metrics:       r.grpcMet,
 		MetricsOuter:  true,
 	})
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(us...), grpc.ChainStreamInterceptor(ss...)}
+	// One composed interceptor: gRPC's chain allocates a closure per level
+	// per call (middleware.Compose).
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(middleware.Compose(us...)), grpc.ChainStreamInterceptor(ss...)}
 }
 
 func registerHealth(srv *grpc.Server, h *lifecycle.Health) {

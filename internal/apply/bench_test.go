@@ -53,12 +53,27 @@ func runBatches(b *testing.B, r *leaseRig, mk func(i int) *pb.InternalRaftReques
 
 var benchValue = make([]byte, 256)
 
+// paths runs bench for an applier that decodes every entry (a follower)
+// and for one that applies the proposer's requests (the leader).
+func paths(b *testing.B, bench func(b *testing.B, kept bool)) {
+	for _, kept := range []bool{false, true} {
+		name := "decoded"
+		if kept {
+			name = "proposed"
+		}
+		b.Run(name, func(b *testing.B) { bench(b, kept) })
+	}
+}
+
 func BenchmarkApplyPut(b *testing.B) {
 	for name, open := range engines(b) {
 		b.Run(name, func(b *testing.B) {
-			r := newLeaseRig(b, open(), clock.NewFake())
-			runBatches(b, r, func(i int) *pb.InternalRaftRequest {
-				return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(fmt.Sprintf("key-%09d", i%100000)), Value: benchValue}}
+			paths(b, func(b *testing.B, kept bool) {
+				r := newLeaseRig(b, open(), clock.NewFake())
+				r.kept = kept
+				runBatches(b, r, func(i int) *pb.InternalRaftRequest {
+					return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(fmt.Sprintf("key-%09d", i%100000)), Value: benchValue}}
+				})
 			})
 		})
 	}
@@ -67,15 +82,18 @@ func BenchmarkApplyPut(b *testing.B) {
 func BenchmarkApplyTxn(b *testing.B) {
 	for name, open := range engines(b) {
 		b.Run(name, func(b *testing.B) {
-			r := newLeaseRig(b, open(), clock.NewFake())
-			runBatches(b, r, func(i int) *pb.InternalRaftRequest {
-				key := []byte(fmt.Sprintf("key-%09d", i%100000))
-				// Kubernetes' create: put if the key does not exist yet.
-				return &pb.InternalRaftRequest{Txn: &pb.TxnRequest{
-					Compare: []*pb.Compare{{Key: key, Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: 0}}},
-					Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: key, Value: benchValue}}}},
-					Failure: []*pb.RequestOp{{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: key}}}},
-				}}
+			paths(b, func(b *testing.B, kept bool) {
+				r := newLeaseRig(b, open(), clock.NewFake())
+				r.kept = kept
+				runBatches(b, r, func(i int) *pb.InternalRaftRequest {
+					key := []byte(fmt.Sprintf("key-%09d", i%100000))
+					// Kubernetes' create: put if the key does not exist yet.
+					return &pb.InternalRaftRequest{Txn: &pb.TxnRequest{
+						Compare: []*pb.Compare{{Key: key, Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: 0}}},
+						Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: key, Value: benchValue}}}},
+						Failure: []*pb.RequestOp{{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: key}}}},
+					}}
+				})
 			})
 		})
 	}

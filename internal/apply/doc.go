@@ -6,5 +6,8 @@
 // nothing lost.
 //
 // It also wakes the requests waiting for their entries (the Wait registry)
-// and the linearizable reads waiting for an applied index.
+// and the linearizable reads waiting for an applied index. On the member
+// that proposed a KV write, the waiter also holds the request and the
+// exact bytes proposed, and an entry with those bytes is applied from that
+// request instead of being decoded again (docs/adr/0020-*).
 package apply

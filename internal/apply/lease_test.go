@@ -33,6 +33,9 @@ type leaseRig struct {
 	wait   *Wait
 	index  uint64
 	nextID uint64
+	// kept registers each entry's request with its waiter, as the backend
+	// does for the KV service's requests (Wait.RegisterProposal).
+	kept   bool
 	mu     sync.Mutex
 	commit [][]*mvccpb.Event // one element per committed write txn
 }
@@ -72,7 +75,11 @@ func (r *leaseRig) entry(req *pb.InternalRaftRequest) (*raftpb.Entry, <-chan Res
 		panic(err)
 	}
 	r.index++
-	return &raftpb.Entry{Index: proto.Uint64(r.index), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryNormal.Enum(), Data: data}, r.wait.Register(r.nextID)
+	e := &raftpb.Entry{Index: proto.Uint64(r.index), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryNormal.Enum(), Data: data}
+	if r.kept {
+		return e, r.wait.RegisterProposal(r.nextID, req, data, nil)
+	}
+	return e, r.wait.Register(r.nextID)
 }
 
 // applyAll applies reqs as one batch and returns their results.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -65,6 +66,19 @@ type Backend struct {
 	cfg       Config
 	ids       *idGen
 	deadlines deadlines // of proposals without an earlier deadline
+	// wrappers recycles the *clientRequest of KV proposals (proposeClient).
+	wrappers sync.Pool
+}
+
+// clientRequest is the wrapper of one KV-service proposal and its header,
+// in one allocation that proposeClient recycles once the request has been
+// applied.
+type clientRequest struct {
+	req pb.InternalRaftRequest
+	hdr pb.RequestHeader
+	// done receives the result; it is empty again whenever the wrapper is
+	// recycled, since that happens only after the result was received.
+	done chan apply.Result
 }
 
 // New returns a Backend.
@@ -72,7 +86,9 @@ func New(cfg Config) *Backend {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
+	b := &Backend{cfg: cfg, ids: newIDGen(cfg.MemberID, time.Now())}
+	b.wrappers.New = func() any { return &clientRequest{done: make(chan apply.Result, 1)} }
+	return b
 }
 
 // NextID returns a request ID unique on this member, for proposals that
@@ -84,12 +100,46 @@ func (b *Backend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 	if err := b.checkQuota(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
-	return b.propose(ctx, r)
+	return b.propose(ctx, r, nil, nil)
 }
 
-func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply.Result, error) {
+// proposeClient is Propose for the requests of the KV service; set puts
+// the request gRPC decoded into the wrapper. Nothing touches the wrapper or
+// that request once proposed, so the applier may apply them as they are
+// (apply.Wait.Proposed) rather than decode the entry again. Other callers
+// may build or reuse requests in ways an encode-decode round trip would
+// not keep (an empty but non-nil byte slice, say), so theirs are decoded
+// as on every other member.
+//
+// The wrapper is recycled once the result arrived: the applier sends it
+// after it has applied the entry and never looks at the request again (a
+// later entry with the same ID finds no waiter and is decoded). On any
+// error the applier may still be using it, so it is left to the GC.
+func (b *Backend) proposeClient(ctx context.Context, set func(r *pb.InternalRaftRequest)) (apply.Result, error) {
+	w := b.wrappers.Get().(*clientRequest)
+	set(&w.req)
+	if err := b.checkQuota(ctx, &w.req); err != nil {
+		return apply.Result{}, err
+	}
+	res, err := b.propose(ctx, &w.req, &w.hdr, w.done)
+	if err == nil {
+		w.req.Reset()
+		w.hdr.Reset()
+		b.wrappers.Put(w)
+	}
+	return res, err
+}
+
+// propose replicates r, with hdr (if not nil) as its header. With done
+// (proposeClient), the applier may use r itself on this member and sends
+// the result on done; without, r's entry is decoded as on other members.
+func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest, hdr *pb.RequestHeader, done chan apply.Result) (apply.Result, error) {
 	id := b.ids.Next()
-	r.Header = &pb.RequestHeader{ID: id}
+	if hdr == nil {
+		hdr = new(pb.RequestHeader)
+	}
+	hdr.ID = id
+	r.Header = hdr
 	if err := b.authHeader(ctx, r); err != nil {
 		return apply.Result{}, err
 	}
@@ -109,7 +159,11 @@ func (b *Backend) propose(ctx context.Context, r *pb.InternalRaftRequest) (apply
 		timeout = b.deadlines.after(b.cfg.RequestTimeout)
 	}
 	ctx, span := tracing.StartProposal(ctx)
-	res, err := b.await(ctx, timeout, id, data)
+	kept := r
+	if done == nil {
+		kept = nil
+	}
+	res, err := b.await(ctx, timeout, id, kept, data, done)
 	span.End(applyTimes(res.Timing), err)
 	return res, err
 }
@@ -133,10 +187,12 @@ func (b *Backend) bound(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
 }
 
-// await proposes data as request id and waits for its result, until ctx
-// ends or, if timeout is set, its bucket closes.
-func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, data []byte) (apply.Result, error) {
-	ch := b.cfg.Wait.Register(id)
+// await proposes data, the encoding of request id, and waits for its
+// result, until ctx ends or, if timeout is set, its bucket closes. req, if
+// not nil, is the request data encodes, for the applier to use as it is;
+// done, if not nil, the channel to receive the result on.
+func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64, req *pb.InternalRaftRequest, data []byte, done chan apply.Result) (apply.Result, error) {
+	ch := b.cfg.Wait.RegisterProposal(id, req, data, done)
 	if b.cfg.Pending != nil {
 		b.cfg.Pending(1)
 		defer b.cfg.Pending(-1)
@@ -144,7 +200,7 @@ func (b *Backend) await(ctx context.Context, timeout *deadlineBucket, id uint64,
 	pctx := ctx
 	var expired <-chan struct{} // nil: never
 	if timeout != nil {
-		pctx, expired = bucketCtx{ctx, timeout}, timeout.done
+		pctx, expired = bucketCtx{timeout}, timeout.done
 	}
 	if err := b.cfg.Node.Propose(pctx, data); err != nil {
 		b.cfg.Wait.Cancel(id)
@@ -239,7 +295,7 @@ func (b *Backend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func
 
 // Put replicates a put.
 func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Put: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.Put = r })
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +307,7 @@ func (b *Backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 
 // DeleteRange replicates a delete.
 func (b *Backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.DeleteRange = r })
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +334,7 @@ func (b *Backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, e
 		}
 		return b.cfg.Executor.TxnReadOnly(ctx, r)
 	}
-	res, err := b.Propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	res, err := b.proposeClient(ctx, func(w *pb.InternalRaftRequest) { w.Txn = r })
 	if err != nil {
 		return nil, err
 	}

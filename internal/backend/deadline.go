@@ -46,13 +46,14 @@ func (ds *deadlines) after(d time.Duration) *deadlineBucket {
 	return b
 }
 
-// bucketCtx is a request's context whose Done is its deadline bucket's.
-// It is only handed to raft's Propose, which waits on Done while no leader
-// accepts proposals and creates no context of its own from it; the request
-// itself still waits on its own context too (Backend.await), so a client's
-// cancel ends the request at once, and the proposal's wait at the bucket.
+// bucketCtx is the context a proposal hands to raft's Propose in place of
+// the request's: its Done is the deadline bucket's. raft only waits on Done
+// (while no leader accepts proposals) and reads Err, and creates no context
+// of its own from it, so bucketCtx carries no values; the request itself
+// still waits on its own context too (Backend.await), so a client's cancel
+// ends the request at once, and the proposal's wait at the bucket. Being a
+// single pointer, it becomes a context.Context without an allocation.
 type bucketCtx struct {
-	context.Context
 	b *deadlineBucket
 }
 
@@ -66,3 +67,4 @@ func (c bucketCtx) Err() error {
 		return nil
 	}
 }
+func (c bucketCtx) Value(any) any { return nil }

@@ -21,7 +21,10 @@ func TestDeadlineBuckets(t *testing.T) {
 	if again := ds.after(d); again != b && again.at.Equal(b.at) {
 		t.Fatal("two buckets for the same grain")
 	}
-	ctx := bucketCtx{context.Background(), b}
+	ctx := context.Context(bucketCtx{b})
+	if n := testing.AllocsPerRun(10, func() { ctx = bucketCtx{b} }); n != 0 {
+		t.Fatalf("bucketCtx costs %v allocations as a context.Context", n)
+	}
 	if dl, ok := ctx.Deadline(); !ok || !dl.Equal(b.at) {
 		t.Fatalf("Deadline %v %v, want %v", dl, ok, b.at)
 	}

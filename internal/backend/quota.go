@@ -33,7 +33,7 @@ func (b *Backend) checkQuota(ctx context.Context, r *pb.InternalRaftRequest) err
 		MemberID: b.cfg.MemberID,
 		Alarm:    pb.AlarmType_NOSPACE,
 	}}
-	if _, err := b.propose(ctx, alarm); err != nil {
+	if _, err := b.propose(ctx, alarm, nil, nil); err != nil {
 		b.cfg.Logger.Warn("failed to raise NOSPACE alarm", zap.Error(err))
 	}
 	return errNoSpace

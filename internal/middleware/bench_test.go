@@ -22,6 +22,17 @@ func chained(us []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, h grp
 	return h
 }
 
+// perCall builds the handler of level i the way gRPC's chain does on every
+// call: a new closure for each level.
+func perCall(us []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+	if i == len(us) {
+		return final
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return us[i](ctx, req, info, perCall(us, i+1, info, final))
+	}
+}
+
 func benchChains(b *testing.B) map[string][]grpc.UnaryServerInterceptor {
 	none := []grpc.UnaryServerInterceptor(nil)
 	full, _ := Chain(newFullChain(b, 0, nil).opts)
@@ -35,17 +46,23 @@ func BenchmarkInterceptorsOnly(b *testing.B) {
 	ctx := peerCtx("127.0.0.1")
 	info := &grpc.UnaryServerInfo{FullMethod: echoMethod}
 	req := wrapperspb.Bytes([]byte("x"))
+	final := func(ctx context.Context, req any) (any, error) { return req, nil }
 	for _, name := range []string{"none", "chain", "chain+ratelimit"} {
 		us := benchChains(b)[name]
-		h := chained(us, info, func(ctx context.Context, req any) (any, error) { return req, nil })
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := h(ctx, req); err != nil {
-					b.Fatal(err)
+		composed := Compose(us...)
+		for how, h := range map[string]grpc.UnaryHandler{
+			"grpc":    func(ctx context.Context, req any) (any, error) { return perCall(us, 0, info, final)(ctx, req) },
+			"compose": func(ctx context.Context, req any) (any, error) { return composed(ctx, req, info, final) },
+		} {
+			b.Run(name+"/"+how, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := h(ctx, req); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -16,7 +16,8 @@
 //     reads past --warning-apply-duration) with the request summary.
 //   - stack.go: grows a KV Range goroutine's stack in one early step
 //     instead of many deep ones (a performance measure, not a limit).
-//   - chain.go: the order the server installs them in.
+//   - chain.go: the order the server installs them in; compose.go runs a
+//     unary chain as one interceptor, without gRPC's closure per level.
 //   - writes.go: EtcdWrites, a ready-made "which requests write" predicate
 //     for the memory watermark.
 //

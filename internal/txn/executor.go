@@ -148,7 +148,8 @@ func executeRange(ctx context.Context, rv ranger, r *pb.RangeRequest, withTotalC
 		kvs = prune(kvs, func(kv *mvccpb.KeyValue) bool { return kv.CreateRevision < r.MinCreateRevision })
 	}
 	sortKVs(kvs, r)
-	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: rr.Rev}, Count: int64(rr.Count)}
+	resp := newRangeResponse(rr.Rev)
+	resp.Count = int64(rr.Count)
 	if r.Limit > 0 && int64(len(kvs)) > r.Limit {
 		kvs = kvs[:r.Limit]
 		resp.More = true
@@ -355,7 +356,7 @@ func (e *Executor) put(w *mvcc.Writer, tw *mvcc.TxnWrite, p *pb.PutRequest, prev
 	if p.IgnoreLease {
 		lease = prev.GetLease()
 	}
-	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	resp := newPutResponse()
 	if p.PrevKv && prev != nil {
 		resp.PrevKv = prev
 	}
@@ -399,7 +400,8 @@ func (e *Executor) DeleteRange(w *mvcc.Writer, r *pb.DeleteRangeRequest) (*pb.De
 
 func (e *Executor) deleteRange(w *mvcc.Writer, tw *mvcc.TxnWrite, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	deleted := tw.DeleteRange(r.Key, r.RangeEnd)
-	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{Revision: tw.Rev()}, Deleted: int64(len(deleted))}
+	resp := newDeleteResponse(tw.Rev())
+	resp.Deleted = int64(len(deleted))
 	if r.PrevKv {
 		resp.PrevKvs = deleted
 	}

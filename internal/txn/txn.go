@@ -217,16 +217,17 @@ func newTxnResp(r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 		reqs = r.GetFailure()
 	}
 	resps := make([]*pb.ResponseOp, len(reqs))
-	resp := &pb.TxnResponse{Responses: resps, Succeeded: path[0], Header: &pb.ResponseHeader{}}
+	resp := newTxnResponse()
+	resp.Responses, resp.Succeeded = resps, path[0]
 	txns := 0
 	for i, req := range reqs {
 		switch tv := req.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
-			resps[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{}}
+			resps[i] = responseOp(func(o *pb.ResponseOp, w *pb.ResponseOp_ResponseRange) { o.Response = w })
 		case *pb.RequestOp_RequestPut:
-			resps[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{}}
+			resps[i] = responseOp(func(o *pb.ResponseOp, w *pb.ResponseOp_ResponsePut) { o.Response = w })
 		case *pb.RequestOp_RequestDeleteRange:
-			resps[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseDeleteRange{}}
+			resps[i] = responseOp(func(o *pb.ResponseOp, w *pb.ResponseOp_ResponseDeleteRange) { o.Response = w })
 		case *pb.RequestOp_RequestTxn:
 			sub, n := newTxnResp(tv.RequestTxn, path[1:])
 			resps[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: sub}}

@@ -123,3 +123,71 @@ func FuzzCheckTxnRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestDistinctFlatPutsAgreesWithCheckIntervals: whenever the allocation-free
+// check accepts a branch, the full interval check accepts it too; and it
+// accepts the common flat branches without duplicates.
+func TestDistinctFlatPutsAgreesWithCheckIntervals(t *testing.T) {
+	keys := []string{"a", "b", "c"}
+	op := func(kind, k int) *pb.RequestOp {
+		key := []byte(keys[k])
+		switch kind {
+		case 0:
+			return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: key}}}
+		case 1:
+			return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: key}}}
+		case 2:
+			return &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: key}}}
+		default:
+			return &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{Success: []*pb.RequestOp{
+				{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: key}}}}}}}
+		}
+	}
+	accepted := 0
+	// Every branch of up to 3 ops over 4 kinds and 3 keys.
+	var branches [][]*pb.RequestOp
+	var gen func(prefix []*pb.RequestOp)
+	gen = func(prefix []*pb.RequestOp) {
+		branches = append(branches, prefix)
+		if len(prefix) == 3 {
+			return
+		}
+		for kind := range 4 {
+			for k := range keys {
+				gen(append(append([]*pb.RequestOp(nil), prefix...), op(kind, k)))
+			}
+		}
+	}
+	gen(nil)
+	for _, b := range branches {
+		_, _, err := checkIntervals(b)
+		if distinctFlatPuts(b) {
+			accepted++
+			if err != nil {
+				t.Fatalf("distinctFlatPuts accepted %v, checkIntervals: %v", b, err)
+			}
+		}
+		wantFlat := err == nil
+		for _, o := range b {
+			switch o.GetRequest().(type) {
+			case *pb.RequestOp_RequestTxn, *pb.RequestOp_RequestDeleteRange:
+				wantFlat = false
+			}
+		}
+		if wantFlat && !distinctFlatPuts(b) {
+			t.Fatalf("distinctFlatPuts refused the flat branch %v", b)
+		}
+	}
+	if accepted == 0 {
+		t.Fatal("no branch took the fast path")
+	}
+	put := op(0, 0)
+	rng := op(1, 1)
+	if n := testing.AllocsPerRun(100, func() {
+		if err := CheckTxnRequest(&pb.TxnRequest{Success: []*pb.RequestOp{put}, Failure: []*pb.RequestOp{rng}}, DefaultMaxTxnOps); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("CheckTxnRequest of a put-or-get txn: %v allocations", n)
+	}
+}
