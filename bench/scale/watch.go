@@ -31,6 +31,9 @@ type watchResult struct {
 	setup         time.Duration
 	base, stalled []time.Duration
 	events        int64
+	// expected is the events the puts must deliver to the drained
+	// watchers (every key has watchers/keys of them).
+	expected int64
 }
 
 func watchKey(i int) string { return fmt.Sprintf("/w/%05d", i) }
@@ -42,9 +45,9 @@ func runWatch(s settings, w watchSettings) error {
 			return err
 		}
 		b99, s99 := pct(r.base, 0.99), pct(r.stalled, 0.99)
-		fmt.Printf("%-9s watchers=%d keys=%d streams=%d puts=%d clients=%d: setup %.1fs, events delivered %d, "+
+		fmt.Printf("%-9s watchers=%d keys=%d streams=%d puts=%d clients=%d: setup %.1fs, events delivered %d of %d, "+
 			"put p50/p99 without stall %.2f/%.2f ms, with a stalled stream %.2f/%.2f ms, p99 ratio %.2f\n",
-			r.server, w.watchers, w.keys, w.streams, w.puts, w.putClients, r.setup.Seconds(), r.events,
+			r.server, w.watchers, w.keys, w.streams, w.puts, w.putClients, r.setup.Seconds(), r.events, r.expected,
 			ms(pct(r.base, 0.5)), ms(b99), ms(pct(r.stalled, 0.5)), ms(s99), float64(s99)/float64(max(b99, 1)))
 		return nil
 	})
@@ -198,7 +201,25 @@ func measureWatch(w watchSettings, srv server) (watchResult, error) {
 		return r, err
 	default:
 	}
+	// A put's reply can come before its events reach every watcher: wait
+	// (bounded) for all of them, so that a count below the expected one
+	// means events were lost, not still in flight.
+	r.expected = int64(2 * w.puts * (w.watchers / w.keys))
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+wait:
+	for atomic.LoadInt64(&r.events) < r.expected {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			break wait
+		}
+	}
 	cancel()
 	wg.Wait()
+	if r.events != r.expected {
+		return r, fmt.Errorf("the drained watchers got %d events, want %d (10 s after the last put)", r.events, r.expected)
+	}
 	return r, nil
 }
