@@ -249,6 +249,16 @@ func (c *latestCache) load(r storage.Reader, publish func()) error {
 	return nil
 }
 
+// reset empties the cache and leaves it incomplete, so that it fills as
+// keys are written and read (a miss reads the engine), without reading the
+// engine now. publish runs under the lock.
+func (c *latestCache) reset(publish func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.bytes, c.complete = map[string]latestEntry{}, 0, false
+	publish()
+}
+
 func (c *latestCache) fillLocked(r storage.Reader) error {
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: prefixKEnd})
 	if err != nil {

@@ -36,8 +36,9 @@ func writerLookups(t *testing.T, s *Store, ce *countingEngine, fn func(tw *TxnWr
 }
 
 // A complete cache answers both "absent" and "exists" without the engine; a
-// key evicted (budget exceeded) makes the Writer read the engine again, and
-// a Reload refills the cache.
+// key evicted (budget exceeded) makes the Writer read the engine again; a
+// Reload starts the cache empty without reading the engine, and Open fills
+// it.
 func TestLatestCacheSparesEngineLookups(t *testing.T) {
 	ce := &countingEngine{Engine: memory.New()}
 	t.Cleanup(func() { _ = ce.Close() })
@@ -63,18 +64,46 @@ func TestLatestCacheSparesEngineLookups(t *testing.T) {
 		t.Fatal("an incomplete cache answered a miss without the engine")
 	}
 	del(t, s, "k", "l")
+	// Reload (after a snapshot install) reads no value: the cache starts
+	// empty and incomplete, and fills as keys are written.
+	before := ce.kIters.Load()
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if !s.latest.complete {
-		t.Fatal("Reload of a store whose keys fit the budget left the cache incomplete")
+	if ce.kIters.Load() != before {
+		t.Fatal("Reload read the key space")
 	}
-	if writerLookups(t, s, ce, func(tw *TxnWrite) {
+	if b, complete := s.KeyCacheStats(); complete || b != 0 {
+		t.Fatalf("after Reload the cache holds %d bytes, complete %v; want empty and incomplete", b, complete)
+	}
+	if !writerLookups(t, s, ce, func(tw *TxnWrite) {
 		if prev := tw.Put([]byte("new"), []byte("v2"), 0); prev == nil || prev.ModRevision != 8 || prev.Version != 1 {
 			t.Errorf("after Reload: prev %v, want revision 8 at version 1", prev)
 		}
 	}) {
-		t.Fatal("after Reload, an overwrite of a reloaded key read the engine")
+		t.Fatal("after Reload, an empty incomplete cache answered without the engine")
+	}
+	if writerLookups(t, s, ce, func(tw *TxnWrite) {
+		if prev := tw.Put([]byte("new"), []byte("v3"), 0); prev == nil || prev.ModRevision != 10 || prev.Version != 2 {
+			t.Errorf("second overwrite after Reload: prev %v, want revision 10 at version 2", prev)
+		}
+	}) {
+		t.Fatal("the key written after Reload is not cached")
+	}
+	// Open fills it again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, ce, WithLatestCacheBytes(4*(latestEntryOverhead+8)))
+	if !s.latest.complete {
+		t.Fatal("Open of a store whose keys fit the budget left the cache incomplete")
+	}
+	if writerLookups(t, s, ce, func(tw *TxnWrite) {
+		if prev := tw.Put([]byte("new"), []byte("v4"), 0); prev == nil || prev.ModRevision != 11 || prev.Version != 3 {
+			t.Errorf("after reopening: prev %v, want revision 11 at version 3", prev)
+		}
+	}) {
+		t.Fatal("after reopening, an overwrite of a loaded key read the engine")
 	}
 }
 
