@@ -85,20 +85,30 @@ func TestNewStoreUsesPrefixFilters(t *testing.T) {
 	checkSeekVersions(t, e) // tables
 }
 
-// A store made with Pebble's default comparer (every store before prefix
-// filters) opens with that comparer and seeks without filters.
-func TestStoreWithDefaultComparerStillOpens(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "db")
+// makeDefaultComparerStore creates at dir a store as the releases before
+// the MVCC comparer made it (Pebble's default comparer), holding the
+// key/value pairs kv.
+func makeDefaultComparerStore(t *testing.T, dir string, kv ...[]byte) {
+	t.Helper()
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Set(versionKey("old", 1), []byte("v"), pebble.Sync); err != nil {
-		t.Fatal(err)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := db.Set(kv[i], kv[i+1], pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A store made with Pebble's default comparer (every store before prefix
+// filters) opens with that comparer and seeks without filters.
+func TestStoreWithDefaultComparerStillOpens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	makeDefaultComparerStore(t, dir, versionKey("old", 1), []byte("v"))
 	e, err := Open(dir, testOptions)
 	if err != nil {
 		t.Fatal(err)

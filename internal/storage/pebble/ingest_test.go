@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/metastore/metastore/internal/storage"
 )
 
@@ -19,13 +17,7 @@ func TestIngestedTablesUseTheStoresComparer(t *testing.T) {
 		t.Run(fmt.Sprintf("default-comparer=%v", old), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "db")
 			if old {
-				db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := db.Close(); err != nil {
-					t.Fatal(err)
-				}
+				makeDefaultComparerStore(t, dir)
 			}
 			e, err := Open(dir, testOptions)
 			if err != nil {
