@@ -104,19 +104,17 @@ func Open(eng storage.Engine, lg *zap.Logger, opts ...Option) (*Store, error) {
 		o(&s.opts)
 	}
 	s.latest = newLatestCache(s.opts.latestCacheBytes)
-	if err := s.load(); err != nil {
+	if err := s.load(true); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // load reads the store's counters from the engine and starts background
-// compaction, resuming an unfinished one.
-func (s *Store) load() error { return s.loadWith(true) }
-
-// loadWith is load; fill says whether to fill the latest-version cache
-// from the engine (Open) or to start it empty (Reload).
-func (s *Store) loadWith(fill bool) error {
+// compaction, resuming an unfinished one. fill says whether to fill the
+// latest-version cache from the engine (Open) or to start it empty
+// (Reload).
+func (s *Store) load(fill bool) error {
 	eng := s.eng
 	cur, ok, err := readInt64(eng, storage.KeyCurrentRevision)
 	if err != nil {
@@ -197,7 +195,7 @@ func (s *Store) Reload() error {
 	s.hashMu.Lock()
 	s.hashes = nil
 	s.hashMu.Unlock()
-	return s.loadWith(false)
+	return s.load(false)
 }
 
 // Close stops background compaction (it resumes at the next Open).
