@@ -672,8 +672,8 @@ func TestStreamRedialedAfterConnectionClosedUnanswered(t *testing.T) {
 			if n == 0 {
 				// The member behind is not up yet: the proxy closes
 				// the connection once the request's header is in, before
-				// any answer (net/http sends the header of a streamed
-				// body only after probing the body for 200ms).
+				// any answer. Closing it before the header arrives would
+				// fail the header's write instead, which net/http reports.
 				go func() {
 					defer c.Close()
 					br := bufio.NewReader(c)
