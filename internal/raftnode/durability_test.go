@@ -99,11 +99,15 @@ func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	tick := make(chan time.Time)
+	// Raft commits the bootstrap conf change as it creates it, before this
+	// member saved it: hold that first save too.
+	g.hold()
 	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: tick, Storage: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Stop)
+	t.Cleanup(g.open) // runs first: a failed test must not leave a save held
 	applied := make(chan *raftpb.Entry, 64)
 	violations := make(chan string, 64)
 	go func() {
@@ -121,6 +125,18 @@ func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	select {
+	case idx := <-g.blocked:
+		window := time.NewTimer(50 * time.Millisecond)
+		select {
+		case v := <-violations:
+			t.Fatalf("bootstrap: %s (its synced commit of index %d held)", v, idx)
+		case <-window.C:
+		}
+	case <-ctx.Done():
+		t.Fatal("bootstrap: no synced commit of the conf change was attempted")
+	}
+	g.open()
 	waitLeader(ctx, t, n, 1)
 	for i := range 5 {
 		g.hold()

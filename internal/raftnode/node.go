@@ -359,9 +359,20 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	var ap *Apply
 	if len(rd.CommittedEntries) > 0 {
 		ap = &Apply{Entries: rd.CommittedEntries, done: make(chan struct{})}
-		select {
-		case n.applyc <- ap:
-		case <-n.stopc:
+	}
+	// Committed entries usually were saved by an earlier Ready, so the apply
+	// loop starts on them while this Ready's entries are synced (as etcd
+	// does). Raft may also hand out an entry committed before this member
+	// saved it: the bootstrap conf changes, which raft commits as it creates
+	// them, and entries a lagging follower receives together with a commit
+	// index covering them. Those are applied only after the save below,
+	// because the apply loop's own commit could otherwise reach the disk
+	// without the log entry it applied (a restart would then find an applied
+	// index above an empty log).
+	applyAfterSave := ap != nil && len(rd.Entries) > 0 &&
+		rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex() >= rd.Entries[0].GetIndex()
+	if ap != nil && !applyAfterSave {
+		if !n.toApply(ap) {
 			return nil
 		}
 	}
@@ -381,6 +392,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.MustSync && n.cfg.Metrics.FsyncSeconds != nil {
 		n.cfg.Metrics.FsyncSeconds(time.Since(start).Seconds())
 	}
+	if applyAfterSave {
+		if !n.toApply(ap) {
+			return nil
+		}
+	}
 	if !leader {
 		failpoint.Inject(failpoint.RaftBeforeFollowerSend)
 		n.send(rd.Messages)
@@ -396,6 +412,16 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	failpoint.Inject(failpoint.RaftBeforeAdvance)
 	n.node.Advance()
 	return nil
+}
+
+// toApply hands ap to the apply loop; false means the node is stopping.
+func (n *Node) toApply(ap *Apply) bool {
+	select {
+	case n.applyc <- ap:
+		return true
+	case <-n.stopc:
+		return false
+	}
 }
 
 func containsConfChange(ents []*raftpb.Entry) bool {
