@@ -28,6 +28,7 @@ type syncGate struct {
 	release chan struct{} // guarded by mu: closed to let held commits go
 	blocked chan uint64   // receives the last index of each held commit
 	synced  uint64        // guarded by mu
+	largest int           // guarded by mu: most raft entries in one synced commit
 }
 
 func (g *syncGate) NewBatch() storage.Batch { return &gateBatch{Batch: g.Engine.NewBatch(), g: g} }
@@ -55,15 +56,24 @@ func (g *syncGate) syncedIndex() uint64 {
 
 type gateBatch struct {
 	storage.Batch
-	g    *syncGate
-	last uint64 // highest raft entry index staged in this batch
+	g       *syncGate
+	last    uint64 // highest raft entry index staged in this batch
+	entries int    // raft entries staged in this batch
 }
 
 func (b *gateBatch) Set(key, value []byte) error {
 	if bytes.HasPrefix(key, storage.PrefixRaftEntry) {
 		b.last = max(b.last, binary.BigEndian.Uint64(key[len(storage.PrefixRaftEntry):]))
+		b.entries++
 	}
 	return b.Batch.Set(key, value)
+}
+
+// largestSave returns the most raft entries one synced commit saved.
+func (g *syncGate) largestSave() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.largest
 }
 
 func (b *gateBatch) Commit(sync bool) error {
@@ -82,6 +92,7 @@ func (b *gateBatch) Commit(sync bool) error {
 	if sync {
 		b.g.mu.Lock()
 		b.g.synced = max(b.g.synced, b.last)
+		b.g.largest = max(b.g.largest, b.entries)
 		b.g.mu.Unlock()
 	}
 	return nil
@@ -93,38 +104,12 @@ func (b *gateBatch) Commit(sync bool) error {
 // of a proposal's entry is held back for a while; an apply of that entry
 // meanwhile, or of any entry above the synced index, fails the test.
 func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
-	g := &syncGate{Engine: memory.New(), blocked: make(chan uint64, 1)}
-	log, err := raftlog.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tick := make(chan time.Time)
-	// Raft commits the bootstrap conf change as it creates it, before this
-	// member saved it: hold that first save too.
-	g.hold()
-	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: tick, Storage: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	t.Cleanup(g.open) // runs first: a failed test must not leave a save held
-	applied := make(chan *raftpb.Entry, 64)
-	violations := make(chan string, 64)
-	go func() {
-		for ap := range n.Applies() {
-			for _, e := range ap.Entries {
-				if s := g.syncedIndex(); e.GetIndex() > s {
-					violations <- fmt.Sprintf("entry %d applied while the synced log ends at %d", e.GetIndex(), s)
-				}
-				if e.GetType() == raftpb.EntryType_EntryNormal && len(e.Data) > 0 {
-					applied <- e
-				}
-			}
-			ap.Done()
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Raft commits the bootstrap conf change as it creates it, before this
+	// member saved it: hold that first save too.
+	gm := startGated(t, true)
+	n, g, applied, violations := gm.n, gm.g, gm.applied, gm.violations
 	select {
 	case idx := <-g.blocked:
 		window := time.NewTimer(50 * time.Millisecond)
@@ -137,13 +122,14 @@ func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
 		t.Fatal("bootstrap: no synced commit of the conf change was attempted")
 	}
 	g.open()
-	waitLeader(ctx, t, n, 1)
+	gm.lead(ctx, t)
 	for i := range 5 {
 		g.hold()
 		data := fmt.Sprintf("v%d", i)
-		if err := n.Propose(ctx, []byte(data)); err != nil {
-			t.Fatal(err)
-		}
+		// Propose returns once the run goroutine took the proposal, which
+		// may be after a save held by an earlier test step: not waited for.
+		proposed := make(chan error, 1)
+		go func() { proposed <- n.Propose(ctx, []byte(data)) }()
 		var idx uint64
 		select {
 		case idx = <-g.blocked:
@@ -159,6 +145,9 @@ func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
 		case <-window.C:
 		}
 		g.open()
+		if err := <-proposed; err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case e := <-applied:
 			if string(e.Data) != data {
@@ -184,5 +173,68 @@ func waitLeader(ctx context.Context, t *testing.T, n *Node, id uint64) {
 		case <-ctx.Done():
 			t.Fatalf("member %d did not become leader", id)
 		}
+	}
+}
+
+// gated is a single member on a syncGate. Its apply loop forwards applied
+// normal entries to applied and reports to violations any entry applied
+// above the synced log.
+type gated struct {
+	n          *Node
+	g          *syncGate
+	applied    chan *raftpb.Entry
+	violations chan string
+}
+
+// startGated starts a gated member; with hold its first synced save (the
+// bootstrap conf change) is held.
+func startGated(t *testing.T, hold bool) *gated {
+	t.Helper()
+	gm := &gated{
+		g:          &syncGate{Engine: memory.New(), blocked: make(chan uint64, 1)},
+		applied:    make(chan *raftpb.Entry, 1024),
+		violations: make(chan string, 1024),
+	}
+	log, err := raftlog.Open(gm.g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hold {
+		gm.g.hold()
+	}
+	gm.n, err = Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: make(chan time.Time), Storage: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gm.n.Stop)
+	t.Cleanup(gm.g.open) // runs first: a failed test must not leave a save held
+	go func() {
+		for ap := range gm.n.Applies() {
+			for _, e := range ap.Entries {
+				if s := gm.g.syncedIndex(); e.GetIndex() > s {
+					gm.violations <- fmt.Sprintf("entry %d applied while the synced log ends at %d", e.GetIndex(), s)
+				}
+				if e.GetType() == raftpb.EntryType_EntryNormal && len(e.Data) > 0 {
+					gm.applied <- e
+				}
+			}
+			ap.Done()
+		}
+	}()
+	return gm
+}
+
+// lead waits until the member leads and applied a first proposal (so the
+// new leader's empty entry is saved before the test holds anything).
+func (gm *gated) lead(ctx context.Context, t *testing.T) {
+	t.Helper()
+	waitLeader(ctx, t, gm.n, 1)
+	if err := gm.n.Propose(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gm.applied:
+	case <-ctx.Done():
+		t.Fatal("the first proposal was not applied")
 	}
 }

@@ -5,13 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/failpoint"
 	"github.com/metastore/metastore/internal/raftlog"
@@ -83,11 +86,27 @@ func (a *Apply) Fail(err error) {
 }
 
 // Node runs one raft member.
+//
+// Its run goroutine owns the raft.RawNode: every call that touches raft
+// reaches it through a channel (proposals through propc, peers' messages
+// through recvc, anything else as a function through ctlc), so no lock guards
+// raft's state. Owning the loop (rather than running raft.Node's goroutine
+// beside ours) lets it step every proposal queued while a Ready was being
+// persisted as one MsgProp, and saves two goroutine hand-offs per Ready.
 type Node struct {
 	cfg     Config
 	lg      *zap.Logger
-	node    raft.Node
+	rn      *raft.RawNode // run goroutine only (and Start before it runs)
 	storage *raftlog.Storage
+
+	propc chan *proposal
+	recvc chan *raftpb.Message
+	ctlc  chan func(rn *raft.RawNode)
+	// props recycles proposals a proposer got its answer for.
+	props sync.Pool
+	// removed is set when this member applied its own removal, lead
+	// changes clear it; proposals wait meanwhile (run goroutine only).
+	removed bool
 
 	applyc chan *Apply
 	stopc  chan struct{}
@@ -120,9 +139,7 @@ func (n *Node) tryCampaign() {
 	if n.state != raft.StateFollower {
 		return // an election is under way; asking again would restart it
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := n.node.Campaign(ctx); err != nil {
+	if err := n.rn.Campaign(); err != nil {
 		n.lg.Debug("campaign not accepted yet", zap.Error(err))
 	}
 }
@@ -131,9 +148,11 @@ func (n *Node) tryCampaign() {
 // start (--initial-election-tick-advance) so that a member whose peers
 // are up need not wait a whole election timeout for the first election.
 func (n *Node) AdvanceTicks(k int) {
-	for range k {
-		n.node.Tick()
-	}
+	n.do(context.Background(), func(rn *raft.RawNode) {
+		for range k {
+			rn.Tick()
+		}
+	})
 }
 
 // Start starts (or restarts) the raft member.
@@ -172,6 +191,9 @@ func Start(cfg Config) (*Node, error) {
 		cfg:           cfg,
 		lg:            cfg.Logger,
 		storage:       cfg.Storage,
+		propc:         make(chan *proposal, maxBatch),
+		recvc:         make(chan *raftpb.Message, 4096),
+		ctlc:          make(chan func(*raft.RawNode), 64),
 		applyc:        make(chan *Apply, 64),
 		stopc:         make(chan struct{}),
 		donec:         make(chan struct{}),
@@ -179,22 +201,28 @@ func Start(cfg Config) (*Node, error) {
 		reads:         make(chan *readWaiter, 1024),
 		readState:     make(chan raft.ReadState, 16),
 	}
-	if len(cfg.Peers) > 0 {
-		n.node = raft.StartNode(rc, cfg.Peers)
-	} else {
-		n.node = raft.RestartNode(rc)
+	n.props.New = func() any { return &proposal{errc: make(chan error, 1)} }
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("raftnode: start raft: %w", err)
 	}
+	if len(cfg.Peers) > 0 {
+		if err := rn.Bootstrap(cfg.Peers); err != nil {
+			return nil, fmt.Errorf("raftnode: bootstrap raft: %w", err)
+		}
+	}
+	n.rn = rn
 	// A group of one has nobody to wait for: it campaigns as soon as raft
 	// lets it (after the bootstrap conf changes are applied) rather than
 	// after an election timeout, so a single member serves in milliseconds.
 	n.campaign = n.soleVoter()
-	go n.run()
-	go n.readLoop()
 	if n.campaign && len(cfg.Peers) == 0 {
 		// A bootstrapping group must apply its conf changes first; the
-		// Ready loop asks then.
+		// Ready loop asks then. (Before the run goroutine owns raft.)
 		n.tryCampaign()
 	}
+	go n.run()
+	go n.readLoop()
 	return n, nil
 }
 
@@ -210,39 +238,155 @@ func (n *Node) soleVoter() bool {
 func (n *Node) Applies() <-chan *Apply { return n.applyc }
 
 // Propose proposes data; it returns once raft accepted the proposal into its
-// log (not when it is committed).
+// log (not when it is committed). While no leader is known it waits, as
+// raft.Node does, until one is or ctx ends; a proposal whose ctx ended
+// before the run goroutine took it is never proposed.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
-	if err := n.node.Propose(ctx, data); err != nil {
-		if errors.Is(err, raft.ErrStopped) {
+	for {
+		changed := n.LeaderChanged()
+		p := n.props.Get().(*proposal)
+		p.data = data
+		_, err := n.submit(ctx, p)
+		if p.state.Load() != proposalAbandoned {
+			n.props.Put(p.reset())
+		}
+		if err != errNoLeader {
+			return err
+		}
+		// raft lost its leader before the run goroutine learnt of it from
+		// a Ready: wait for the change (or, should raft have the same
+		// leader back before the next Ready, a moment), then queue again.
+		retry := time.NewTimer(noLeaderRetry)
+		select {
+		case <-changed:
+		case <-retry.C:
+		case <-ctx.Done():
+			retry.Stop()
+			return ctx.Err()
+		case <-n.donec:
+			retry.Stop()
 			return ErrStopped
 		}
+		retry.Stop()
+	}
+}
+
+// errNoLeader answers proposals raft dropped for want of a leader; Propose
+// queues them again once one is known, as raft.Node's proposers wait.
+var errNoLeader = errors.New("raftnode: no leader to take the proposal")
+
+// noLeaderRetry bounds how long a proposal raft dropped for want of a
+// leader waits for a leader change before it is queued again.
+const noLeaderRetry = 50 * time.Millisecond
+
+// ProposeConfChange proposes a membership change. Like raft.Node's, it
+// returns once raft took the proposal, without raft's verdict: a dropped
+// conf change is noticed by its proposer's wait for it being applied.
+func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
+	p := &proposal{cc: cc, errc: make(chan error, 1)}
+	if taken, err := n.submit(ctx, p); !taken {
 		return err
 	}
 	return nil
 }
 
-// ProposeConfChange proposes a membership change.
-func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
-	return n.node.ProposeConfChange(ctx, cc)
+// submit queues p for the run goroutine. Once the run goroutine took p it
+// returns raft's verdict and taken; otherwise ctx's error or ErrStopped, and
+// p was not and will not be proposed. An abandoned p (its state says so) may
+// still sit in propc and must not be reused.
+func (n *Node) submit(ctx context.Context, p *proposal) (taken bool, err error) {
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-n.donec:
+		return false, ErrStopped
+	}
+	select {
+	case err := <-p.errc:
+		return true, err
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-n.donec:
+		err = ErrStopped
+	}
+	if p.state.CompareAndSwap(proposalQueued, proposalAbandoned) {
+		return false, err
+	}
+	// Taken just now: the run goroutine answers before it serves anything
+	// else.
+	return true, <-p.errc
 }
 
 // ApplyConfChange applies a committed conf change to raft and returns the
 // new ConfState, which the caller persists with its applied index.
 func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
-	return n.node.ApplyConfChange(cc)
+	c := make(chan *raftpb.ConfState, 1)
+	if n.do(context.Background(), func(rn *raft.RawNode) { c <- n.applyConfChange(rn, cc) }) {
+		select {
+		case cs := <-c:
+			return cs
+		case <-n.donec:
+		}
+	}
+	return &raftpb.ConfState{}
+}
+
+func (n *Node) applyConfChange(rn *raft.RawNode, cc raftpb.ConfChangeI) *raftpb.ConfState {
+	before := n.hasProgress(rn)
+	cs := rn.ApplyConfChange(cc)
+	// A member that applied its own removal stops taking proposals (as
+	// raft.Node does), unless it is still a voter of a joint configuration.
+	if before && !n.hasProgress(rn) && !slices.Contains(cs.GetVoters(), n.cfg.ID) &&
+		!slices.Contains(cs.GetVotersOutgoing(), n.cfg.ID) {
+		n.removed = true
+	}
+	return cs
+}
+
+func (n *Node) hasProgress(rn *raft.RawNode) bool {
+	found := false
+	rn.WithProgress(func(id uint64, _ raft.ProgressType, _ tracker.Progress) {
+		if id == n.cfg.ID {
+			found = true
+		}
+	})
+	return found
 }
 
 // Step delivers a message from a peer.
 func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
-	return n.node.Step(ctx, m)
+	select {
+	case n.recvc <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
 }
 
 // ReportUnreachable tells raft that messages to id were lost.
-func (n *Node) ReportUnreachable(id uint64) { n.node.ReportUnreachable(id) }
+func (n *Node) ReportUnreachable(id uint64) {
+	n.do(context.Background(), func(rn *raft.RawNode) { rn.ReportUnreachable(id) })
+}
 
 // ReportSnapshot tells raft how sending a snapshot to id ended.
 func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	n.node.ReportSnapshot(id, status)
+	n.do(context.Background(), func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
+}
+
+// do runs f on the run goroutine; false if ctx ended or the node stopped
+// before it was taken.
+func (n *Node) do(ctx context.Context, f func(rn *raft.RawNode)) bool {
+	select {
+	case n.ctlc <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-n.donec:
+		return false
+	}
 }
 
 // Leader returns the current leader's ID, or 0.
@@ -264,12 +408,22 @@ func (n *Node) LeaderChanged() <-chan struct{} {
 	return n.leaderChanged
 }
 
-// Status returns raft's status.
-func (n *Node) Status() raft.Status { return n.node.Status() }
+// Status returns raft's status (the zero Status once the node stopped).
+func (n *Node) Status() raft.Status {
+	c := make(chan raft.Status, 1)
+	if n.do(context.Background(), func(rn *raft.RawNode) { c <- rn.Status() }) {
+		select {
+		case st := <-c:
+			return st
+		case <-n.donec:
+		}
+	}
+	return raft.Status{}
+}
 
 // TransferLeadership asks raft to hand leadership to transferee.
 func (n *Node) TransferLeadership(ctx context.Context, transferee uint64) {
-	n.node.TransferLeadership(ctx, n.Leader(), transferee)
+	n.do(ctx, func(rn *raft.RawNode) { rn.TransferLeader(transferee) })
 }
 
 // Err returns the error that stopped the node, if any.
@@ -297,29 +451,212 @@ func (n *Node) fail(err error) {
 func (n *Node) run() {
 	defer close(n.donec)
 	defer close(n.applyc)
-	defer n.node.Stop()
 	for {
-		select {
-		case <-n.cfg.Tick:
-			n.node.Tick()
-		case rd := <-n.node.Ready():
+		if n.rn.HasReady() {
+			rd := n.rn.Ready()
 			if err := n.handleReady(rd); err != nil {
 				n.lg.Error("raft ready handling failed; stopping", zap.Error(err))
 				n.fail(err)
 				return
 			}
+			if n.stopped() {
+				return
+			}
+			failpoint.Inject(failpoint.RaftBeforeAdvance)
+			n.rn.Advance(rd)
 			if n.campaign {
 				n.tryCampaign()
 			}
-		case <-n.stopc:
+		} else if n.serve(nil, nil) == stopping {
 			return
 		}
+		// Take whatever else arrived meanwhile (proposals queued during the
+		// last save become one batch) before the next Ready.
+		for i := 0; i < 4*maxBatch && n.pending(); i++ {
+			if n.serve(nil, nil) == stopping {
+				return
+			}
+		}
 	}
+}
+
+// pending reports whether an event waits that serve would take at once
+// (only the run goroutine receives from these channels).
+func (n *Node) pending() bool {
+	return len(n.recvc) > 0 || len(n.ctlc) > 0 || len(n.proposals()) > 0 || len(n.cfg.Tick) > 0
+}
+
+// What serve did.
+const (
+	served   = iota // one of raft's events
+	finished        // wake fired, or ap went to the apply loop
+	stopping        // the node is stopping
+)
+
+// serve waits for and serves one event of raft's, or hands ap (if not nil)
+// to the apply loop, or notices wake (if not nil) firing.
+func (n *Node) serve(wake <-chan struct{}, ap *Apply) int {
+	var applyc chan<- *Apply
+	if ap != nil {
+		applyc = n.applyc
+	}
+	select {
+	case applyc <- ap:
+		return finished
+	case <-wake:
+		return finished
+	case p := <-n.proposals():
+		n.propose(p)
+	case m := <-n.recvc:
+		n.step(m)
+	case f := <-n.ctlc:
+		f(n.rn)
+	case <-n.cfg.Tick:
+		n.rn.Tick()
+	case <-n.stopc:
+		return stopping
+	}
+	return served
+}
+
+// await waits for done while serving raft's other work, as raft.Node's loop
+// does between a Ready and its Advance: the apply loop may need the run
+// goroutine meanwhile (ApplyConfChange, Status) to finish what is awaited.
+// False means the node is stopping.
+func (n *Node) await(done <-chan struct{}) bool {
+	for {
+		switch n.serve(done, nil) {
+		case finished:
+			return true
+		case stopping:
+			return false
+		}
+	}
+}
+
+// sendApply hands ap to the apply loop, serving raft's other work while the
+// apply loop is behind; false means the node is stopping.
+func (n *Node) sendApply(ap *Apply) bool {
+	for {
+		switch n.serve(nil, ap) {
+		case finished:
+			return true
+		case stopping:
+			return false
+		}
+	}
+}
+
+func (n *Node) stopped() bool {
+	select {
+	case <-n.stopc:
+		return true
+	default:
+		return false
+	}
+}
+
+// proposals is propc while proposals can be taken: a leader is known and
+// this member was not removed (raft.Node's rule); nil otherwise, so that
+// proposers wait.
+func (n *Node) proposals() chan *proposal {
+	if n.lead.Load() == 0 || n.removed {
+		return nil
+	}
+	return n.propc
+}
+
+func (n *Node) step(m *raftpb.Message) {
+	// Messages from peers raft does not know, or local message types
+	// arriving over the network, are refused by RawNode.Step; both are
+	// dropped, as raft.Node drops them.
+	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) && !errors.Is(err, raft.ErrStepLocalMsg) {
+		n.lg.Debug("raft refused a message", zap.Stringer("type", m.GetType()), zap.Uint64("from", m.GetFrom()), zap.Error(err))
+	}
+}
+
+// maxBatch bounds the proposals stepped as one MsgProp.
+const maxBatch = 512
+
+// propose steps first and every proposal queued behind it (up to maxBatch)
+// as one MsgProp, and answers each proposer with raft's verdict. A conf
+// change is stepped on its own.
+func (n *Node) propose(first *proposal) {
+	var ents []*raftpb.Entry
+	var batch []*proposal
+	take := func(p *proposal) bool {
+		if !p.state.CompareAndSwap(proposalQueued, proposalTaken) {
+			return false // its proposer gave up before it was proposed
+		}
+		if p.cc != nil {
+			n.flush(ents, batch)
+			ents, batch = nil, nil
+			err := n.rn.ProposeConfChange(p.cc)
+			if err != nil {
+				n.lg.Debug("conf change proposal not accepted", zap.Error(err))
+			}
+			p.errc <- err
+			return true
+		}
+		ents = append(ents, &raftpb.Entry{Data: p.data})
+		batch = append(batch, p)
+		return true
+	}
+	take(first)
+	for len(batch) < maxBatch {
+		select {
+		case p := <-n.propc:
+			take(p)
+			continue
+		default:
+		}
+		break
+	}
+	n.flush(ents, batch)
+}
+
+func (n *Node) flush(ents []*raftpb.Entry, batch []*proposal) {
+	if len(ents) == 0 {
+		return
+	}
+	err := n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: proto.Uint64(n.cfg.ID), Entries: ents})
+	if errors.Is(err, raft.ErrProposalDropped) && n.rn.BasicStatus().Lead == raft.None {
+		err = errNoLeader
+	}
+	for _, p := range batch {
+		p.errc <- err
+	}
+}
+
+// Proposal states: queued in propc, taken by the run goroutine (which
+// then answers on errc), or abandoned by its proposer (never proposed).
+const (
+	proposalQueued int32 = iota
+	proposalTaken
+	proposalAbandoned
+)
+
+// proposal is one Propose or ProposeConfChange call on its way to the run
+// goroutine.
+type proposal struct {
+	data  []byte
+	cc    raftpb.ConfChangeI
+	state atomic.Int32
+	errc  chan error // buffered: the run goroutine never blocks on it
+}
+
+func (p *proposal) reset() *proposal {
+	p.data, p.cc = nil, nil
+	p.state.Store(proposalQueued)
+	return p
 }
 
 func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		n.state = rd.SoftState.RaftState
+		if lead := rd.SoftState.Lead; lead != 0 && lead != n.lead.Load() {
+			n.removed = false // raft.Node's rule: a new leader lets proposals in again
+		}
 		n.setLeader(rd.SoftState.Lead)
 	}
 	if rd.HardState != nil && rd.HardState.Term != nil {
@@ -340,14 +677,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		// installs it in order, before any entry that follows it, and
 		// nothing of this Ready is persisted until it is in place.
 		sp := &Apply{Snapshot: rd.Snapshot, done: make(chan struct{})}
-		select {
-		case n.applyc <- sp:
-		case <-n.stopc:
-			return nil
-		}
-		select {
-		case <-sp.done:
-		case <-n.stopc:
+		if !n.sendApply(sp) || !n.await(sp.done) {
 			return nil
 		}
 		if sp.err != nil {
@@ -372,7 +702,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	applyAfterSave := ap != nil && len(rd.Entries) > 0 &&
 		rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex() >= rd.Entries[0].GetIndex()
 	if ap != nil && !applyAfterSave {
-		if !n.toApply(ap) {
+		if !n.sendApply(ap) {
 			return nil
 		}
 	}
@@ -393,7 +723,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.cfg.Metrics.FsyncSeconds(time.Since(start).Seconds())
 	}
 	if applyAfterSave {
-		if !n.toApply(ap) {
+		if !n.sendApply(ap) {
 			return nil
 		}
 	}
@@ -403,25 +733,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	if ap != nil && containsConfChange(rd.CommittedEntries) {
 		// The next Ready must be computed with the new configuration.
-		select {
-		case <-ap.done:
-		case <-n.stopc:
+		if !n.await(ap.done) {
 			return nil
 		}
 	}
-	failpoint.Inject(failpoint.RaftBeforeAdvance)
-	n.node.Advance()
 	return nil
-}
-
-// toApply hands ap to the apply loop; false means the node is stopping.
-func (n *Node) toApply(ap *Apply) bool {
-	select {
-	case n.applyc <- ap:
-		return true
-	case <-n.stopc:
-		return false
-	}
 }
 
 func containsConfChange(ents []*raftpb.Entry) bool {
@@ -529,8 +845,8 @@ func (n *Node) roundTrip(batch []*readWaiter) (uint64, error) {
 		}
 		rctx := make([]byte, 8)
 		binary.BigEndian.PutUint64(rctx, n.readSeq.Add(1))
-		if err := n.node.ReadIndex(context.Background(), rctx); err != nil {
-			return 0, fmt.Errorf("raftnode: read index: %w", err)
+		if !n.do(context.Background(), func(rn *raft.RawNode) { rn.ReadIndex(rctx) }) {
+			return 0, ErrStopped
 		}
 		timer := time.NewTimer(readRetry)
 	wait:

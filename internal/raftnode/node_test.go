@@ -104,6 +104,26 @@ func startMemberOn(t *testing.T, id uint64, peers []raft.Peer, tr Transport, log
 	return m
 }
 
+// startCluster starts a group of the given members on a simulated network.
+func startCluster(t *testing.T, ids ...uint64) (*simNet, map[uint64]*member) {
+	t.Helper()
+	net := &simNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
+	var peers []raft.Peer
+	for _, id := range ids {
+		peers = append(peers, raft.Peer{ID: id})
+	}
+	members := map[uint64]*member{}
+	for _, id := range ids {
+		members[id] = startMember(t, id, peers, net.transport(id))
+	}
+	net.mu.Lock()
+	for id, m := range members {
+		net.nodes[id] = m.node
+	}
+	net.mu.Unlock()
+	return net, members
+}
+
 func TestSingleMemberProposeAndRead(t *testing.T) {
 	m := startMember(t, 1, []raft.Peer{{ID: 1}}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,17 +166,7 @@ func TestSingleMemberProposeAndRead(t *testing.T) {
 // network, cuts the leader off, and checks that the others elect a new
 // leader that commits, and that the old leader cannot serve a ReadIndex.
 func TestPartitionedLeaderIsReplaced(t *testing.T) {
-	net := &simNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
-	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	members := map[uint64]*member{}
-	for _, p := range peers {
-		members[p.ID] = startMember(t, p.ID, peers, net.transport(p.ID))
-	}
-	net.mu.Lock()
-	for id, m := range members {
-		net.nodes[id] = m.node
-	}
-	net.mu.Unlock()
+	net, members := startCluster(t, 1, 2, 3)
 
 	// Drive the clocks until a leader emerges. Each round is one tick on
 	// every member; the bound keeps a broken build from spinning forever.

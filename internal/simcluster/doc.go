@@ -18,5 +18,6 @@
 // result, which Trace records. Scenarios are datadriven scripts in
 // testdata/ (the format of go.etcd.io/raft's interaction tests); the
 // commands are listed in script_test.go. docs/adr/0006 says why this
-// drives raft.RawNode rather than internal/raftnode's raft.Node.
+// drives raft.RawNode with a loop of its own rather than internal/raftnode's
+// goroutines.
 package simcluster
