@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -144,25 +146,123 @@ func TestProposalWaitsForALeader(t *testing.T) {
 		t.Fatalf("Propose returned %v with no leader, want it to wait", err)
 	default:
 	}
-	// Tick member 1 alone until it campaigns and wins.
-	for members[2].node.Leader() == 0 {
+	// Tick member 2 alone until it campaigns and wins: the proposal is then
+	// in the leader's own log, and only the leader ticks from here on (a
+	// leader that stepped down campaigns again; nobody else does).
+	for members[2].node.Leader() != 2 {
+		select {
+		case members[2].tick <- time.Time{}:
+		case <-ctx.Done():
+			t.Fatal("member 2 was not elected")
+		}
+	}
+	if err := <-proposed; err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(ctx, t, members, members[2], "during the election")
+}
+
+// waitApplied waits until every member applied data as its next entry,
+// ticking lead (only) at a pace that lets messages through between ticks:
+// a follower whose progress is paused learns the commit index from the
+// leader's heartbeats, and no other member starts an election.
+func waitApplied(ctx context.Context, t *testing.T, members map[uint64]*member, lead *member, data string) {
+	t.Helper()
+	for id, m := range members {
+		for done := false; !done; {
+			select {
+			case e := <-m.applied:
+				if string(e.Data) != data {
+					t.Fatalf("member %d applied %q, want %q", id, e.Data, data)
+				}
+				done = true
+			case <-time.After(5 * time.Millisecond):
+				tick(ctx, lead)
+			case <-ctx.Done():
+				t.Fatalf("member %d did not apply %q", id, data)
+			}
+		}
+	}
+}
+
+func tick(ctx context.Context, m *member) {
+	select {
+	case m.tick <- time.Time{}:
+	case <-ctx.Done():
+	}
+}
+
+// TestProposalDroppedForWantOfALeaderIsRetried: raft may lose its leader
+// before the run goroutine learns of it from a Ready (here a follower
+// forgets its leader just before it takes a queued proposal). raft drops
+// the proposal; Propose must not fail with "proposal dropped" but wait for
+// a leader and propose again, as raft.Node's proposers wait.
+func TestProposalDroppedForWantOfALeaderIsRetried(t *testing.T) {
+	_, members := startCluster(t, 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for members[2].node.Leader() == 0 || members[3].node.Leader() == 0 {
 		select {
 		case members[1].tick <- time.Time{}:
 		case <-ctx.Done():
 			t.Fatal("no leader elected")
 		}
 	}
-	if err := <-proposed; err != nil {
-		t.Fatal(err)
+	lead := members[2].node.Leader()
+	var f uint64 = 2
+	if lead == 2 {
+		f = 3
 	}
-	for _, id := range []uint64{1, 2, 3} {
+	fn := members[f].node
+	// Hold f's run goroutine in a function; once let go it forgets its
+	// leader and takes the proposal queued meanwhile.
+	started, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // runs before the members stop
+	if !fn.do(ctx, func(rn *raft.RawNode) {
+		close(started)
+		<-gate
+		if err := rn.ForgetLeader(); err != nil {
+			t.Errorf("forget leader: %v", err)
+		}
+		// Take the queued proposal now, before any message from the
+		// leader could tell this member of it again.
+		fn.propose(<-fn.propc)
+	}) {
+		t.Fatal("the run goroutine did not take the function")
+	}
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the run goroutine did not run the function")
+	}
+	proposed := make(chan error, 1)
+	go func() { proposed <- fn.Propose(ctx, []byte("after the leader was forgotten")) }()
+	for len(fn.propc) < 1 {
 		select {
-		case e := <-members[id].applied:
-			if string(e.Data) != "during the election" {
-				t.Fatalf("member %d applied %q", id, e.Data)
-			}
 		case <-ctx.Done():
-			t.Fatalf("member %d did not apply the proposal", id)
+			t.Fatal("the proposal was not queued")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	release()
+	// The leader's heartbeats tell f of it again (only the leader ticks: a
+	// leader that stepped down campaigns again, nobody else does). Propose
+	// returns once f forwarded the proposal to it; whether the leader still
+	// leads when it arrives is raft's business, as for any forwarded
+	// proposal, so commitment is not checked here.
+	for done := false; !done; {
+		select {
+		case err := <-proposed:
+			if err != nil {
+				t.Fatalf("Propose returned %v, want it to wait for the leader and succeed", err)
+			}
+			done = true
+		case <-time.After(5 * time.Millisecond):
+			tick(ctx, members[lead])
+		case <-ctx.Done():
+			t.Fatal("the proposal was not accepted")
 		}
 	}
 }
