@@ -136,13 +136,17 @@ func (c *compactor) pause() error {
 func (c *compactor) compact(j *compactJob) error {
 	s := c.s
 	start := time.Now()
-	h, err := s.hashOver(s.eng, j.prev, j.rev)
-	if err == nil {
-		s.recordHash(recordedHash{hash: h, prev: j.prev, rev: j.rev})
-	} else {
-		s.lg.Warn("compaction hash failed", zap.Int64("compact-revision", j.rev), zap.Error(err))
-	}
-	close(j.hashed)
+	// HashKV at j.rev (etcd's hash at compaction) is computed by the removal
+	// pass as it walks the versions, as etcd's compaction does, so it reads
+	// each version once and is paced by the batches and pauses like the
+	// removal. It used to be a separate unpaced pass before the removal:
+	// reading every hashed value from the blob files took one of the two
+	// cores for most of the compaction and was the largest part of the
+	// put/get p99 during it (docs/benchmarks.md, Scale: compaction). A
+	// HashKV waiting for it (HashByRev) now waits for the scan to end.
+	hashed := sync.OnceFunc(func() { close(j.hashed) })
+	defer hashed()
+	kh := newKVHasher(j.prev, j.rev)
 
 	limit := s.opts.compactionBatchLimit
 	b := s.eng.NewBatch()
@@ -182,7 +186,7 @@ func (c *compactor) compact(j *compactJob) error {
 		visited := 0
 		it.SeekGE(pos)
 		for it.Valid() && visited < limit {
-			group, dels, n, err := compactGroup(it, j.rev)
+			group, dels, n, err := compactGroup(it, j.rev, kh)
 			if err != nil {
 				_ = it.Close()
 				return err
@@ -226,6 +230,9 @@ func (c *compactor) compact(j *compactJob) error {
 			return err
 		}
 	}
+	// Every version <= j.rev was in the snapshot and went through kh.
+	s.recordHash(recordedHash{hash: kh.sum(), prev: j.prev, rev: j.rev})
+	hashed()
 	if err := b.Set(storage.KeyCompactRevision, putInt64(j.rev)); err != nil {
 		return fmt.Errorf("mvcc: stage compact revision: %w", err)
 	}
@@ -253,7 +260,8 @@ type delKeys struct {
 // safe order: older versions first, the newest version <= rev (if it is a
 // tombstone older than rev) last, so a concurrent reader at a revision >= rev
 // never sees an older version resurface. n is the number of versions stepped.
-func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys, n int, err error) {
+// Every version <= rev goes through kh, in key order.
+func compactGroup(it storage.Iterator, rev int64, kh *kvHasher) (group []byte, dels []delKeys, n int, err error) {
 	g, main, _, err := splitVersionKey(it.Key())
 	if err != nil {
 		return nil, nil, 0, err
@@ -271,18 +279,14 @@ func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys,
 	}
 	_, keptMain, keptSub, _ := splitVersionKey(it.Key())
 	keptLen := recordLen(it)
-	// A record longer than a tombstone's is live (liveByLen): only a short
-	// one needs reading to find its flag.
-	keptTomb := false
-	if keptLen <= tombRecordLen {
-		v := it.Value()
-		keptTomb = len(v) > 0 && v[0]&flagTombstone != 0
-	}
+	keptTomb := isTombstone(it)
 	keptKey := append([]byte(nil), it.Key()...)
+	kh.add(it, keptMain, true)
 	n++
 	for it.Next() && inGroup() {
 		n++
 		_, m, sb, _ := splitVersionKey(it.Key())
+		kh.add(it, m, false)
 		h := historyKey(m, sb)
 		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: h, size: versionSize(len(it.Key()), recordLen(it), len(h), len(group))})
 	}
