@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestCompactionHashesAsItRemoves: the hash a compaction records while its
@@ -49,6 +50,24 @@ func TestCompactionHashesAsItRemoves(t *testing.T) {
 					t.Fatalf("HashKV(%d) after the compaction: %+v %v, want %+v", rev, after, err, want)
 				}
 			})
+		}
+	}
+}
+
+// TestPauseForBoundsTheDutyCycle: the compactor rests at least the
+// configured interval and at least as long as the batch worked; 0 means
+// no pause, as in etcd.
+func TestPauseForBoundsTheDutyCycle(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ interval, worked, want time.Duration }{
+		{10 * ms, 2 * ms, 10 * ms},
+		{10 * ms, 25 * ms, 25 * ms},
+		{10 * ms, 0, 10 * ms},
+		{0, 25 * ms, 0},
+		{-1, 25 * ms, 0},
+	} {
+		if got := pauseFor(c.interval, c.worked); got != c.want {
+			t.Errorf("pauseFor(%v, %v) = %v, want %v", c.interval, c.worked, got, c.want)
 		}
 	}
 }
