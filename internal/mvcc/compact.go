@@ -117,14 +117,13 @@ func (c *compactor) stopped() bool {
 
 // pauseFor is how long the compactor rests after a batch that kept it busy
 // for worked: --compaction-sleep-interval, or as long as the batch worked
-// if that is longer, so that a compaction never takes more than half of a
+// if that is longer, so that a compaction takes at most about half of a
 // core from the requests it runs beside. etcd sleeps the interval alone;
 // its batches read from a memory-mapped file, ours read values from blob
 // files and hash them, and a batch of 1000 revisions took 20-30 ms on a
 // shared 2-core machine: with a 10 ms rest the compactor held a core
-// ~70% of the time and the p99 of puts and gets during the compaction
-// rose 3-6x (docs/adr/0021-compaction-pacing.md). 0 keeps etcd's "no
-// pause at all".
+// most of the time (docs/adr/0021-compaction-pacing.md). 0 keeps etcd's
+// "no pause at all".
 func pauseFor(interval, worked time.Duration) time.Duration {
 	if interval <= 0 {
 		return 0
@@ -157,10 +156,10 @@ func (c *compactor) compact(j *compactJob) error {
 	// pass as it walks the versions, as etcd's compaction does, so it reads
 	// each version once and is paced by the batches and pauses like the
 	// removal. It used to be a separate unpaced pass before the removal:
-	// reading every hashed value from the blob files took one of the two
-	// cores for most of the compaction and was the largest part of the
-	// put/get p99 during it (docs/benchmarks.md, Scale: compaction). A
-	// HashKV waiting for it (HashByRev) now waits for the scan to end.
+	// reading every hashed value from the blob files was 17-44% of the
+	// server's CPU while a compaction ran, beside the requests whose p99
+	// it raised (docs/adr/0021-compaction-pacing.md). A HashKV waiting for
+	// it (HashByRev) now waits for the scan to end.
 	hashed := sync.OnceFunc(func() { close(j.hashed) })
 	defer hashed()
 	kh := newKVHasher(j.prev, j.rev)
