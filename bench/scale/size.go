@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -578,6 +579,7 @@ func (r *sizeRun) compaction() error {
 	ctx := context.Background()
 	stop := make(chan struct{})
 	time.AfterFunc(r.z.opTime, func() { close(stop) })
+	u0, uerr := readUsage(r.srv.pid())
 	base := r.mixed(stop)
 	bp, bg := base.puts, base.gets
 	resp, err := r.srv.c.Get(ctx, "health")
@@ -588,17 +590,26 @@ func (r *sizeRun) compaction() error {
 	stop = make(chan struct{})
 	done := make(chan mixedResult, 1)
 	go func() { done <- r.mixed(stop) }()
+	u1, err := readUsage(r.srv.pid())
+	uerr = errors.Join(uerr, err)
 	t0 := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, time.Hour)
 	_, cerr := r.srv.c.Compact(cctx, rev, clientv3.WithCompactPhysical())
 	cancel()
 	cd := time.Since(t0)
+	u2, err := readUsage(r.srv.pid())
+	uerr = errors.Join(uerr, err)
 	close(stop)
 	m := <-done
 	r.logf("compaction to revision %d took %.2fs; put p99 %.2f ms without / %.2f ms during (%.2fx, n=%d), get p99 %.2f / %.2f ms (%.2fx, n=%d); failed requests: %d before, %d during%s",
 		rev, cd.Seconds(), ms(pct(bp, 0.99)), ms(pct(m.puts, 0.99)), ratio(pct(m.puts, 0.99), pct(bp, 0.99)), len(m.puts),
 		ms(pct(bg, 0.99)), ms(pct(m.gets, 0.99)), ratio(pct(m.gets, 0.99), pct(bg, 0.99)), len(m.gets),
 		base.fails, m.fails, failures(base.fails+m.fails, base.first+m.first))
+	if uerr != nil {
+		r.logf("compaction: server usage not read: %v", uerr)
+	} else {
+		r.logf("compaction: server %s without, %s during", u1.since(u0), u2.since(u1))
+	}
 	return cerr
 }
 

@@ -115,8 +115,24 @@ func (c *compactor) stopped() bool {
 	}
 }
 
-func (c *compactor) pause() error {
-	d := c.s.opts.compactionSleep
+// pauseFor is how long the compactor rests after a batch that kept it busy
+// for worked: --compaction-sleep-interval, or as long as the batch worked
+// if that is longer, so that a compaction takes at most about half of a
+// core from the requests it runs beside. etcd sleeps the interval alone;
+// its batches read from a memory-mapped file, ours read values from blob
+// files and hash them, and a batch of 1000 revisions took 20-30 ms on a
+// shared 2-core machine: with a 10 ms rest the compactor held a core
+// most of the time (docs/adr/0021-compaction-pacing.md). 0 keeps etcd's
+// "no pause at all".
+func pauseFor(interval, worked time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	return max(interval, worked)
+}
+
+func (c *compactor) pause(worked time.Duration) error {
+	d := pauseFor(c.s.opts.compactionSleep, worked)
 	if d <= 0 {
 		if c.stopped() {
 			return errStopped
@@ -136,19 +152,33 @@ func (c *compactor) pause() error {
 func (c *compactor) compact(j *compactJob) error {
 	s := c.s
 	start := time.Now()
-	h, err := s.hashOver(s.eng, j.prev, j.rev)
-	if err == nil {
-		s.recordHash(recordedHash{hash: h, prev: j.prev, rev: j.rev})
-	} else {
-		s.lg.Warn("compaction hash failed", zap.Int64("compact-revision", j.rev), zap.Error(err))
-	}
-	close(j.hashed)
+	// HashKV at j.rev (etcd's hash at compaction) is computed by the removal
+	// pass as it walks the versions, as etcd's compaction does, so it reads
+	// each version once and is paced by the batches and pauses like the
+	// removal. It used to be a separate unpaced pass before the removal:
+	// reading every hashed value from the blob files was 17-44% of the
+	// server's CPU while a compaction ran, beside the requests whose p99
+	// it raised (docs/adr/0021-compaction-pacing.md). A HashKV waiting for
+	// it (HashByRev) now waits for the scan to end.
+	hashed := sync.OnceFunc(func() { close(j.hashed) })
+	defer hashed()
+	kh := newKVHasher(j.prev, j.rev)
 
 	limit := s.opts.compactionBatchLimit
 	b := s.eng.NewBatch()
 	defer func() { _ = b.Close() }()
 	inBatch, removed := 0, 0
 	var pending int64 // logical bytes removed in the batch being built
+	// rest pauses after a batch for as long as pauseFor says, measured
+	// from the end of the previous pause.
+	working := time.Now()
+	rest := func() error {
+		if err := c.pause(time.Since(working)); err != nil {
+			return err
+		}
+		working = time.Now()
+		return nil
+	}
 	flush := func() error {
 		if err := b.Set(keyCompactedBytes, putInt64(s.compactedBytes.Load()+pending)); err != nil {
 			return fmt.Errorf("mvcc: stage compacted bytes: %w", err)
@@ -163,7 +193,7 @@ func (c *compactor) compact(j *compactJob) error {
 		_ = b.Close()
 		b = s.eng.NewBatch()
 		inBatch = 0
-		return c.pause()
+		return rest()
 	}
 	// The scan reads a snapshot taken now: every version <= j.rev is in it
 	// (only this job removes such versions), and keys created while the job
@@ -182,7 +212,7 @@ func (c *compactor) compact(j *compactJob) error {
 		visited := 0
 		it.SeekGE(pos)
 		for it.Valid() && visited < limit {
-			group, dels, n, err := compactGroup(it, j.rev)
+			group, dels, n, err := compactGroup(it, j.rev, kh)
 			if err != nil {
 				_ = it.Close()
 				return err
@@ -222,10 +252,13 @@ func (c *compactor) compact(j *compactJob) error {
 			if err := flush(); err != nil {
 				return err
 			}
-		} else if err := c.pause(); err != nil {
+		} else if err := rest(); err != nil {
 			return err
 		}
 	}
+	// Every version <= j.rev was in the snapshot and went through kh.
+	s.recordHash(recordedHash{hash: kh.sum(), prev: j.prev, rev: j.rev})
+	hashed()
 	if err := b.Set(storage.KeyCompactRevision, putInt64(j.rev)); err != nil {
 		return fmt.Errorf("mvcc: stage compact revision: %w", err)
 	}
@@ -253,7 +286,8 @@ type delKeys struct {
 // safe order: older versions first, the newest version <= rev (if it is a
 // tombstone older than rev) last, so a concurrent reader at a revision >= rev
 // never sees an older version resurface. n is the number of versions stepped.
-func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys, n int, err error) {
+// Every version <= rev goes through kh, in key order.
+func compactGroup(it storage.Iterator, rev int64, kh *kvHasher) (group []byte, dels []delKeys, n int, err error) {
 	g, main, _, err := splitVersionKey(it.Key())
 	if err != nil {
 		return nil, nil, 0, err
@@ -271,18 +305,14 @@ func compactGroup(it storage.Iterator, rev int64) (group []byte, dels []delKeys,
 	}
 	_, keptMain, keptSub, _ := splitVersionKey(it.Key())
 	keptLen := recordLen(it)
-	// A record longer than a tombstone's is live (liveByLen): only a short
-	// one needs reading to find its flag.
-	keptTomb := false
-	if keptLen <= tombRecordLen {
-		v := it.Value()
-		keptTomb = len(v) > 0 && v[0]&flagTombstone != 0
-	}
+	keptTomb := isTombstone(it)
 	keptKey := append([]byte(nil), it.Key()...)
+	kh.add(it, keptMain, true)
 	n++
 	for it.Next() && inGroup() {
 		n++
 		_, m, sb, _ := splitVersionKey(it.Key())
+		kh.add(it, m, false)
 		h := historyKey(m, sb)
 		dels = append(dels, delKeys{k: append([]byte(nil), it.Key()...), h: h, size: versionSize(len(it.Key()), recordLen(it), len(h), len(group))})
 	}

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
+	"hash"
 
 	"github.com/metastore/metastore/internal/crc32c"
 	"github.com/metastore/metastore/internal/storage"
@@ -93,12 +94,10 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 
 // hashOver hashes, in key order and newest first per key, every version with
 // main <= rev that is either newer than compactRev, or the newest version
-// <= rev of its key and live; a tombstone exactly at compactRev is left out
-// (compaction keeps it, older stores did not). These are etcd's HashKV rules,
-// and they make the hash the same whatever part of a compaction was done.
+// <= rev of its key and live (kvHasher). These are etcd's HashKV rules, and
+// they make the hash the same whatever part of a compaction was done.
 func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error) {
-	h := crc32c.New()
-	_, _ = h.Write([]byte("key"))
+	kh := newKVHasher(compactRev, rev)
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: storage.PrefixEnd(prefixK)})
 	if err != nil {
 		return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
@@ -119,29 +118,53 @@ func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error
 		if main > rev {
 			continue
 		}
-		isNewest := newest
+		kh.add(it, main, newest)
 		newest = false
-		// A record longer than a tombstone's is live (recordLen: no value
-		// read where the engine can tell), so a value is read only to be
-		// hashed or to find a short record's flag.
-		tomb := false
-		if recordLen(it) <= tombRecordLen {
-			v := it.Value()
-			tomb = len(v) > 0 && v[0]&flagTombstone != 0
-		}
-		if main <= compactRev && !(isNewest && !tomb) {
-			continue
-		}
-		if tomb && main == compactRev {
-			continue
-		}
-		_, _ = h.Write(k)
-		_, _ = h.Write(it.Value())
 	}
 	if err := it.Error(); err != nil {
 		return 0, fmt.Errorf("mvcc: hash scan: %w", err)
 	}
-	return h.Sum32(), nil
+	return kh.sum(), nil
+}
+
+// kvHasher computes etcd's HashKV over (compactRev, rev] from the versions
+// of the k/ space fed to it in key order, newest first per key: the store's
+// own HashKV (hashOver) and a compaction's removal pass, which hashes as it
+// goes (compact.go), share it, so the two agree by construction.
+type kvHasher struct {
+	h               hash.Hash32
+	compactRev, rev int64
+}
+
+func newKVHasher(compactRev, rev int64) *kvHasher {
+	h := crc32c.New()
+	_, _ = h.Write([]byte("key"))
+	return &kvHasher{h: h, compactRev: compactRev, rev: rev}
+}
+
+// add hashes the version under it, of revision main <= rev, if HashKV
+// covers it: every version newer than compactRev, and at or below it only
+// the newest version <= rev of its key (newest) if live; so a tombstone at
+// compactRev (which compaction keeps, older stores did not) is left out.
+func (kh *kvHasher) add(it storage.Iterator, main int64, newest bool) {
+	if main <= kh.compactRev && (!newest || isTombstone(it)) {
+		return
+	}
+	_, _ = kh.h.Write(it.Key())
+	_, _ = kh.h.Write(it.Value())
+}
+
+func (kh *kvHasher) sum() uint32 { return kh.h.Sum32() }
+
+// isTombstone reports whether the record under it is a tombstone. A record
+// longer than a tombstone's is live (recordLen: no value read where the
+// engine can tell), so only a short record is read for its flag.
+func isTombstone(it storage.Iterator) bool {
+	if recordLen(it) > tombRecordLen {
+		return false
+	}
+	v := it.Value()
+	return len(v) > 0 && v[0]&flagTombstone != 0
 }
 
 // Hash is Maintenance.Hash: a hash of the whole MVCC key space as stored

@@ -176,9 +176,9 @@ func TestCompactReadsNoLiveValue(t *testing.T) {
 	if err := pe.CompactAll(ctx); err != nil { // values into blob files
 		t.Fatal(err)
 	}
-	// The compaction first hashes every version up to its revision (etcd's
-	// HashKV at compaction, which reads values); the removal pass after it
-	// must read only the tombstones.
+	// The compaction hashes every version up to its revision as it goes
+	// (etcd's HashKV at compaction, which reads values); beyond what the
+	// hash reads, it must read only the tombstones.
 	before := eng.values.Load()
 	if _, err := s.hashOver(eng, 0, s.Rev()); err != nil {
 		t.Fatal(err)

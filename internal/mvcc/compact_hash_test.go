@@ -1,0 +1,73 @@
+package mvcc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestCompactionHashesAsItRemoves: the hash a compaction records while its
+// removal pass walks the versions (batches that end inside a key's versions,
+// a previous compaction, tombstones at and below both compaction revisions,
+// keys created after the compaction revision) is the HashKV the store
+// answered for that revision before the compaction began.
+func TestCompactionHashesAsItRemoves(t *testing.T) {
+	for _, limit := range []int{1, 3, 1000} {
+		for seed := range uint64(3) {
+			t.Run(fmt.Sprintf("batch%d/seed%d", limit, seed), func(t *testing.T) {
+				s, _ := newStore(t, WithCompactionBatchLimit(limit))
+				r := rand.New(rand.NewPCG(seed, 7))
+				write := func(n int) {
+					for range n {
+						k := fmt.Sprintf("k%02d", r.IntN(30))
+						if r.IntN(4) == 0 {
+							del(t, s, k, "")
+						} else {
+							put(t, s, k, fmt.Sprint(r.Uint64()))
+						}
+					}
+				}
+				write(150)
+				prev := s.Rev() - 20
+				waitDone(t, compact(t, s, prev))
+				write(150)
+				rev := s.Rev() - 30
+				want, err := s.HashByRev(rev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want.CompactRevision != prev {
+					t.Fatalf("HashKV before the compaction starts from %d, want %d", want.CompactRevision, prev)
+				}
+				waitDone(t, compact(t, s, rev))
+				got := mustRecorded(t, s, rev)
+				if got.hash != want.Hash || got.prev != prev {
+					t.Fatalf("recorded hash %x from %d, want %x from %d", got.hash, got.prev, want.Hash, prev)
+				}
+				after, err := s.HashByRev(rev)
+				if err != nil || after != want {
+					t.Fatalf("HashKV(%d) after the compaction: %+v %v, want %+v", rev, after, err, want)
+				}
+			})
+		}
+	}
+}
+
+// TestPauseForBoundsTheDutyCycle: the compactor rests at least the
+// configured interval and at least as long as the batch worked; 0 means
+// no pause, as in etcd.
+func TestPauseForBoundsTheDutyCycle(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ interval, worked, want time.Duration }{
+		{10 * ms, 2 * ms, 10 * ms},
+		{10 * ms, 25 * ms, 25 * ms},
+		{10 * ms, 0, 10 * ms},
+		{0, 25 * ms, 0},
+		{-1, 25 * ms, 0},
+	} {
+		if got := pauseFor(c.interval, c.worked); got != c.want {
+			t.Errorf("pauseFor(%v, %v) = %v, want %v", c.interval, c.worked, got, c.want)
+		}
+	}
+}
