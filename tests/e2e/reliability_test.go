@@ -498,7 +498,14 @@ func relTestInFlight(t *testing.T) {
 		valSize  = 4 << 10
 		parallel = 24
 	)
-	m, metricsURL := relStart(t, framework.Options{ExtraArgs: []string{"--max-requests-in-flight", strconv.Itoa(limit)}})
+	// The smallest response budget (1 MiB, below one 2 MiB range) makes the
+	// accepted ranges wait for each other inside the member (respbudget:
+	// one builds, the others wait for its budget until gRPC encoded it), so
+	// the four slots stay taken while the other ranges arrive. Without it a
+	// member on a quiet moment could finish each range before the next one
+	// arrived: CI once saw 24 of 24 succeed.
+	m, metricsURL := relStart(t, framework.Options{ExtraArgs: []string{
+		"--max-requests-in-flight", strconv.Itoa(limit), "--max-range-bytes-in-flight", strconv.Itoa(1 << 20)}})
 	ctx := relCtx(t, 60*time.Second)
 	c := m.Client()
 	rng := rand.New(rand.NewPCG(1, 2))
