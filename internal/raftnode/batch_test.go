@@ -52,13 +52,7 @@ func TestProposalsQueuedDuringSaveAreBatched(t *testing.T) {
 		go func() { results <- n.Propose(ctx, []byte(fmt.Sprintf("q%d", i))) }()
 	}
 	// Wait (bounded by ctx) until all k wait in the queue behind the save.
-	for len(n.propc) < k {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d of %d proposals queued", len(n.propc), k)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitQueued(ctx, t, n, k)
 	g.open()
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -93,13 +87,7 @@ func TestAbandonedProposalIsNotProposed(t *testing.T) {
 	pctx, pcancel := context.WithCancel(ctx)
 	abandoned := make(chan error, 1)
 	go func() { abandoned <- n.Propose(pctx, []byte("abandoned")) }()
-	for len(n.propc) < 1 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the proposal was not queued")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitQueued(ctx, t, n, 1)
 	pcancel()
 	if err := <-abandoned; !errors.Is(err, context.Canceled) {
 		t.Fatalf("abandoned proposal returned %v, want context.Canceled", err)
@@ -134,13 +122,7 @@ func TestProposalWaitsForALeader(t *testing.T) {
 	// No member has ticked: none can have a leader yet.
 	proposed := make(chan error, 1)
 	go func() { proposed <- members[2].node.Propose(ctx, []byte("during the election")) }()
-	for len(members[2].node.propc) < 1 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the proposal was not queued")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitQueued(ctx, t, members[2].node, 1)
 	select {
 	case err := <-proposed:
 		t.Fatalf("Propose returned %v with no leader, want it to wait", err)
@@ -239,13 +221,7 @@ func TestProposalDroppedForWantOfALeaderIsRetried(t *testing.T) {
 	}
 	proposed := make(chan error, 1)
 	go func() { proposed <- fn.Propose(ctx, []byte("after the leader was forgotten")) }()
-	for len(fn.propc) < 1 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the proposal was not queued")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitQueued(ctx, t, fn, 1)
 	release()
 	// The leader's heartbeats tell f of it again (only the leader ticks: a
 	// leader that stepped down campaigns again, nobody else does). Propose
@@ -263,6 +239,19 @@ func TestProposalDroppedForWantOfALeaderIsRetried(t *testing.T) {
 			tick(ctx, members[lead])
 		case <-ctx.Done():
 			t.Fatal("the proposal was not accepted")
+		}
+	}
+}
+
+// waitQueued waits (polling, bounded by ctx) until k proposals wait in n's
+// queue.
+func waitQueued(ctx context.Context, t *testing.T, n *Node, k int) {
+	t.Helper()
+	for len(n.propc) < k {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d proposals queued", len(n.propc), k)
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

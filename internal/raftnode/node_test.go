@@ -204,16 +204,7 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	if err := members[lead].node.Propose(ctx, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range all {
-		select {
-		case e := <-members[id].applied:
-			if string(e.Data) != "before" {
-				t.Fatalf("member %d applied %q", id, e.Data)
-			}
-		case <-ctx.Done():
-			t.Fatalf("member %d did not apply the first write", id)
-		}
-	}
+	waitApplied(ctx, t, members, members[lead], "before")
 
 	net.partition(lead, true)
 	var rest []uint64
@@ -226,16 +217,7 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	if err := members[newLead].node.Propose(ctx, []byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range rest {
-		select {
-		case e := <-members[id].applied:
-			if string(e.Data) != "after" {
-				t.Fatalf("member %d applied %q", id, e.Data)
-			}
-		case <-ctx.Done():
-			t.Fatalf("member %d did not apply the write made after the partition", id)
-		}
-	}
+	waitApplied(ctx, t, map[uint64]*member{rest[0]: members[rest[0]], rest[1]: members[rest[1]]}, members[newLead], "after")
 	// The isolated old leader must not answer a linearizable read.
 	rctx, rcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer rcancel()
