@@ -46,6 +46,11 @@ type Options struct {
 	// between runs is safe: the previous location is recorded in the store
 	// and searched for logs at open.
 	WALDir string
+	// inlineWALZeroing zeroes new logs ahead of Pebble's writes in the
+	// writing goroutine rather than in the background (zerowal.go): tests
+	// that crash-clone a memory file system need the same files every run.
+	inlineWALZeroing bool
+
 	// FS is the file system (tests: vfs.NewCrashableMem, errorfs); nil
 	// means the operating system's. Only the latter supports WALDir.
 	FS vfs.FS
@@ -178,6 +183,8 @@ func pebbleOptions(opts Options, cmp *pebble.Comparer, vs *valueSep) *pebble.Opt
 	}
 	if opts.NoSync {
 		fs = noSyncFS{fs}
+	} else {
+		fs = zeroedWALFS{FS: fs, inline: opts.inlineWALZeroing}
 	}
 	compactions := min(runtime.GOMAXPROCS(0), 4)
 	po := &pebble.Options{

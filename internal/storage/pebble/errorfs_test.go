@@ -89,9 +89,17 @@ func ioErrChild(dir string, after int64) {
 		if !strings.HasSuffix(op.Path, ".log") {
 			return nil
 		}
+		// Counted are Pebble's own writes only: the zeroing of new logs
+		// (zerowal.go) writes and syncs from its own goroutine, at times
+		// that differ between runs. From the failing write on, every write
+		// and sync of a log fails, the zeroing's too.
 		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		case errorfs.OpFileWrite:
 			if walOps.Add(1) > after {
+				return errorfs.ErrInjected
+			}
+		case errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if walOps.Load() > after {
 				return errorfs.ErrInjected
 			}
 		}
