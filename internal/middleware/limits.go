@@ -247,9 +247,9 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		defer l.requests.Add(-1)
 		if d := l.timeout(info.FullMethod, req); d > 0 {
 			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d)
-				defer cancel()
+				var release func()
+				ctx, release = withLazyDeadline(ctx, d) // deadline.go: no timer unless waited on
+				defer release()
 			}
 		}
 		return handler(ctx, req)
