@@ -108,8 +108,22 @@ var spanBoundaries = [][]byte{
 	storage.PrefixSnapStaging, storage.PrefixEnd(storage.PrefixSnapStaging),
 }
 
-// spanPolicy returns the default policy up to the first boundary after
-// start, so that no output table spans two families.
+// spanPolicy returns the policy up to the first boundary after start, so
+// that no output table spans two families.
+//
+// The policy turns off Pebble's value blocks (DisableValueSeparationBySuffix:
+// the values of a key's older versions in blocks of their own at the end of
+// a table). The table writer holds all of an output table's value blocks in
+// the Go heap until the table is finished, and tables below L0 are cut at
+// 8 to 512 MB: at the end of the benchmark suite 55 to 110 MB of the heap
+// were such buffers. Without them (measured alternating, single member,
+// 1000 clients, shared machine): peak RSS at the end of the suite 184/206
+// -> 146/148 MiB, Go heap at the end 162 -> 50 MB, and the server's CPU per
+// request lower too (put 56.9/57.9 -> 49.6/48.3 us, txn-put 66.2/57.0 ->
+// 55.7/58.8, linearizable range 30.7/30.1 -> 27.3/27.2). Older versions'
+// values (below valueSepMinSize; larger ones go to blob files either way)
+// now sit inline in data blocks, as in etcd's bbolt, until an MVCC
+// compaction removes them.
 func spanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 	var end []byte
 	for _, b := range spanBoundaries {
@@ -117,5 +131,5 @@ func spanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 			end = b
 		}
 	}
-	return pebble.SpanPolicy{}, end, nil
+	return pebble.SpanPolicy{DisableValueSeparationBySuffix: true}, end, nil
 }

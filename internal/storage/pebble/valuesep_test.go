@@ -270,3 +270,41 @@ func TestUsageCountsBlobFilesAfterReopen(t *testing.T) {
 		t.Fatalf("usage %+v after deleting every value (%d bytes) and compacting", u, values)
 	}
 }
+
+// TestNoValueBlocks: tables hold older versions' values inline, not in
+// value blocks, which the table writer would buffer in the heap until the
+// table is finished (spanPolicy).
+func TestNoValueBlocks(t *testing.T) {
+	opts := testOptions
+	opts.manualCompactionsOnly = true
+	e := openAt(t, filepath.Join(t.TempDir(), "db"), opts)
+	value := bytes.Repeat([]byte("v"), 100) // below valueSepMinSize: not a blob
+	for rev := uint64(1); rev <= 5; rev++ {
+		b := e.NewBatch()
+		for i := range 500 {
+			if err := b.Set(versionKey(fmt.Sprintf("key%04d", i), rev), value); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushAndCompactKeys(t, e)
+	levels, err := e.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := 0
+	for _, level := range levels {
+		for _, tbl := range level {
+			tables++
+			if n := tbl.Properties.NumValuesInValueBlocks; n > 0 {
+				t.Errorf("table %v holds %d values in value blocks", tbl.FileNum, n)
+			}
+		}
+	}
+	if tables == 0 {
+		t.Fatal("no tables to look at")
+	}
+}
