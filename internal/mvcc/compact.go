@@ -149,9 +149,21 @@ func (c *compactor) pause(worked time.Duration) error {
 	}
 }
 
+// compactionLimiter is implemented by engines that compact their own
+// files in the background (Pebble): while a compaction's deletions land,
+// the engine runs fewer of those at once, so that the removal and the
+// engine's compactions of its tombstones do not take every core from the
+// requests (docs/adr/0023-compaction-concurrency-cap.md).
+type compactionLimiter interface {
+	LimitCompactions() (release func())
+}
+
 func (c *compactor) compact(j *compactJob) error {
 	s := c.s
 	start := time.Now()
+	if l, ok := s.eng.(compactionLimiter); ok {
+		defer l.LimitCompactions()()
+	}
 	// HashKV at j.rev (etcd's hash at compaction) is computed by the removal
 	// pass as it walks the versions, as etcd's compaction does, so it reads
 	// each version once and is paced by the batches and pauses like the

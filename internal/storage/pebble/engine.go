@@ -72,6 +72,9 @@ type Engine struct {
 	mark *syncMark
 	// valueSep is the store's value separation policy (valuesep.go).
 	valueSep *valueSep
+	// compactLimit narrows Pebble's compaction concurrency while held
+	// (compactlimit.go).
+	compactLimit *compactionLimit
 
 	// mu is held shared by every call into db and exclusively by Close, so
 	// that no call reaches a closed pebble.DB (which panics).
@@ -117,6 +120,8 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 	}
 	vs := new(valueSep)
 	po := pebbleOptions(opts, cmp, vs)
+	limit := new(compactionLimit)
+	po.CompactionConcurrencyRange = limit.wrap(po.CompactionConcurrencyRange)
 	if osFS {
 		if err := setWALDirs(po, dir, opts.WALDir); err != nil {
 			return nil, err
@@ -154,6 +159,7 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 		mark:          mark,
 		prefixFilters: prefixFilters,
 		valueSep:      vs,
+		compactLimit:  limit,
 		iters:         make(map[*iterator]struct{}),
 		snaps:         make(map[*snapshot]struct{}),
 	}, nil
