@@ -149,20 +149,21 @@ func (c *compactor) pause(worked time.Duration) error {
 	}
 }
 
-// compactionLimiter is implemented by engines that compact their own
-// files in the background (Pebble): while a compaction's deletions land,
-// the engine runs fewer of those at once, so that the removal and the
-// engine's compactions of its tombstones do not take every core from the
-// requests (docs/adr/0023-compaction-concurrency-cap.md).
-type compactionLimiter interface {
-	LimitCompactions() (release func())
+// valueRewriteDeferrer is implemented by engines whose background
+// compactions may rewrite the values they keep (Pebble with blob files):
+// while a compaction's deletions land, the engine leaves the values where
+// they are, so that its compactions of the tombstones do not rewrite the
+// live values of every table they reach beside the requests
+// (docs/adr/0023-compaction-defers-value-rewrites.md).
+type valueRewriteDeferrer interface {
+	DeferValueRewrites() (release func())
 }
 
 func (c *compactor) compact(j *compactJob) error {
 	s := c.s
 	start := time.Now()
-	if l, ok := s.eng.(compactionLimiter); ok {
-		defer l.LimitCompactions()()
+	if d, ok := s.eng.(valueRewriteDeferrer); ok {
+		defer d.DeferValueRewrites()()
 	}
 	// HashKV at j.rev (etcd's hash at compaction) is computed by the removal
 	// pass as it walks the versions, as etcd's compaction does, so it reads
