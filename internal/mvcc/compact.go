@@ -149,9 +149,22 @@ func (c *compactor) pause(worked time.Duration) error {
 	}
 }
 
+// valueRewriteDeferrer is implemented by engines whose background
+// compactions may rewrite the values they keep (Pebble with blob files):
+// while a compaction's deletions land, the engine leaves the values where
+// they are, so that its compactions of the tombstones do not rewrite the
+// live values of every table they reach beside the requests
+// (docs/adr/0023-compaction-defers-value-rewrites.md).
+type valueRewriteDeferrer interface {
+	DeferValueRewrites() (release func())
+}
+
 func (c *compactor) compact(j *compactJob) error {
 	s := c.s
 	start := time.Now()
+	if d, ok := s.eng.(valueRewriteDeferrer); ok {
+		defer d.DeferValueRewrites()()
+	}
 	// HashKV at j.rev (etcd's hash at compaction) is computed by the removal
 	// pass as it walks the versions, as etcd's compaction does, so it reads
 	// each version once and is paced by the batches and pauses like the

@@ -42,5 +42,7 @@
 // small handles instead of rewriting the values again at every level, and a
 // count of a prefix reads keys only. CompactAll also rewrites the blob files,
 // so that the space of deleted values is returned as etcd's defragmentation
-// returns it.
+// returns it. While an MVCC compaction runs (DeferValueRewrites,
+// compactdefer.go), compactions carry value references over rather than
+// rewrite the values its tombstones leave alive.
 package pebble
