@@ -1,15 +1,12 @@
 package pebble
 
-import (
-	"sync"
-	"sync/atomic"
+import "sync"
 
-	"github.com/cockroachdb/pebble/v2"
-)
-
-// rewriteDeferral makes Pebble's compactions carry over the references to
+// deferRewrites makes Pebble's compactions carry over the references to
 // the values they keep, rather than rewrite those values into new blob
-// files, while a caller holds it: during an MVCC compaction.
+// files, until release is called: during an MVCC compaction. Holders may
+// overlap; the deferral lasts until the last release (a second call of the
+// same release does nothing).
 //
 // A table compaction rewrites the values of its inputs when their blob
 // reference depth (summed over the levels it joins) exceeds the policy's
@@ -25,36 +22,16 @@ import (
 // p99 they raised (issue 11, "p99 during compaction vs without";
 // docs/adr/0023-compaction-defers-value-rewrites.md).
 //
-// While held, the depth limit is ten times the policy's: the tombstone
-// compactions rewrite keys and handles only. The values of the removed
+// While held, the depth limit is ten times the policy's (valueSep.policy):
+// the tombstone compactions rewrite keys and handles only. The values of the removed
 // versions stay in their blob files as garbage until Pebble's blob file
 // rewrites (one at a time, at low priority, of files at least two minutes
 // old with a quarter garbage) or a later compaction of the table, after
 // the release, reclaim them, as they do for every other deletion. A policy
 // that rewrites everything (CompactAll's depth 0) is left as it is.
-type rewriteDeferral struct {
-	held atomic.Int32 // holders that have not released yet
-}
-
-// wrapPolicy returns base with a ten times higher reference depth limit
-// while the deferral is held. Pebble asks for the policy at the start of
-// every flush and compaction, so the change applies to the compactions
-// that start while it is held.
-func (d *rewriteDeferral) wrapPolicy(base func() pebble.ValueSeparationPolicy) func() pebble.ValueSeparationPolicy {
-	return func() pebble.ValueSeparationPolicy {
-		p := base()
-		if d.held.Load() > 0 && p.MaxBlobReferenceDepth > 0 {
-			p.MaxBlobReferenceDepth *= 10
-		}
-		return p
-	}
-}
-
-// acquire holds the deferral until the returned function is called (once
-// counts; more calls do nothing).
-func (d *rewriteDeferral) acquire() (release func()) {
-	d.held.Add(1)
-	return sync.OnceFunc(func() { d.held.Add(-1) })
+func (v *valueSep) deferRewrites() (release func()) {
+	v.deferring.Add(1)
+	return sync.OnceFunc(func() { v.deferring.Add(-1) })
 }
 
 // DeferValueRewrites makes the compactions that start until release is
@@ -64,5 +41,5 @@ func (d *rewriteDeferral) acquire() (release func()) {
 // tombstones reach. Holders may overlap; the deferral lasts until the last
 // release.
 func (e *Engine) DeferValueRewrites() (release func()) {
-	return e.deferRewrites.acquire()
+	return e.valueSep.deferRewrites()
 }

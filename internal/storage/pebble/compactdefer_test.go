@@ -101,13 +101,11 @@ func TestDeferValueRewritesCarriesBlobReferences(t *testing.T) {
 // everything" (depth 0) stays as it is.
 func TestDeferValueRewritesPolicy(t *testing.T) {
 	vs := new(valueSep)
-	d := new(rewriteDeferral)
-	policy := d.wrapPolicy(vs.policy)
-	depth := func() int { return policy().MaxBlobReferenceDepth }
+	depth := func() int { return vs.policy().MaxBlobReferenceDepth }
 	if got := depth(); got != valueSepMaxRefDepth {
 		t.Fatalf("depth %d before any holder, want %d", got, valueSepMaxRefDepth)
 	}
-	r1, r2 := d.acquire(), d.acquire()
+	r1, r2 := vs.deferRewrites(), vs.deferRewrites()
 	if got := depth(); got != 10*valueSepMaxRefDepth {
 		t.Fatalf("depth %d while held, want %d", got, 10*valueSepMaxRefDepth)
 	}

@@ -77,9 +77,6 @@ type Engine struct {
 	mark *syncMark
 	// valueSep is the store's value separation policy (valuesep.go).
 	valueSep *valueSep
-	// deferRewrites keeps compactions from rewriting values while held
-	// (compactdefer.go).
-	deferRewrites *rewriteDeferral
 
 	// mu is held shared by every call into db and exclusively by Close, so
 	// that no call reaches a closed pebble.DB (which panics).
@@ -125,8 +122,6 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 	}
 	vs := new(valueSep)
 	po := pebbleOptions(opts, cmp, vs)
-	deferRewrites := new(rewriteDeferral)
-	po.Experimental.ValueSeparationPolicy = deferRewrites.wrapPolicy(po.Experimental.ValueSeparationPolicy)
 	if osFS {
 		if err := setWALDirs(po, dir, opts.WALDir); err != nil {
 			return nil, err
@@ -164,7 +159,6 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 		mark:          mark,
 		prefixFilters: prefixFilters,
 		valueSep:      vs,
-		deferRewrites: deferRewrites,
 		iters:         make(map[*iterator]struct{}),
 		snaps:         make(map[*snapshot]struct{}),
 	}, nil

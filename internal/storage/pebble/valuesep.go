@@ -74,6 +74,10 @@ type valueSep struct {
 	// at low priority, some minutes later. CompactAll, like etcd's
 	// defragmentation, must give the space back when it returns.
 	rewriting atomic.Int32
+	// deferring counts the holders of deferRewrites (compactdefer.go):
+	// while it is non-zero and no CompactAll runs, the reference depth
+	// limit is ten times valueSepMaxRefDepth.
+	deferring atomic.Int32
 }
 
 func (v *valueSep) policy() pebble.ValueSeparationPolicy {
@@ -91,6 +95,8 @@ func (v *valueSep) policy() pebble.ValueSeparationPolicy {
 		// compaction time 0 just means "always rewrite"
 		// (TestCompactAllReclaimsSpace checks that it does).
 		p.MaxBlobReferenceDepth = 0
+	} else if v.deferring.Load() > 0 {
+		p.MaxBlobReferenceDepth *= 10
 	}
 	return p
 }
