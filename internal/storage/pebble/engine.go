@@ -201,9 +201,17 @@ func pebbleOptions(opts Options, cmp *pebble.Comparer, vs *valueSep) *pebble.Opt
 		// same throughput) but Pebble keeps as many WAL files for reuse,
 		// a memtable each, which a small store pays on disk.
 		MemTableStopWritesThreshold: 4,
-		// Compact L0 early to keep read amplification (and thus range scan
-		// latency) low; stall only when compaction is hopelessly behind.
-		L0CompactionThreshold: 2,
+		// L0 is compacted into Lbase once it holds eight sublevels. Writes
+		// land all over the key space, so every L0 compaction rewrites
+		// most of Lbase: at two sublevels a sustained write load paid for
+		// that four times as often, and Pebble's compactions took ~14 % of
+		// the server's CPU for puts. Eight cut server CPU per put and
+		// txn-put (1000 clients) from 0.79x/0.84x etcd's to 0.63x/0.59x and
+		// txn-put p99 from 1.14x to 0.75x (bench/compare.sh, see
+		// docs/benchmarks.md); point reads pay little for the extra
+		// sublevels, whose bloom filters rule out the tables without the
+		// key. Stall only when compaction is hopelessly behind.
+		L0CompactionThreshold: 8,
 		L0StopWritesThreshold: 32,
 		LBaseMaxBytes:         64 << 20,
 		CompactionConcurrencyRange: func() (int, int) {
