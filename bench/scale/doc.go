@@ -20,7 +20,9 @@
 //	    -watchers 100000 -watch-keys 10000 -watch-streams 100 -puts 20000
 //
 // With -mode size it loads Kubernetes-shaped data (/registry/<kind>/<ns>/<name>,
-// values of 1-10 KiB of random bytes) to -size-gib of live keys and values,
+// values of 1-10 KiB of random bytes, or with -values objects bytes shaped
+// like Kubernetes objects, which a block compressor shrinks about 1.9x) to
+// -size-gib of live keys and values,
 // writes a few more revisions of a tenth of the keys, then measures on the
 // same member: put, get, 500-key page and whole-prefix count latencies; put
 // and get p99 while a compaction of every revision but the latest runs;

@@ -56,6 +56,7 @@ func main() {
 	flag.DurationVar(&z.opTime, "op-time", 20*time.Second, "size mode: bound of each latency sample")
 	flag.StringVar(&z.joinArgs, "join-args", "", "size mode: extra flags for the joining member, space separated (e.g. --enable-pprof to profile its catch-up)")
 	flag.StringVar(&z.phases, "size-phases", "", "size mode: comma-separated phases to run after the load (update, latencies, compaction, disk and peak RSS, restart, join); empty: all")
+	flag.StringVar(&z.values, "values", "random", "size mode: random (incompressible bytes) or objects (shaped like Kubernetes objects: protobuf framing, real-looking strings, random IDs; what Snappy gets from them is in objects_test.go)")
 	portBase := flag.Int("port-base", 46000, "first 127.0.0.1 port tried for the servers")
 	flag.IntVar(&w.watchers, "watchers", 100000, "watch mode: watchers")
 	flag.IntVar(&w.keys, "watch-keys", 10000, "watch mode: keys watched (and written)")
@@ -73,6 +74,10 @@ func main() {
 	flag.StringVar(&s.etcdArgs, "etcd-args", "", "extra flags for etcd only, space separated")
 	flag.StringVar(&s.workDir, "work-dir", "", "where data dirs go (default a temp dir)")
 	flag.Parse()
+	if z.values != "random" && z.values != "objects" {
+		fmt.Fprintf(os.Stderr, "scale: -values must be random or objects, not %q\n", z.values)
+		os.Exit(2)
+	}
 	nextPort.Store(int32(*portBase))
 	var err error
 	switch *mode {

@@ -39,6 +39,9 @@ type sizeSettings struct {
 	// noJoin skips the last phase: a joining member doubles the disk the
 	// run needs, which the largest sizes may not have.
 	noJoin bool
+	// values: "random" (incompressible bytes) or "objects" (shaped like
+	// Kubernetes objects, objects.go).
+	values string
 }
 
 // kinds are the resource prefixes and their share of the keys (out of 20).
@@ -83,7 +86,7 @@ func newValues() *values {
 	return &values{pool: pool}
 }
 
-func (v *values) get(r *rand.Rand, size int) string {
+func (v *values) get(r *rand.Rand, _ int, size int) string {
 	off := r.IntN(len(v.pool) - size)
 	return string(v.pool[off : off+size])
 }
@@ -98,7 +101,7 @@ func isNoSpace(err error) bool {
 type sizeRun struct {
 	z     sizeSettings
 	srv   *server
-	vals  *values
+	vals  valueSource
 	sizes []int // value size of key i, 0 once deleted
 	live  int64 // bytes of live keys and values
 	// retried counts requests of the load that failed other than by the
@@ -126,7 +129,10 @@ func (r *sizeRun) logf(format string, a ...any) {
 }
 
 func runSize(s settings, z sizeSettings) error {
-	vals := newValues()
+	var vals valueSource = newValues()
+	if z.values == "objects" {
+		vals = &objects{rand: newValues()}
+	}
 	return forEachServer(s, "size", func(srv server) error {
 		r := &sizeRun{z: z, srv: &srv, vals: vals}
 		defer func() {
@@ -257,7 +263,7 @@ func (r *sizeRun) load() error {
 				b := batches[bi]
 				ops := make([]clientv3.Op, 0, b.hi-b.lo)
 				for i := b.lo; i < b.hi; i++ {
-					ops = append(ops, clientv3.OpPut(sizeKey(i), r.vals.get(wr, r.sizes[i])))
+					ops = append(ops, clientv3.OpPut(sizeKey(i), r.vals.get(wr, i, r.sizes[i])))
 				}
 				err := r.retry(func() error {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -395,7 +401,7 @@ func (r *sizeRun) update() error {
 					return
 				}
 				i := ks[j%len(ks)]
-				v := r.vals.get(wr, r.sizes[i])
+				v := r.vals.get(wr, i, r.sizes[i])
 				err := r.retry(func() error {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					defer cancel()
@@ -480,7 +486,7 @@ func (r *sizeRun) putOp(rng *rand.Rand) error {
 	i := r.randKey(rng)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := r.srv.c.Put(ctx, sizeKey(i), r.vals.get(rng, r.sizes[i]))
+	_, err := r.srv.c.Put(ctx, sizeKey(i), r.vals.get(rng, i, r.sizes[i]))
 	return err
 }
 

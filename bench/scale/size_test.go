@@ -51,7 +51,7 @@ func TestValuesAreDistinctAndSized(t *testing.T) {
 		if sz < 1024 || sz > 10*1024 {
 			t.Fatalf("value size %d outside 1-10 KiB", sz)
 		}
-		val := v.get(rng, sz)
+		val := v.get(rng, 0, sz)
 		if len(val) != sz {
 			t.Fatalf("value of %d bytes, want %d", len(val), sz)
 		}
@@ -61,7 +61,7 @@ func TestValuesAreDistinctAndSized(t *testing.T) {
 		seen[val] = true
 	}
 	// Random bytes: no byte value dominates a value.
-	val := v.get(rng, 8192)
+	val := v.get(rng, 0, 8192)
 	var hist [256]int
 	for i := range len(val) {
 		hist[val[i]]++
