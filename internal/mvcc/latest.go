@@ -69,7 +69,8 @@ func (e *latestEntry) same(v *version) bool {
 // (Writer.Commit), and background compaction never removes a key's newest
 // live version. While complete, the cache holds every live key, so a miss
 // means the key is absent or deleted; it starts complete when the whole key
-// space fits in the budget at Open (or Reload) and stays so until an insert
+// space fits in the budget at Open, and the newest records it reads to fill
+// it do too (Reload starts it empty), and stays so until an insert
 // would exceed the budget. From then on it is a cache: a miss reads the
 // engine, and entries are evicted to stay within the budget.
 //
@@ -266,10 +267,24 @@ func (c *latestCache) fillLocked(r storage.Reader) error {
 	}
 	defer func() { _ = it.Close() }()
 	var end []byte
+	// read counts the record bytes the fill read. The entries hold no
+	// values, but the metadata they need is in the record, next to the
+	// value, so filling reads every value of the keys it loads: with
+	// values in blob files, 450k entries of a 64 MiB budget are ~2.5 GB of
+	// 5 KiB values to fetch and decompress (a restart at 32 GiB was ready
+	// after 7.8 s instead of ~1 s). The fill stops, incomplete, once it has
+	// read as many record bytes as the budget: a store that small is
+	// loaded whole as before, and a larger one starts from the entries
+	// read so far, which is what the cache would hold past its budget
+	// anyway (docs/adr/0015-latest-version-cache.md, amendment).
+	read := int64(0)
 	for ok := it.First(); ok; ok = it.SeekGE(end) {
 		g, main, sub, err := splitVersionKey(it.Key())
 		if err != nil {
 			return err
+		}
+		if read += int64(recordLen(it)); read > c.budget {
+			return nil // incomplete: the rest stays on the engine
 		}
 		v, err := decodeRecord(it.Value(), main, sub, false)
 		if err != nil {

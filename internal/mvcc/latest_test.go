@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -104,6 +105,47 @@ func TestLatestCacheSparesEngineLookups(t *testing.T) {
 		}
 	}) {
 		t.Fatal("after reopening, an overwrite of a loaded key read the engine")
+	}
+}
+
+// Open's fill reads at most the budget in record bytes: the entries need
+// the metadata next to each value, so a store whose entries would fit but
+// whose values are large is loaded only in part, and left incomplete,
+// instead of reading every value at start. Writes stay exact: a key the
+// fill did not load is looked up on the engine.
+func TestOpenFillReadsAtMostTheBudget(t *testing.T) {
+	ce := &countingEngine{Engine: memory.New()}
+	t.Cleanup(func() { _ = ce.Close() })
+	budget := int64(4 * (latestEntryOverhead + 8))
+	s := openStore(t, ce, WithLatestCacheBytes(budget))
+	big := strings.Repeat("v", 300) // three entries fit the budget, three records do not
+	for _, k := range []string{"a", "b", "c"} {
+		put(t, s, k, big)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, ce, WithLatestCacheBytes(budget))
+	b, complete := s.KeyCacheStats()
+	if complete {
+		t.Fatal("Open read more record bytes than the budget to complete the cache")
+	}
+	if want := int64(1 + latestEntryOverhead); b != want {
+		t.Fatalf("Open loaded %d bytes of entries, want one entry (%d): the first record only fits the read budget", b, want)
+	}
+	if !writerLookups(t, s, ce, func(tw *TxnWrite) {
+		if prev := tw.Put([]byte("c"), []byte("v2"), 0); prev == nil || prev.ModRevision != 4 || prev.Version != 1 {
+			t.Errorf("overwrite of a key the fill left out: prev %v, want revision 4 at version 1", prev)
+		}
+	}) {
+		t.Fatal("a key the fill left out was answered without the engine")
+	}
+	if writerLookups(t, s, ce, func(tw *TxnWrite) {
+		if prev := tw.Put([]byte("a"), []byte("v2"), 0); prev == nil || prev.ModRevision != 2 || prev.Version != 1 {
+			t.Errorf("overwrite of the loaded key: prev %v, want revision 2 at version 1", prev)
+		}
+	}) {
+		t.Fatal("an overwrite of the key the fill loaded read the engine")
 	}
 }
 
