@@ -114,6 +114,7 @@ func (s *Server) startRaft(ctx context.Context) error {
 		Logger:         s.lg.Named("apply"),
 		SnapshotCount:  s.cfg.Raft.SnapshotCount,
 		CatchupEntries: s.cfg.Raft.SnapshotCatchUpEntries,
+		CatchupBytes:   uint64(s.cfg.Raft.SnapshotCatchUpBytes),
 		Hooks:          s.applyHooks(),
 
 		WarnApplyDuration: s.cfg.Ops.WarningApplyDuration,

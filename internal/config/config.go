@@ -170,8 +170,11 @@ type RaftConfig struct {
 	PreVote                    bool          // --pre-vote
 	SnapshotCount              uint64        // --snapshot-count
 	SnapshotCatchUpEntries     uint64        // --snapshot-catchup-entries
-	PeerReadTimeout            time.Duration // --raft-read-timeout
-	PeerWriteTimeout           time.Duration // --raft-write-timeout
+	// SnapshotCatchUpBytes also bounds the log by its entries' size
+	// (metastore's own; 0 = off): see apply.Config.CatchupBytes.
+	SnapshotCatchUpBytes int64         // --snapshot-catchup-bytes
+	PeerReadTimeout      time.Duration // --raft-read-timeout
+	PeerWriteTimeout     time.Duration // --raft-write-timeout
 }
 
 // ElectionTicks is the election timeout in heartbeat ticks, as raft wants it.
@@ -335,6 +338,11 @@ const (
 	DefaultStorageBlockCacheBytes = 256 << 20
 	DefaultStorageMemtableBytes   = 16 << 20
 	DefaultStorageKeyCacheBytes   = 64 << 20
+	// DefaultSnapshotCatchUpBytes: the log holds at most twice this of
+	// entries. Entries of everyday requests (Kubernetes objects of a few
+	// KiB) reach --snapshot-catchup-entries long before it; entries of
+	// bulk loads (transactions of ~600 KB) kept 3-9 GB of log.
+	DefaultSnapshotCatchUpBytes = 256 << 20
 	// MinMemoryFlagBytes is the smallest value the memory-sizing flags take.
 	MinMemoryFlagBytes = 1 << 20
 	// maxMemtableBytes is Pebble's own bound on a memtable (4 GiB).
@@ -398,6 +406,7 @@ func Default() *Config {
 			PreVote:                    true,
 			SnapshotCount:              10000,
 			SnapshotCatchUpEntries:     5000,
+			SnapshotCatchUpBytes:       DefaultSnapshotCatchUpBytes,
 			PeerReadTimeout:            5 * time.Second,
 			PeerWriteTimeout:           5 * time.Second,
 		},

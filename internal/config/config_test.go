@@ -41,7 +41,7 @@ var etcdFlags = []string{
 var ownFlags = []string{
 	"storage-engine", "max-connections", "max-requests-in-flight", "memory-limit-bytes",
 	"request-timeout", "connection-timeout", "shutdown-timeout", "rate-limit-per-client", "rate-limit-burst",
-	"max-range-bytes-in-flight", "storage-block-cache-bytes", "storage-memtable-bytes", "storage-key-cache-bytes",
+	"max-range-bytes-in-flight", "storage-block-cache-bytes", "storage-memtable-bytes", "storage-key-cache-bytes", "snapshot-catchup-bytes",
 }
 
 func mustParse(t *testing.T, args []string, env []string) *Config {
@@ -165,6 +165,7 @@ func TestDefaults(t *testing.T) {
 		{"storage-block-cache-bytes", c.Limits.StorageBlockCacheBytes, int64(256 << 20)},
 		{"storage-memtable-bytes", c.Limits.StorageMemtableBytes, int64(16 << 20)},
 		{"storage-key-cache-bytes", c.Limits.StorageKeyCacheBytes, int64(64 << 20)},
+		{"snapshot-catchup-bytes", c.Raft.SnapshotCatchUpBytes, int64(256 << 20)},
 		{"print version", c.PrintVersion, false},
 	}
 	for _, ch := range checks {

@@ -161,6 +161,7 @@ var implemented = map[string]bool{
 	"storage-block-cache-bytes": true,
 	"storage-memtable-bytes":    true,
 	"storage-key-cache-bytes":   true,
+	"snapshot-catchup-bytes":    true,
 }
 
 // noOps are the flags that tune bbolt or etcd's WAL and snapshot files,

@@ -15,6 +15,14 @@ func TestMemorySizingFlags(t *testing.T) {
 			t.Errorf("--storage-key-cache-bytes %s: %d, want %d", arg, c.Limits.StorageKeyCacheBytes, want)
 		}
 	}
+	for arg, want := range map[string]int64{"0": 0, "1MiB": 1 << 20, "2GiB": 2 << 30} {
+		if c := mustParse(t, []string{"--snapshot-catchup-bytes", arg}, []string{}); c.Raft.SnapshotCatchUpBytes != want {
+			t.Errorf("--snapshot-catchup-bytes %s: %d, want %d", arg, c.Raft.SnapshotCatchUpBytes, want)
+		}
+	}
+	if c := mustParse(t, nil, []string{"ETCD_SNAPSHOT_CATCHUP_BYTES=64MiB"}); c.Raft.SnapshotCatchUpBytes != 64<<20 {
+		t.Errorf("ETCD_SNAPSHOT_CATCHUP_BYTES=64MiB: %d", c.Raft.SnapshotCatchUpBytes)
+	}
 	for _, tt := range []struct {
 		memLimit string
 		want     int64
@@ -44,6 +52,9 @@ func TestMemorySizingFlagsRejectBadValues(t *testing.T) {
 		{[]string{"--storage-memtable-bytes", "512KiB"}, "--storage-memtable-bytes: must be at least 1MiB"},
 		{[]string{"--storage-key-cache-bytes", "1000"}, "--storage-key-cache-bytes: must be at least 1MiB"},
 		{[]string{"--storage-key-cache-bytes", "-1"}, "--storage-key-cache-bytes"},
+		{[]string{"--snapshot-catchup-bytes", "1000"}, "--snapshot-catchup-bytes: must be 0 or at least 1MiB"},
+		{[]string{"--snapshot-catchup-bytes", "-5"}, "--snapshot-catchup-bytes"},
+		{[]string{"--snapshot-catchup-bytes", "many"}, "--snapshot-catchup-bytes"},
 	} {
 		c, err := Parse(append(tt.args, "--data-dir", t.TempDir()), nil)
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/metastore/metastore/tests/framework"
@@ -63,22 +64,8 @@ func TestSnapshotCatchUp(t *testing.T) {
 	}
 	watch := clients[(follower+1)%3] // not the stopped one; used after restart on the follower
 
-	ms[follower].StartAgain()
-	fc := ms[follower].Client()
-	err = framework.WaitFor(30*time.Second, 100*time.Millisecond, func() (bool, error) {
-		resp, err := fc.Get(ctx, "last", clientv3.WithSerializable())
-		return err == nil && len(resp.Kvs) == 1, nil
-	})
-	check(t, "follower catches up", err)
-	if ours() && !strings.Contains(ms[follower].Logs(), "installed a snapshot") {
-		t.Fatalf("the follower caught up without a snapshot; its log:\n%s", ms[follower].Logs())
-	}
-	resp, err := fc.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithSerializable())
-	check(t, "serializable get on follower", err)
-	if len(resp.Kvs) != n {
-		t.Fatalf("follower has %d of %d keys", len(resp.Kvs), n)
-	}
-	for i, kv := range resp.Kvs {
+	fc, kvs := restartBehind(t, ctx, ms[follower], last.Header.Revision, "k/", n)
+	for i, kv := range kvs {
 		want := fmt.Sprintf("v%d", i)
 		if i%10 == 0 {
 			want = "overwritten"
@@ -140,9 +127,69 @@ func TestSnapshotCatchUp(t *testing.T) {
 	ms[follower].Kill9()
 	ms[follower].StartAgain()
 	fc = ms[follower].Client()
-	resp, err = fc.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+	resp, err := fc.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
 	check(t, "get after restart", err)
 	if resp.Count != n {
 		t.Fatalf("after kill -9 the follower has %d of %d keys", resp.Count, n)
 	}
+}
+
+// TestSnapshotCatchUpBytes: with --snapshot-catchup-bytes the leader cuts
+// its Raft log by the size of its entries, not only by their count. A
+// follower stopped while 4 MiB of large puts go by (far fewer entries than
+// --snapshot-catchup-entries) finds its next entry cut at a 1 MiB bound and
+// catches up through a snapshot, with every write.
+func TestSnapshotCatchUpBytes(t *testing.T) {
+	if !ours() {
+		t.Skip("--snapshot-catchup-bytes is metastore's own flag")
+	}
+	ms := framework.StartCluster(t, 3, framework.Options{ExtraArgs: []string{
+		"--snapshot-count", "100000", "--snapshot-catchup-entries", "5000", "--snapshot-catchup-bytes", "1MiB",
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	leader := leaderOf(t, ctx, ms)
+	follower := (leader + 1) % len(ms)
+	lc := ms[leader].Client()
+	mustPut(t, lc, ctx, "before", "stop")
+	ms[follower].Stop()
+
+	const n = 40
+	value := strings.Repeat("x", 100<<10)
+	for i := range n {
+		mustPut(t, lc, ctx, fmt.Sprintf("big/%02d", i), value)
+	}
+	last := mustPut(t, lc, ctx, "last", "x")
+
+	// The log, cut by bytes, no longer holds the follower's next entry.
+	_, kvs := restartBehind(t, ctx, ms[follower], last.Header.Revision, "big/", n)
+	for _, kv := range kvs {
+		if string(kv.Value) != value {
+			t.Fatalf("follower %s holds %d bytes, want %d", kv.Key, len(kv.Value), len(value))
+		}
+	}
+}
+
+// restartBehind starts m, a follower stopped while the leader's log was cut
+// past its next entry, waits until it serves revision rev from its own
+// state, checks it caught up through a snapshot (metastore logs it), and
+// returns its client and the n keys under prefix it holds.
+func restartBehind(t *testing.T, ctx context.Context, m *framework.Member, rev int64, prefix string, n int) (*clientv3.Client, []*mvccpb.KeyValue) {
+	t.Helper()
+	m.StartAgain()
+	c := m.Client()
+	err := framework.WaitFor(30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		resp, err := c.Get(ctx, "last", clientv3.WithSerializable())
+		return err == nil && len(resp.Kvs) == 1 && resp.Header.Revision >= rev, nil
+	})
+	check(t, "follower catches up", err)
+	if ours() && !strings.Contains(m.Logs(), "installed a snapshot") {
+		t.Fatalf("the follower caught up without a snapshot; its log:\n%s", m.Logs())
+	}
+	resp, err := c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSerializable())
+	check(t, "serializable get on follower", err)
+	if len(resp.Kvs) != n {
+		t.Fatalf("follower has %d of %d keys under %s", len(resp.Kvs), n, prefix)
+	}
+	return c, resp.Kvs
 }
