@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
@@ -84,11 +85,13 @@ func (o *objects) get(r *rand.Rand, i, size int) string {
 	app := pick(r, apps)
 	hash := alnum(r, 10)
 	owner := uid(r)
+	key := sizeKey(i)
+	_, name, _ := strings.Cut(key[len("/registry/"):], "/")
+	ns, name, _ := strings.Cut(name, "/")
 	b := make(wire, 0, size+2048)
 	// metadata
-	b = b.str(1, sizeKey(i)[strings.LastIndexByte(sizeKey(i), '/')+1:]).
-		str(3, fmt.Sprintf("ns-%03d", (i/20)%100)).
-		str(5, uid(r)).str(6, fmt.Sprint(1e6+r.IntN(9e8))).str(8, stamp(r)).
+	b = b.str(1, name).str(3, ns).
+		str(5, uid(r)).str(6, strconv.Itoa(1_000_000+r.IntN(900_000_000))).str(8, stamp(r)).
 		str(11, "app").str(11, app).str(11, "pod-template-hash").str(11, hash).
 		str(11, "app.kubernetes.io/managed-by").str(11, "Helm").
 		str(12, "kubectl.kubernetes.io/restartedAt").str(12, stamp(r))

@@ -36,6 +36,18 @@ func writerLookups(t *testing.T, s *Store, ce *countingEngine, fn func(tw *TxnWr
 	return ce.kIters.Load() != before
 }
 
+// putReplacing puts k=v in one Writer batch, checks that the version it
+// replaced has mod revision rev and version ver (what names the step in a
+// failure), and reports whether the Writer read the engine.
+func putReplacing(t *testing.T, s *Store, ce *countingEngine, k, v string, rev, ver int64, what string) bool {
+	t.Helper()
+	return writerLookups(t, s, ce, func(tw *TxnWrite) {
+		if prev := tw.Put([]byte(k), []byte(v), 0); prev == nil || prev.ModRevision != rev || prev.Version != ver {
+			t.Errorf("%s: prev %v, want revision %d at version %d", what, prev, rev, ver)
+		}
+	})
+}
+
 // A complete cache answers both "absent" and "exists" without the engine; a
 // key evicted (budget exceeded) makes the Writer read the engine again; a
 // Reload starts the cache empty without reading the engine, and Open fills
@@ -77,18 +89,10 @@ func TestLatestCacheSparesEngineLookups(t *testing.T) {
 	if b, complete := s.KeyCacheStats(); complete || b != 0 {
 		t.Fatalf("after Reload the cache holds %d bytes, complete %v; want empty and incomplete", b, complete)
 	}
-	if !writerLookups(t, s, ce, func(tw *TxnWrite) {
-		if prev := tw.Put([]byte("new"), []byte("v2"), 0); prev == nil || prev.ModRevision != 8 || prev.Version != 1 {
-			t.Errorf("after Reload: prev %v, want revision 8 at version 1", prev)
-		}
-	}) {
+	if !putReplacing(t, s, ce, "new", "v2", 8, 1, "after Reload") {
 		t.Fatal("after Reload, an empty incomplete cache answered without the engine")
 	}
-	if writerLookups(t, s, ce, func(tw *TxnWrite) {
-		if prev := tw.Put([]byte("new"), []byte("v3"), 0); prev == nil || prev.ModRevision != 10 || prev.Version != 2 {
-			t.Errorf("second overwrite after Reload: prev %v, want revision 10 at version 2", prev)
-		}
-	}) {
+	if putReplacing(t, s, ce, "new", "v3", 10, 2, "second overwrite after Reload") {
 		t.Fatal("the key written after Reload is not cached")
 	}
 	// Open fills it again.
@@ -99,11 +103,7 @@ func TestLatestCacheSparesEngineLookups(t *testing.T) {
 	if !s.latest.complete {
 		t.Fatal("Open of a store whose keys fit the budget left the cache incomplete")
 	}
-	if writerLookups(t, s, ce, func(tw *TxnWrite) {
-		if prev := tw.Put([]byte("new"), []byte("v4"), 0); prev == nil || prev.ModRevision != 11 || prev.Version != 3 {
-			t.Errorf("after reopening: prev %v, want revision 11 at version 3", prev)
-		}
-	}) {
+	if putReplacing(t, s, ce, "new", "v4", 11, 3, "after reopening") {
 		t.Fatal("after reopening, an overwrite of a loaded key read the engine")
 	}
 }
@@ -133,18 +133,10 @@ func TestOpenFillReadsAtMostTheBudget(t *testing.T) {
 	if want := int64(1 + latestEntryOverhead); b != want {
 		t.Fatalf("Open loaded %d bytes of entries, want one entry (%d): the first record only fits the read budget", b, want)
 	}
-	if !writerLookups(t, s, ce, func(tw *TxnWrite) {
-		if prev := tw.Put([]byte("c"), []byte("v2"), 0); prev == nil || prev.ModRevision != 4 || prev.Version != 1 {
-			t.Errorf("overwrite of a key the fill left out: prev %v, want revision 4 at version 1", prev)
-		}
-	}) {
+	if !putReplacing(t, s, ce, "c", "v2", 4, 1, "overwrite of a key the fill left out") {
 		t.Fatal("a key the fill left out was answered without the engine")
 	}
-	if writerLookups(t, s, ce, func(tw *TxnWrite) {
-		if prev := tw.Put([]byte("a"), []byte("v2"), 0); prev == nil || prev.ModRevision != 2 || prev.Version != 1 {
-			t.Errorf("overwrite of the loaded key: prev %v, want revision 2 at version 1", prev)
-		}
-	}) {
+	if putReplacing(t, s, ce, "a", "v2", 2, 1, "overwrite of the loaded key") {
 		t.Fatal("an overwrite of the key the fill loaded read the engine")
 	}
 }
