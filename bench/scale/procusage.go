@@ -9,14 +9,18 @@ import (
 )
 
 // procUsage is what the kernel has counted for a process so far: its CPU
-// time and the bytes it read and wrote through system calls. The
-// compaction phase reports the rates before and during the compaction:
-// on a shared machine the p99s move with every other job, while the
-// server's own CPU and I/O say what the compaction cost it.
+// time, the bytes it read and wrote through system calls, and the bytes
+// those reads fetched from the storage device (a read served from the page
+// cache counts in rchar only). The compaction phase reports the rates
+// before and during the compaction: on a shared machine the p99s move with
+// every other job, while the server's own CPU and I/O say what the
+// compaction cost it. The latency phase reports them per request, which
+// tells a read served from memory from one that waited for the disk.
 type procUsage struct {
 	at           time.Time
 	cpu          time.Duration
 	rchar, wchar int64
+	device       int64 // read_bytes
 }
 
 // clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
@@ -36,7 +40,7 @@ func readUsage(pid int) (procUsage, error) {
 	if err != nil {
 		return u, err
 	}
-	u.rchar, u.wchar, err = parseIO(string(io))
+	u.rchar, u.wchar, u.device, err = parseIO(string(io))
 	return u, err
 }
 
@@ -64,29 +68,27 @@ func parseStatCPU(s string) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// parseIO returns rchar and wchar of /proc/<pid>/io.
-func parseIO(s string) (rchar, wchar int64, err error) {
+// parseIO returns rchar, wchar and read_bytes of /proc/<pid>/io.
+func parseIO(s string) (rchar, wchar, readBytes int64, err error) {
+	fields := map[string]*int64{"rchar": &rchar, "wchar": &wchar, "read_bytes": &readBytes}
 	found := 0
 	for _, l := range strings.Split(s, "\n") {
 		name, v, ok := strings.Cut(l, ":")
-		if !ok || (name != "rchar" && name != "wchar") {
+		p := fields[name]
+		if !ok || p == nil {
 			continue
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("io %s %q: %w", name, v, err)
+			return 0, 0, 0, fmt.Errorf("io %s %q: %w", name, v, err)
 		}
-		if name == "rchar" {
-			rchar = n
-		} else {
-			wchar = n
-		}
+		*p = n
 		found++
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("no rchar and wchar in %q", s)
+	if found != len(fields) {
+		return 0, 0, 0, fmt.Errorf("no rchar, wchar and read_bytes in %q", s)
 	}
-	return rchar, wchar, nil
+	return rchar, wchar, readBytes, nil
 }
 
 // since renders the usage from u0 to u as rates: cores of CPU, MB/s read
@@ -98,4 +100,16 @@ func (u procUsage) since(u0 procUsage) string {
 	}
 	return fmt.Sprintf("CPU %.2f cores, read %.0f MB/s, wrote %.0f MB/s",
 		(u.cpu-u0.cpu).Seconds()/d, float64(u.rchar-u0.rchar)/1e6/d, float64(u.wchar-u0.wchar)/1e6/d)
+}
+
+// perRequest renders the usage from u0 to u divided among n requests: the
+// server's CPU, the bytes its read calls returned and the bytes they
+// fetched from the device, per request.
+func (u procUsage) perRequest(u0 procUsage, n int) string {
+	if n <= 0 {
+		return "no requests"
+	}
+	f := float64(n)
+	return fmt.Sprintf("server per request: CPU %.0f µs, read %.1f KiB, %.1f KiB of it from the device",
+		float64((u.cpu-u0.cpu).Microseconds())/f, float64(u.rchar-u0.rchar)/1024/f, float64(u.device-u0.device)/1024/f)
 }

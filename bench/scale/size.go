@@ -528,8 +528,14 @@ func (r *sizeRun) latencies(label string) error {
 		{"page of 500 pods", 1, 300, r.pageOp},
 		{"count of /registry/pods/", 1, 30, r.countOp},
 	} {
+		u0, uerr := readUsage(r.srv.pid())
 		lat, fails, first := sample(m.clients, m.n, r.z.opTime, m.op)
-		r.logf("%s %s: %s%s", label, m.name, p5099(lat), failures(fails, first))
+		u1, err := readUsage(r.srv.pid())
+		use := u1.perRequest(u0, len(lat)+fails)
+		if err = errors.Join(uerr, err); err != nil {
+			use = fmt.Sprintf("server usage not read: %v", err)
+		}
+		r.logf("%s %s: %s%s; %s", label, m.name, p5099(lat), failures(fails, first), use)
 	}
 	return nil
 }
