@@ -24,6 +24,9 @@ type Raft interface {
 type Members interface {
 	ClusterID() uint64
 	Member(id uint64) *membership.Member
+	// IsLearner is asked on every request (the learner gate): unlike
+	// Member it copies nothing.
+	IsLearner(id uint64) bool
 }
 
 // Store is the MVCC store.
@@ -112,10 +115,7 @@ func (p Probe) Alarms() []string {
 // IsLearner implements httpapi.Probe (and is the learner gate's question).
 func (p Probe) IsLearner() bool { return isLearner(p.c) }
 
-func isLearner(c *Config) bool {
-	m := c.Members.Member(c.Self)
-	return m != nil && m.IsLearner
-}
+func isLearner(c *Config) bool { return c.Members.IsLearner(c.Self) }
 
 // Read implements httpapi.Probe: the one-key read etcd's health check
 // does, as root when auth is enabled (as etcd's).

@@ -28,9 +28,13 @@ func (f *fakes) Leader() uint64                      { return f.lead }
 func (f *fakes) Term() uint64                        { return f.term }
 func (f *fakes) ClusterID() uint64                   { return 0xc1 }
 func (f *fakes) Member(id uint64) *membership.Member { return f.members[id] }
-func (f *fakes) Rev() int64                          { return 42 }
-func (f *fakes) Get(pb.AlarmType) []*pb.AlarmMember  { return f.alarms }
-func (f *fakes) Usage() storage.Usage                { return storage.Usage{SizeBytes: 100, LiveBytes: 60} }
+func (f *fakes) IsLearner(id uint64) bool {
+	m := f.members[id]
+	return m != nil && m.IsLearner
+}
+func (f *fakes) Rev() int64                         { return 42 }
+func (f *fakes) Get(pb.AlarmType) []*pb.AlarmMember { return f.alarms }
+func (f *fakes) Usage() storage.Usage               { return storage.Usage{SizeBytes: 100, LiveBytes: 60} }
 func (f *fakes) HardState() *raftpb.HardState {
 	c := uint64(9)
 	return &raftpb.HardState{Commit: &c}
