@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,5 +70,26 @@ func TestPauseForBoundsTheDutyCycle(t *testing.T) {
 		if got := pauseFor(c.interval, c.worked); got != c.want {
 			t.Errorf("pauseFor(%v, %v) = %v, want %v", c.interval, c.worked, got, c.want)
 		}
+	}
+}
+
+// TestCompactionYieldsAsItReads: within one batch (the default 1000
+// revisions), the compactor yields its processor every yieldVersions
+// versions it reads, so that goroutines queued behind it do not wait for
+// the batch to end or for Go's 10 ms preemption.
+func TestCompactionYieldsAsItReads(t *testing.T) {
+	s, _ := newStore(t)
+	const keys = 200
+	for i := range keys {
+		put(t, s, fmt.Sprintf("k%03d", i), "a")
+		put(t, s, fmt.Sprintf("k%03d", i), "b")
+	}
+	var yields atomic.Int64
+	// Set before the job is queued: the compactor reads it only while
+	// compacting, after the queue's lock.
+	s.comp.Load().gosched = func() { yields.Add(1) }
+	waitDone(t, compact(t, s, s.Rev()))
+	if got, want := yields.Load(), int64(2*keys/yieldVersions); got < want {
+		t.Fatalf("the compactor yielded %d times over %d versions, want at least %d", got, 2*keys, want)
 	}
 }
