@@ -56,13 +56,14 @@ func TestCompactionHashesAsItRemoves(t *testing.T) {
 }
 
 // TestPauseForBoundsTheDutyCycle: the compactor rests at least the
-// configured interval and at least as long as the batch worked; 0 means
-// no pause, as in etcd.
+// configured interval and at least restPerWork (6) times as long as the
+// batch worked; 0 means no pause, as in etcd.
 func TestPauseForBoundsTheDutyCycle(t *testing.T) {
 	ms := time.Millisecond
 	for _, c := range []struct{ interval, worked, want time.Duration }{
-		{10 * ms, 2 * ms, 10 * ms},
-		{10 * ms, 25 * ms, 25 * ms},
+		{10 * ms, 25 * ms, 150 * ms},
+		{10 * ms, 1 * ms, 10 * ms},
+		{10 * ms, 2 * ms, 12 * ms},
 		{10 * ms, 0, 10 * ms},
 		{0, 25 * ms, 0},
 		{-1, 25 * ms, 0},
