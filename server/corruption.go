@@ -19,8 +19,8 @@ import (
 )
 
 // localHash is this member's HashKV at rev, for the corruption check.
-func (s *Server) localHash(rev int64) (corruption.Hash, error) {
-	h, err := s.store.HashByRev(rev)
+func (s *Server) localHash(ctx context.Context, rev int64) (corruption.Hash, error) {
+	h, err := s.store.HashByRev(ctx, rev)
 	if err != nil {
 		return corruption.Hash{}, err
 	}
@@ -86,10 +86,12 @@ type initialTarget struct {
 	caller corruption.URLCaller
 }
 
-func (t initialTarget) Self() uint64                                 { return t.self }
-func (t initialTarget) Rev() int64                                   { return t.s.store.Rev() }
-func (t initialTarget) Peers() []corruption.Peer                     { return peersOf(t.s, t.self) }
-func (t initialTarget) LocalHash(rev int64) (corruption.Hash, error) { return t.s.localHash(rev) }
+func (t initialTarget) Self() uint64             { return t.self }
+func (t initialTarget) Rev() int64               { return t.s.store.Rev() }
+func (t initialTarget) Peers() []corruption.Peer { return peersOf(t.s, t.self) }
+func (t initialTarget) LocalHash(ctx context.Context, rev int64) (corruption.Hash, error) {
+	return t.s.localHash(ctx, rev)
+}
 
 func (t initialTarget) PeerHash(ctx context.Context, p corruption.Peer, rev int64) (corruption.Hash, error) {
 	return corruption.FetchPeerHash(ctx, t.caller, p.ID, rev)
@@ -122,7 +124,9 @@ func (t corruptionTarget) Rev() int64     { return t.s.store.Rev() }
 
 func (t corruptionTarget) Peers() []corruption.Peer { return peersOf(t.s, t.s.memberID) }
 
-func (t corruptionTarget) LocalHash(rev int64) (corruption.Hash, error) { return t.s.localHash(rev) }
+func (t corruptionTarget) LocalHash(ctx context.Context, rev int64) (corruption.Hash, error) {
+	return t.s.localHash(ctx, rev)
+}
 
 func (t corruptionTarget) PeerHash(ctx context.Context, p corruption.Peer, rev int64) (corruption.Hash, error) {
 	return corruption.FetchPeerHash(ctx, t.s.transport, p.ID, rev)

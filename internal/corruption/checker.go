@@ -29,7 +29,7 @@ type Hasher interface {
 	Self() uint64
 	Rev() int64
 	Peers() []Peer
-	LocalHash(rev int64) (Hash, error)
+	LocalHash(ctx context.Context, rev int64) (Hash, error)
 	PeerHash(ctx context.Context, p Peer, rev int64) (Hash, error)
 }
 
@@ -52,7 +52,7 @@ func Check(ctx context.Context, t Target, lg *zap.Logger) []uint64 {
 		return nil
 	}
 	rev := t.Rev()
-	local, err := t.LocalHash(rev)
+	local, err := t.LocalHash(ctx, rev)
 	if err != nil {
 		lg.Debug("corruption check: local hash unavailable", zap.Int64("revision", rev), zap.Error(err))
 		return nil

@@ -27,7 +27,7 @@ func (f *fake) Peers() []Peer {
 	}
 	return out
 }
-func (f *fake) LocalHash(int64) (Hash, error) { return f.local, nil }
+func (f *fake) LocalHash(context.Context, int64) (Hash, error) { return f.local, nil }
 func (f *fake) PeerHash(_ context.Context, p Peer, _ int64) (Hash, error) {
 	if f.skip[p.ID] {
 		return Hash{}, ErrSkip

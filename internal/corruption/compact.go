@@ -50,7 +50,7 @@ func (c *CompactChecker) Check(ctx context.Context) []uint64 {
 	}
 	leader := c.t.Self()
 	c.lg.Info("starting compact hash check", zap.String("local-member-id", idHex(leader)))
-	local, err := c.t.LocalHash(rev)
+	local, err := c.t.LocalHash(ctx, rev)
 	if err != nil {
 		// Compacted again meanwhile: the next round takes the new revision.
 		c.lg.Info("finished compaction hash check", zap.Int("number-of-hashes-checked", 0), zap.Error(err))

@@ -28,7 +28,7 @@ func InitialCheck(ctx context.Context, h Hasher, timeout time.Duration, lg *zap.
 	self := strconv.FormatUint(h.Self(), 16)
 	lg.Info("starting initial corruption check", zap.String("local-member-id", self), zap.Duration("timeout", timeout))
 	rev := h.Rev()
-	local, err := h.LocalHash(rev)
+	local, err := h.LocalHash(ctx, rev)
 	if err != nil {
 		return fmt.Errorf("%s failed to fetch hash (%w)", self, err)
 	}

@@ -21,7 +21,7 @@ import (
 
 // peerServer is one peer's listener: a real transport with the HashKV
 // route, answering from hashByRev, in cluster clusterID.
-func peerServer(t *testing.T, clusterID uint64, hashByRev func(int64) (Hash, error)) string {
+func peerServer(t *testing.T, clusterID uint64, hashByRev func(context.Context, int64) (Hash, error)) string {
 	t.Helper()
 	tr := transport.New(transport.Config{LocalID: 99, ClusterID: clusterID})
 	t.Cleanup(tr.Stop)
@@ -39,10 +39,10 @@ type httpHasher struct {
 	caller URLCaller
 }
 
-func (h *httpHasher) Self() uint64                  { return 1 }
-func (h *httpHasher) Rev() int64                    { return h.local.HashRevision }
-func (h *httpHasher) Peers() []Peer                 { return h.peers }
-func (h *httpHasher) LocalHash(int64) (Hash, error) { return h.local, nil }
+func (h *httpHasher) Self() uint64                                   { return 1 }
+func (h *httpHasher) Rev() int64                                     { return h.local.HashRevision }
+func (h *httpHasher) Peers() []Peer                                  { return h.peers }
+func (h *httpHasher) LocalHash(context.Context, int64) (Hash, error) { return h.local, nil }
 func (h *httpHasher) PeerHash(ctx context.Context, p Peer, rev int64) (Hash, error) {
 	return FetchPeerHash(ctx, h.caller, p.ID, rev)
 }
@@ -64,8 +64,8 @@ func newHTTPHasher(local Hash, lg *zap.Logger, peerURLs ...string) *httpHasher {
 	return h
 }
 
-func fixed(h Hash, err error) func(int64) (Hash, error) {
-	return func(rev int64) (Hash, error) {
+func fixed(h Hash, err error) func(context.Context, int64) (Hash, error) {
+	return func(_ context.Context, rev int64) (Hash, error) {
 		if err != nil {
 			return Hash{}, err
 		}
@@ -153,4 +153,4 @@ var errDisk = errors.New("disk on fire")
 
 type failingHasher struct{ httpHasher }
 
-func (*failingHasher) LocalHash(int64) (Hash, error) { return Hash{}, errDisk }
+func (*failingHasher) LocalHash(context.Context, int64) (Hash, error) { return Hash{}, errDisk }

@@ -41,14 +41,14 @@ var (
 )
 
 // ServeHashKV answers a peer's hash request from hashByRev.
-func ServeHashKV(hashByRev func(rev int64) (Hash, error)) http.HandlerFunc {
+func ServeHashKV(hashByRev func(ctx context.Context, rev int64) (Hash, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 8))
 		if err != nil || len(body) != 8 {
 			http.Error(w, "want an 8-byte revision", http.StatusBadRequest)
 			return
 		}
-		h, err := hashByRev(int64(binary.BigEndian.Uint64(body)))
+		h, err := hashByRev(r.Context(), int64(binary.BigEndian.Uint64(body)))
 		switch {
 		case errors.Is(err, mvcc.ErrFutureRev):
 			http.Error(w, err.Error(), http.StatusTooEarly)

@@ -1,6 +1,8 @@
 package mvcc
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -34,7 +36,7 @@ func TestCompactionHashesAsItRemoves(t *testing.T) {
 				waitDone(t, compact(t, s, prev))
 				write(150)
 				rev := s.Rev() - 30
-				want, err := s.HashByRev(rev)
+				want, err := s.HashByRev(context.Background(), rev)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -46,7 +48,7 @@ func TestCompactionHashesAsItRemoves(t *testing.T) {
 				if got.hash != want.Hash || got.prev != prev {
 					t.Fatalf("recorded hash %x from %d, want %x from %d", got.hash, got.prev, want.Hash, prev)
 				}
-				after, err := s.HashByRev(rev)
+				after, err := s.HashByRev(context.Background(), rev)
 				if err != nil || after != want {
 					t.Fatalf("HashKV(%d) after the compaction: %+v %v, want %+v", rev, after, err, want)
 				}
@@ -92,5 +94,48 @@ func TestCompactionYieldsAsItReads(t *testing.T) {
 	waitDone(t, compact(t, s, s.Rev()))
 	if got, want := yields.Load(), int64(2*keys/yieldVersions); got < want {
 		t.Fatalf("the compactor yielded %d times over %d versions, want at least %d", got, 2*keys, want)
+	}
+}
+
+// TestHashGivesUpWithItsContext: HashKV gives up with its caller's context
+// error while it waits for a running compaction's hash (this compactor
+// rests an hour after its first batch, so the hash would come only then)
+// and while it scans, and so does the whole-store Hash.
+func TestHashGivesUpWithItsContext(t *testing.T) {
+	s, _ := newStore(t, WithCompactionBatchLimit(1), WithCompactionSleepInterval(time.Hour))
+	for i := range 3 * yieldVersions {
+		put(t, s, fmt.Sprintf("k%02d", i%4), fmt.Sprint(i))
+	}
+	rev := s.Rev()
+	compact(t, s, rev)
+	put(t, s, "after", "x")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.HashByRev(ctx, rev)
+		errc <- err
+	}()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("HashByRev(%d) while the compaction rests: %v, want context.Canceled", rev, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("HashByRev kept waiting for the compaction after its context ended")
+	}
+
+	// The scans: at the current revision nothing is waited for, and more
+	// than yieldVersions records are read, so the scan looks at ctx.
+	if _, err := s.HashByRev(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("HashByRev(0) with an ended context: %v, want context.Canceled", err)
+	}
+	if _, err := s.Hash(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hash with an ended context: %v, want context.Canceled", err)
+	}
+	h, err := s.HashByRev(context.Background(), 0)
+	if err != nil || h.CompactRevision != rev || h.HashRevision != rev+1 {
+		t.Fatalf("HashByRev(0) = %+v, %v; want compact revision %d, hash revision %d", h, err, rev, rev+1)
 	}
 }

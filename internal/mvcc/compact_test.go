@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestCompaction(t *testing.T) {
 			s, eng := newStore(t, WithCompactionBatchLimit(limit))
 			history(t, s)
 			before := rng(t, s, "a", "\x00", RangeOptions{Rev: 8})
-			h8, err := s.HashByRev(8)
+			h8, err := s.HashByRev(context.Background(), 8)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +97,7 @@ func TestCompaction(t *testing.T) {
 				t.Fatalf("below compact rev: %v", err)
 			}
 			// the hash of a compaction revision is the one recorded while compacting
-			h8b, err := s.HashByRev(8)
+			h8b, err := s.HashByRev(context.Background(), 8)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,8 +143,8 @@ func TestHashIndependentOfPhysicalCompaction(t *testing.T) {
 	history(t, s1)
 	history(t, s2)
 	for rev := int64(1); rev <= 10; rev++ {
-		h1, err1 := s1.HashByRev(rev)
-		h2, err2 := s2.HashByRev(rev)
+		h1, err1 := s1.HashByRev(context.Background(), rev)
+		h2, err2 := s2.HashByRev(context.Background(), rev)
 		if err1 != nil || err2 != nil || h1 != h2 {
 			t.Fatalf("rev %d: %+v %v / %+v %v", rev, h1, err1, h2, err2)
 		}
@@ -164,24 +165,24 @@ func TestHashIndependentOfPhysicalCompaction(t *testing.T) {
 	s2.compactRev.Store(6)
 	s2.recordHash(mustRecorded(t, s1, 6))
 	for _, rev := range []int64{7, 8, 9, 10, 0} {
-		h1, err1 := s1.HashByRev(rev)
-		h2, err2 := s2.HashByRev(rev)
+		h1, err1 := s1.HashByRev(context.Background(), rev)
+		h2, err2 := s2.HashByRev(context.Background(), rev)
 		if err1 != nil || err2 != nil || h1 != h2 {
 			t.Fatalf("rev %d: %+v %v / %+v %v", rev, h1, err1, h2, err2)
 		}
 	}
-	if _, err := s1.HashByRev(5); !errors.Is(err, ErrCompacted) {
+	if _, err := s1.HashByRev(context.Background(), 5); !errors.Is(err, ErrCompacted) {
 		t.Fatal(err)
 	}
-	if _, err := s1.HashByRev(11); !errors.Is(err, ErrFutureRev) {
+	if _, err := s1.HashByRev(context.Background(), 11); !errors.Is(err, ErrFutureRev) {
 		t.Fatal(err)
 	}
 	// a different history hashes differently
 	s3, _ := newStore(t)
 	history(t, s3)
 	put(t, s3, "e", "1")
-	h1, _ := s1.HashByRev(0)
-	h3, _ := s3.HashByRev(0)
+	h1, _ := s1.HashByRev(context.Background(), 0)
+	h3, _ := s3.HashByRev(context.Background(), 0)
 	if h1.Hash == h3.Hash {
 		t.Fatal("different histories, same hash")
 	}
@@ -215,7 +216,7 @@ func TestReopenKeepsRevisionsAndResumesCompaction(t *testing.T) {
 	}
 	w.Commit()
 	b.Close()
-	hashBefore, err := s.HashByRev(10)
+	hashBefore, err := s.HashByRev(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestReopenKeepsRevisionsAndResumesCompaction(t *testing.T) {
 	if fin, _, _ := readInt64(eng, storage.KeyCompactRevision); fin != 8 {
 		t.Fatalf("finished compact %d", fin)
 	}
-	hashAfter, err := s.HashByRev(10)
+	hashAfter, err := s.HashByRev(context.Background(), 10)
 	if err != nil || hashAfter != hashBefore {
 		t.Fatalf("hash changed across reopen+compaction: %+v %+v %v", hashBefore, hashAfter, err)
 	}

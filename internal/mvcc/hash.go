@@ -2,8 +2,10 @@ package mvcc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"hash"
+	"runtime"
 
 	"github.com/metastore/metastore/internal/crc32c"
 	"github.com/metastore/metastore/internal/storage"
@@ -56,7 +58,11 @@ func (s *Store) recorded(rev int64) (recordedHash, bool) {
 // the current revision, hashed from the current compaction revision: like
 // etcd, only an explicit revision is looked up among the recorded hashes, so
 // HashKV(0) right after Compact(c) at the current revision answers c.
-func (s *Store) HashByRev(rev int64) (HashResult, error) {
+//
+// It gives up, with ctx's error, once ctx is done: while it waits for a
+// compaction's scan (minutes on a large store with a paced compactor) and
+// while it scans.
+func (s *Store) HashByRev(ctx context.Context, rev int64) (HashResult, error) {
 	explicit := rev > 0
 	cur := s.Rev()
 	if comp := s.CompactRev(); rev > 0 && rev < comp {
@@ -73,6 +79,8 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 			select {
 			case <-j.hashed:
 			case <-comp.stopc:
+			case <-ctx.Done():
+				return HashResult{}, fmt.Errorf("mvcc: hash at revision %d: wait for the compaction's hash: %w", rev, ctx.Err())
 			}
 		}
 	}
@@ -85,7 +93,7 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 	if rev < comp {
 		return HashResult{}, ErrCompacted
 	}
-	h, err := s.hashOver(snap, comp, rev)
+	h, err := s.hashOver(ctx, snap, comp, rev)
 	if err != nil {
 		return HashResult{}, err
 	}
@@ -96,8 +104,9 @@ func (s *Store) HashByRev(rev int64) (HashResult, error) {
 // main <= rev that is either newer than compactRev, or the newest version
 // <= rev of its key and live (kvHasher). These are etcd's HashKV rules, and
 // they make the hash the same whatever part of a compaction was done.
-func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error) {
+func (s *Store) hashOver(ctx context.Context, r storage.Reader, compactRev, rev int64) (uint32, error) {
 	kh := newKVHasher(compactRev, rev)
+	pace := scanPacer{ctx: ctx}
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: storage.PrefixEnd(prefixK)})
 	if err != nil {
 		return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
@@ -114,6 +123,9 @@ func (s *Store) hashOver(r storage.Reader, compactRev, rev int64) (uint32, error
 		if group == nil || !bytes.Equal(g, group) {
 			group = append(group[:0], g...)
 			newest = true
+		}
+		if err := pace.step(); err != nil {
+			return 0, fmt.Errorf("mvcc: hash at revision %d: %w", rev, err)
 		}
 		if main > rev {
 			continue
@@ -168,9 +180,11 @@ func isTombstone(it storage.Iterator) bool {
 }
 
 // Hash is Maintenance.Hash: a hash of the whole MVCC key space as stored
-// (it changes as physical compaction progresses, like etcd's).
-func (s *Store) Hash() (uint32, error) {
+// (it changes as physical compaction progresses, like etcd's). It gives up,
+// with ctx's error, once ctx is done.
+func (s *Store) Hash(ctx context.Context) (uint32, error) {
 	h := crc32c.New()
+	pace := scanPacer{ctx: ctx}
 	snap := s.eng.NewSnapshot()
 	defer func() { _ = snap.Close() }()
 	for _, p := range [][]byte{prefixK, prefixH} {
@@ -179,6 +193,10 @@ func (s *Store) Hash() (uint32, error) {
 			return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
 		}
 		for ok := it.First(); ok; ok = it.Next() {
+			if err := pace.step(); err != nil {
+				_ = it.Close()
+				return 0, fmt.Errorf("mvcc: hash: %w", err)
+			}
 			_, _ = h.Write(it.Key())
 			_, _ = h.Write(it.Value())
 		}
@@ -189,4 +207,24 @@ func (s *Store) Hash() (uint32, error) {
 		}
 	}
 	return h.Sum32(), nil
+}
+
+// scanPacer is what a hash's scan of the whole store (HashKV, Hash) does
+// every yieldVersions records: it stops once its caller's context is done,
+// so that a client that gave up does not leave a scan of every value
+// running (minutes on a multi-GiB store), and it yields its processor, as
+// the compactor does (compactor.yield), so that the requests' goroutines
+// queued behind a long scan run first.
+type scanPacer struct {
+	ctx context.Context
+	n   int // records read since the last step that looked
+}
+
+func (p *scanPacer) step() error {
+	if p.n++; p.n < yieldVersions {
+		return nil
+	}
+	p.n = 0
+	runtime.Gosched()
+	return p.ctx.Err()
 }

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -180,7 +181,7 @@ func TestCompactReadsNoLiveValue(t *testing.T) {
 	// (etcd's HashKV at compaction, which reads values); beyond what the
 	// hash reads, it must read only the tombstones.
 	before := eng.values.Load()
-	if _, err := s.hashOver(eng, 0, s.Rev()); err != nil {
+	if _, err := s.hashOver(context.Background(), eng, 0, s.Rev()); err != nil {
 		t.Fatal(err)
 	}
 	hashReads := eng.values.Load() - before

@@ -672,7 +672,7 @@ func TestExecutorDeterministic(t *testing.T) {
 			}
 			fmt.Fprintf(&out, "%v|%d\n", resp, len(evs))
 		}
-		h, err := e.store.HashByRev(0)
+		h, err := e.store.HashByRev(context.Background(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,8 +24,8 @@ type Reporter interface {
 
 // Hasher is the MVCC store's hashes.
 type Hasher interface {
-	Hash() (uint32, error)
-	HashByRev(rev int64) (mvcc.HashResult, error)
+	Hash(ctx context.Context) (uint32, error)
+	HashByRev(ctx context.Context, rev int64) (mvcc.HashResult, error)
 }
 
 // Proposer replicates a request and returns its applied result
@@ -98,11 +98,11 @@ func (b *Backend) MemberStatus(ctx context.Context) (rpc.MemberStatus, error) {
 }
 
 // Hash implements rpc.MaintenanceBackend.
-func (b *Backend) Hash(context.Context) (uint32, error) { return b.c.Store.Hash() }
+func (b *Backend) Hash(ctx context.Context) (uint32, error) { return b.c.Store.Hash(ctx) }
 
 // HashKV implements rpc.MaintenanceBackend.
-func (b *Backend) HashKV(_ context.Context, rev int64) (uint32, int64, int64, error) {
-	h, err := b.c.Store.HashByRev(rev)
+func (b *Backend) HashKV(ctx context.Context, rev int64) (uint32, int64, int64, error) {
+	h, err := b.c.Store.HashByRev(ctx, rev)
 	if err != nil {
 		return 0, 0, 0, err
 	}

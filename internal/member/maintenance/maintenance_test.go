@@ -62,8 +62,8 @@ func TestAlarmGoesThroughRaft(t *testing.T) {
 
 type hasher struct{}
 
-func (hasher) Hash() (uint32, error) { return 1, nil }
-func (hasher) HashByRev(rev int64) (mvcc.HashResult, error) {
+func (hasher) Hash(context.Context) (uint32, error) { return 1, nil }
+func (hasher) HashByRev(_ context.Context, rev int64) (mvcc.HashResult, error) {
 	if rev > 10 {
 		return mvcc.HashResult{}, mvcc.ErrFutureRev
 	}
