@@ -144,29 +144,47 @@ func (c *compactor) stopped() bool {
 }
 
 // restPerWork is how many times as long as a batch worked the compactor
-// rests after it: 6 leaves it about a seventh of a core.
-const restPerWork = 6
+// rests after it: 6 leaves it about a seventh of a core. restPerWorkBehind
+// is the same while a newer compaction waits behind the running one: the
+// compactor is then not keeping up with the writes, and resting as long
+// as it worked (half a core, ADR 21's first rule) lets it catch up rather
+// than leave the history, and the disk it takes, growing.
+const (
+	restPerWork       = 6
+	restPerWorkBehind = 1
+)
 
 // pauseFor is how long the compactor rests after a batch that kept it busy
 // for worked: --compaction-sleep-interval, or restPerWork times as long as
-// the batch worked if that is longer, so that a compaction takes at most
-// about a seventh of a core from the requests it runs beside. etcd sleeps
-// the interval alone; its batches read from a memory-mapped file, ours read
-// values from blob files and hash them, and a batch of 1000 revisions took
-// 20-30 ms on a shared 2-core machine: with a 10 ms rest the compactor held
-// a core most of the time, and resting as long as it worked (half a core)
-// or three times as long still raised the requests' p99 1.9x and 1.5x on
-// 2 cores
+// the batch worked if that is longer (restPerWorkBehind times when behind
+// is set), so that a compaction takes at most about a seventh of a core
+// from the requests it runs beside. etcd sleeps the interval alone; its
+// batches read from a memory-mapped file, ours read values from blob files
+// and hash them, and a batch of 1000 revisions took 20-30 ms on a shared
+// 2-core machine: with a 10 ms rest the compactor held a core most of the
+// time, and resting as long as it worked (half a core) or three times as
+// long still raised the requests' p99 1.9x and 1.5x on 2 cores
 // (docs/adr/0021-compaction-pacing.md). 0 keeps etcd's "no pause at all".
-func pauseFor(interval, worked time.Duration) time.Duration {
+func pauseFor(interval, worked time.Duration, behind bool) time.Duration {
 	if interval <= 0 {
 		return 0
+	}
+	if behind {
+		return max(interval, restPerWorkBehind*worked)
 	}
 	return max(interval, restPerWork*worked)
 }
 
+// behind reports whether a compaction is queued behind the running one:
+// pending holds both until each is done.
+func (c *compactor) behind() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 1
+}
+
 func (c *compactor) pause(worked time.Duration) error {
-	d := pauseFor(c.s.opts.compactionSleep, worked)
+	d := pauseFor(c.s.opts.compactionSleep, worked, c.behind())
 	if d <= 0 {
 		if c.stopped() {
 			return errStopped

@@ -59,20 +59,49 @@ func TestCompactionHashesAsItRemoves(t *testing.T) {
 
 // TestPauseForBoundsTheDutyCycle: the compactor rests at least the
 // configured interval and at least restPerWork (6) times as long as the
-// batch worked; 0 means no pause, as in etcd.
+// batch worked, or restPerWorkBehind (1) times while a newer compaction
+// waits; 0 means no pause, as in etcd.
 func TestPauseForBoundsTheDutyCycle(t *testing.T) {
 	ms := time.Millisecond
-	for _, c := range []struct{ interval, worked, want time.Duration }{
-		{10 * ms, 25 * ms, 150 * ms},
-		{10 * ms, 1 * ms, 10 * ms},
-		{10 * ms, 2 * ms, 12 * ms},
-		{10 * ms, 0, 10 * ms},
-		{0, 25 * ms, 0},
-		{-1, 25 * ms, 0},
+	for _, c := range []struct {
+		interval, worked time.Duration
+		behind           bool
+		want             time.Duration
+	}{
+		{10 * ms, 25 * ms, false, 150 * ms},
+		{10 * ms, 1 * ms, false, 10 * ms},
+		{10 * ms, 2 * ms, false, 12 * ms},
+		{10 * ms, 0, false, 10 * ms},
+		{10 * ms, 25 * ms, true, 25 * ms},
+		{10 * ms, 2 * ms, true, 10 * ms},
+		{0, 25 * ms, false, 0},
+		{0, 25 * ms, true, 0},
+		{-1, 25 * ms, false, 0},
 	} {
-		if got := pauseFor(c.interval, c.worked); got != c.want {
-			t.Errorf("pauseFor(%v, %v) = %v, want %v", c.interval, c.worked, got, c.want)
+		if got := pauseFor(c.interval, c.worked, c.behind); got != c.want {
+			t.Errorf("pauseFor(%v, %v, behind %v) = %v, want %v", c.interval, c.worked, c.behind, got, c.want)
 		}
+	}
+}
+
+// TestCompactorIsBehindWhileANewerCompactionWaits: the compactor counts as
+// behind (and rests less) exactly while a compaction is queued behind the
+// one it runs.
+func TestCompactorIsBehindWhileANewerCompactionWaits(t *testing.T) {
+	// One revision per batch and an hour's rest: the first compaction is
+	// still running when the second is requested.
+	s, _ := newStore(t, WithCompactionBatchLimit(1), WithCompactionSleepInterval(time.Hour))
+	for i := range 6 {
+		put(t, s, "k", fmt.Sprint(i))
+	}
+	c := s.comp.Load()
+	compact(t, s, 3)
+	if c.behind() {
+		t.Fatal("behind with one compaction requested")
+	}
+	compact(t, s, 5)
+	if !c.behind() {
+		t.Fatal("not behind with a second compaction queued behind the running one")
 	}
 }
 
