@@ -37,11 +37,9 @@ type compactor struct {
 	donec   chan struct{}
 	once    sync.Once
 
-	// sinceYield counts the versions read since the last yield; gosched
-	// yields (runtime.Gosched, a counter in tests). Both belong to the
+	// yielder paces the compactor's reads (yield); it belongs to the
 	// compactor's goroutine.
-	sinceYield int
-	gosched    func()
+	yielder yielder
 }
 
 func newCompactor(s *Store) *compactor {
@@ -51,7 +49,7 @@ func newCompactor(s *Store) *compactor {
 		wake:    make(chan struct{}, 1),
 		stopc:   make(chan struct{}),
 		donec:   make(chan struct{}),
-		gosched: runtime.Gosched,
+		yielder: yielder{gosched: runtime.Gosched},
 	}
 	go c.run()
 	return c
@@ -114,24 +112,33 @@ func (c *compactor) run() {
 	}
 }
 
-// yieldVersions is how many versions the compactor reads between two
-// yields of its processor (compactor.yield).
+// yieldVersions is how many versions a long scan (the compactor's, a
+// hash's) reads between two yields of its processor (yielder).
 const yieldVersions = 16
 
-// yield lets the goroutines queued behind the compactor run once it has
+// yielder lets the goroutines queued behind a long scan run once it has
 // read yieldVersions more versions. Go preempts a goroutine that runs on
-// only after 10 ms; a batch reads and hashes values for 20-30 ms, and
-// the requests' goroutines made runnable on the compactor's processor
-// meanwhile (a reply to send, the apply loop, Pebble's WAL writer) waited
-// behind it up to that long, which is what a put's p99 during a compaction
-// showed (docs/adr/0021-compaction-pacing.md, amendment). Yielding moves
-// the compactor to the back of the run queue: it keeps its share of the
-// CPU and gives up only the head of the line.
-func (c *compactor) yield(versions int) {
-	if c.sinceYield += versions; c.sinceYield >= yieldVersions {
-		c.sinceYield = 0
-		c.gosched()
+// only after 10 ms; a compaction batch reads and hashes values for
+// 20-30 ms, and the requests' goroutines made runnable on the compactor's
+// processor meanwhile (a reply to send, the apply loop, Pebble's WAL
+// writer) waited behind it up to that long, which is what a put's p99
+// during a compaction showed (docs/adr/0021-compaction-pacing.md,
+// amendment). Yielding moves the scan to the back of the run queue: it
+// keeps its share of the CPU and gives up only the head of the line.
+type yielder struct {
+	n       int    // versions read since the last yield
+	gosched func() // runtime.Gosched; a counter in tests
+}
+
+// add counts versions more read and yields once yieldVersions were; it
+// reports whether it yielded.
+func (y *yielder) add(versions int) bool {
+	if y.n += versions; y.n < yieldVersions {
+		return false
 	}
+	y.n = 0
+	y.gosched()
+	return true
 }
 
 func (c *compactor) stopped() bool {
@@ -283,7 +290,7 @@ func (c *compactor) compact(j *compactJob) error {
 				return err
 			}
 			visited += n
-			c.yield(n)
+			c.yielder.add(n)
 			pos = groupEnd(group)
 			for _, d := range dels {
 				if err := b.Delete(d.k); err != nil {

@@ -119,7 +119,7 @@ func TestCompactionYieldsAsItReads(t *testing.T) {
 	var yields atomic.Int64
 	// Set before the job is queued: the compactor reads it only while
 	// compacting, after the queue's lock.
-	s.comp.Load().gosched = func() { yields.Add(1) }
+	s.comp.Load().yielder.gosched = func() { yields.Add(1) }
 	waitDone(t, compact(t, s, s.Rev()))
 	if got, want := yields.Load(), int64(2*keys/yieldVersions); got < want {
 		t.Fatalf("the compactor yielded %d times over %d versions, want at least %d", got, 2*keys, want)

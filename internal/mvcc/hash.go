@@ -106,7 +106,7 @@ func (s *Store) HashByRev(ctx context.Context, rev int64) (HashResult, error) {
 // they make the hash the same whatever part of a compaction was done.
 func (s *Store) hashOver(ctx context.Context, r storage.Reader, compactRev, rev int64) (uint32, error) {
 	kh := newKVHasher(compactRev, rev)
-	pace := scanPacer{ctx: ctx}
+	pace := newScanPacer(ctx)
 	it, err := r.NewIter(storage.IterOptions{LowerBound: prefixK, UpperBound: storage.PrefixEnd(prefixK)})
 	if err != nil {
 		return 0, fmt.Errorf("mvcc: hash iterator: %w", err)
@@ -184,7 +184,7 @@ func isTombstone(it storage.Iterator) bool {
 // with ctx's error, once ctx is done.
 func (s *Store) Hash(ctx context.Context) (uint32, error) {
 	h := crc32c.New()
-	pace := scanPacer{ctx: ctx}
+	pace := newScanPacer(ctx)
 	snap := s.eng.NewSnapshot()
 	defer func() { _ = snap.Close() }()
 	for _, p := range [][]byte{prefixK, prefixH} {
@@ -210,21 +210,22 @@ func (s *Store) Hash(ctx context.Context) (uint32, error) {
 }
 
 // scanPacer is what a hash's scan of the whole store (HashKV, Hash) does
-// every yieldVersions records: it stops once its caller's context is done,
-// so that a client that gave up does not leave a scan of every value
-// running (minutes on a multi-GiB store), and it yields its processor, as
-// the compactor does (compactor.yield), so that the requests' goroutines
-// queued behind a long scan run first.
+// every yieldVersions records: it yields its processor, as the compactor
+// does (yielder), and stops once its caller's context is done, so that a
+// client that gave up does not leave a scan of every value running
+// (minutes on a multi-GiB store).
 type scanPacer struct {
 	ctx context.Context
-	n   int // records read since the last step that looked
+	y   yielder
+}
+
+func newScanPacer(ctx context.Context) *scanPacer {
+	return &scanPacer{ctx: ctx, y: yielder{gosched: runtime.Gosched}}
 }
 
 func (p *scanPacer) step() error {
-	if p.n++; p.n < yieldVersions {
-		return nil
+	if p.y.add(1) {
+		return p.ctx.Err()
 	}
-	p.n = 0
-	runtime.Gosched()
-	return p.ctx.Err()
+	return nil
 }
