@@ -33,7 +33,10 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require go.etcd.io/gofail v0.2.0
+require (
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+	go.etcd.io/gofail v0.2.0
+)
 
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect

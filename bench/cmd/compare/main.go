@@ -17,7 +17,7 @@ import (
 	"github.com/metastore/metastore/tests/framework"
 )
 
-const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
+const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned|--profile] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
   (default)      the suite: put, range (l/s), txn-put, watch-latency, with
                  the server's and the load generator's CPU per request, and
                  the floors of a put (fdatasync latency of the data dir's
@@ -33,6 +33,11 @@ const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned] [
                  twice per server: unpinned, then with every member on one
                  CPU and the load generator on another (taskset), so that
                  throughput reflects the server's efficiency
+  --profile      put (1 and 1000 clients), range (l/s) and txn-put with 1000
+                 clients, each server started with --enable-pprof and
+                 profiled for BENCH_PROFILE_SECONDS during each benchmark:
+                 its CPU per request split by owner (its own code, raft,
+                 the storage engine, gRPC, the collector, the scheduler)
   --members N    run every server as a cluster of N members on this machine
                  (default 1); writes go to the leader (--target-leader), reads
                  to all members, as in etcd's performance doc. Memory is the
@@ -48,7 +53,8 @@ Environment (all optional; the defaults keep a full run under ~15 min on 2 cores
   BENCH_VAL_SIZE, BENCH_LARGE_KEYS, BENCH_LARGE_VAL_SIZE,
   BENCH_LARGE_RANGE_TOTAL, BENCH_LARGE_SCAN_TOTAL, BENCH_LARGE_PUT_TOTAL,
   BENCH_WATCHERS_PUTS, BENCH_FSYNC_N (fdatasyncs per floor measurement),
-  BENCH_RTT_N (round trips per floor measurement),
+  BENCH_RTT_N (round trips per floor measurement), BENCH_PROFILE_SECONDS
+  (--profile: seconds of each profile, from 1 s into the benchmark),
   BENCH_CLIENT_PORT (32379), BENCH_PEER_PORT (32380), BENCH_TIMEOUT (seconds
   per benchmark run), BENCH_DIR (parent of the work dir; default $TMPDIR or
   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (same as --members),
@@ -65,7 +71,7 @@ func logf(format string, args ...any) {
 // config is what the flags and the environment ask for.
 type config struct {
 	quick, large, watchers, keep bool
-	pinned                       bool
+	pinned, profile              bool
 	writeDocs                    string
 	roundsFlag                   string
 	mode, section                string
@@ -87,13 +93,18 @@ var (
 		"LARGE_KEYS": 1000000, "LARGE_VAL_SIZE": 1024, "LARGE_RANGE_TOTAL": 20000,
 		"LARGE_SCAN_TOTAL": 500, "LARGE_PUT_TOTAL": 50000, "WATCHERS_PUTS": 20000,
 		"TIMEOUT": 600, "CLIENT_PORT": 32379, "PEER_PORT": 32380,
-		"FSYNC_N": 1000, "RTT_N": 5000,
+		"FSYNC_N": 1000, "RTT_N": 5000, "PROFILE_SECONDS": 5,
 	}
 	quickDefaults = map[string]int{
 		"PUT1_TOTAL": 300, "PUT_TOTAL": 5000, "RANGE1_TOTAL": 1000, "RANGE_TOTAL": 5000,
 		"TXN_TOTAL": 5000, "WATCH_PUTS": 100, "LARGE_KEYS": 20000, "LARGE_RANGE_TOTAL": 2000,
 		"LARGE_SCAN_TOTAL": 200, "LARGE_PUT_TOTAL": 2000, "WATCHERS_PUTS": 2000,
-		"FSYNC_N": 200, "RTT_N": 1000,
+		"FSYNC_N": 200, "RTT_N": 1000, "PROFILE_SECONDS": 2,
+	}
+	// profileDefaults (--profile) make each benchmark outlast its profile
+	// (BENCH_PROFILE_SECONDS from 1 s in) at this machine's rates.
+	profileDefaults = map[string]int{
+		"PUT1_TOTAL": 15000, "PUT_TOTAL": 250000, "RANGE_TOTAL": 400000, "TXN_TOTAL": 200000,
 	}
 )
 
@@ -106,6 +117,7 @@ func parseConfig(args []string, root string) (*config, error) {
 	fs.BoolVar(&c.watchers, "watchers", false, "")
 	fs.BoolVar(&c.keep, "keep", false, "")
 	fs.BoolVar(&c.pinned, "pinned", false, "")
+	fs.BoolVar(&c.profile, "profile", false, "")
 	fs.StringVar(&c.roundsFlag, "rounds", "", "")
 	members := fs.String("members", "", "")
 	// --write-docs takes an optional value: rewrite the bare flag.
@@ -122,10 +134,19 @@ func parseConfig(args []string, root string) (*config, error) {
 		fmt.Fprint(os.Stderr, usage)
 		return nil, fmt.Errorf("unknown argument: %s", fs.Arg(0))
 	}
-	if c.large && c.watchers || c.large && c.pinned || c.watchers && c.pinned {
-		return nil, errors.New("--large, --watchers and --pinned are separate runs")
+	modes := 0
+	for _, on := range []bool{c.large, c.watchers, c.pinned, c.profile} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return nil, errors.New("--large, --watchers, --pinned and --profile are separate runs")
 	}
 	for name, def := range defaults {
+		if p, ok := profileDefaults[name]; ok && c.profile && !c.quick {
+			def = p
+		}
 		if c.quick {
 			if q, ok := quickDefaults[name]; ok {
 				def = q
@@ -180,6 +201,9 @@ func parseConfig(args []string, root string) (*config, error) {
 	}
 	if c.pinned {
 		c.mode = "pinned"
+	}
+	if c.profile {
+		c.mode = "profile"
 	}
 	c.section = c.mode
 	if c.members > 1 {
@@ -454,6 +478,8 @@ func (h *harness) runServers(round int, pinned bool) error {
 			ok = h.watchersSet(round, server)
 		case "pinned":
 			ok = h.pinnedSet(round, server)
+		case "profile":
+			ok = h.profileSet(round, server)
 		default:
 			ok = h.suite(round, server)
 		}

@@ -93,10 +93,14 @@ func (h *harness) cpuRows() []cpuRow {
 	switch h.cfg.mode {
 	case "suite":
 		return all
-	case "pinned":
+	case "pinned", "profile":
+		benches := pinnedBenches
+		if h.cfg.mode == "profile" {
+			benches = profileBenches
+		}
 		var rows []cpuRow
 		for _, r := range all {
-			for _, b := range pinnedBenches {
+			for _, b := range benches {
 				if r.bench == b {
 					rows = append(rows, r)
 				}
@@ -140,6 +144,9 @@ func (h *harness) commandLine() string {
 	if c.pinned {
 		s += " --pinned"
 	}
+	if c.profile {
+		s += " --profile"
+	}
 	if c.members > 1 {
 		s += fmt.Sprintf(" --members %d", c.members)
 	}
@@ -168,8 +175,10 @@ func (h *harness) report() error {
 		p("%s", pinnedTable(h.pinnedRows(), h.results))
 		p("")
 	}
-	p("%s", summaryTable(h.spec(), h.results))
-	p("")
+	if c.mode != "profile" {
+		p("%s", summaryTable(h.spec(), h.results))
+		p("")
+	}
 	if rows := h.cpuRows(); len(rows) > 0 {
 		if c.pinned {
 			rows = withPinned(rows)
@@ -177,6 +186,10 @@ func (h *harness) report() error {
 		p("CPU per request: user+system CPU of the server (summed over its %d member(s)) and of the load generator during each benchmark, divided by its requests (for watch-latency: by the watch events delivered).", c.members)
 		p("")
 		p("%s", cpuTable(rows, h.results))
+		p("")
+	}
+	if c.mode == "profile" {
+		p("%s", ownersReport(h.cpuRows(), h.results, c.n["PROFILE_SECONDS"]))
 		p("")
 	}
 	if c.mode == "suite" {

@@ -55,6 +55,9 @@ func (h *harness) startServer(kind, dir, logPath string) error {
 			"--listen-client-urls", curl, "--advertise-client-urls", curl,
 			"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 			"--initial-cluster", h.initialCluster}, h.extraFlags...)
+		if h.cfg.profile {
+			args = append(args, "--enable-pprof")
+		}
 		pbin := bin
 		if h.pinned {
 			pbin, args = h.pin.wrap(h.srvCPU, bin, args)
@@ -238,6 +241,14 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var prof chan profiled
+	if h.cfg.profile {
+		prof = make(chan profiled, 1)
+		go func() {
+			p, err := profileMembers(ctx, h.clientPorts, time.Second, h.cfg.n["PROFILE_SECONDS"])
+			prof <- profiled{p, err}
+		}()
+	}
 	runErr := cmd.Start()
 	if runErr == nil {
 		if h.pinned {
@@ -301,6 +312,9 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	}
 	h.record(round, server, name, "server_cpu_us", srvUs)
 	h.record(round, server, name, "client_cpu_us", cliUs)
+	if prof != nil {
+		h.recordOwners(round, server, name, out, srvUs, <-prof)
+	}
 	if r.errors > 0 {
 		h.failf("### round %d, %s, %s: %d failed requests\n%s", round, server, name, r.errors, errorDistribution(stdout.String()))
 	}
