@@ -191,6 +191,10 @@ func (h *harness) report() error {
 	if c.mode == "profile" {
 		p("%s", ownersReport(h.cpuRows(), h.results, c.n["PROFILE_SECONDS"]))
 		p("")
+		p("Latency at the load generator beside the time inside the servers' handlers: `grpc_server_handling_seconds` of the benchmark's method (both servers run with `--metrics=extensive`, which etcd needs for it), scraped from every member before and after each benchmark and summed; its quantiles are interpolated within the histogram's buckets (5, 10, 25, 50, 100 ms ...), as Prometheus' `histogram_quantile` does, so they are coarse. The rest of a request's latency is gRPC's transport on both ends and the load generator's own wait for a CPU on this shared machine.")
+		p("")
+		p("%s", handlingTable(h.cpuRows(), h.results))
+		p("")
 	}
 	if c.mode == "suite" {
 		p("Floors: measured by the harness once per round, before the servers: %d writes of 4 KiB, each followed by fdatasync, overwriting an already written file in the data dirs' filesystem (then the same appended to a new file, for comparison); %d sequential calls of gRPC's health Check to an in-process server on 127.0.0.1, through one etcd client (clientv3, as the load generator creates it). Medians over rounds of each round's median and p99.",

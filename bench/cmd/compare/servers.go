@@ -56,7 +56,8 @@ func (h *harness) startServer(kind, dir, logPath string) error {
 			"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 			"--initial-cluster", h.initialCluster}, h.extraFlags...)
 		if h.cfg.profile {
-			args = append(args, "--enable-pprof")
+			// etcd keeps grpc_server_handling_seconds for --metrics extensive.
+			args = append(args, "--enable-pprof", "--metrics=extensive")
 		}
 		pbin := bin
 		if h.pinned {
@@ -242,6 +243,12 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	var prof chan profiled
+	var handledBefore histogram
+	var handledErr error
+	method := handlingMethod(name)
+	if h.cfg.profile && method != "" {
+		handledBefore, handledErr = scrapeHandling(ctx, h.clientPorts, method)
+	}
 	if h.cfg.profile {
 		prof = make(chan profiled, 1)
 		go func() {
@@ -314,6 +321,13 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	h.record(round, server, name, "client_cpu_us", cliUs)
 	if prof != nil {
 		h.recordOwners(round, server, name, out, srvUs, <-prof)
+	}
+	if h.cfg.profile && method != "" {
+		var after histogram
+		if handledErr == nil {
+			after, handledErr = scrapeHandling(h.ctx, h.clientPorts, method)
+		}
+		h.recordHandling(round, server, name, handledBefore, after, handledErr)
 	}
 	if r.errors > 0 {
 		h.failf("### round %d, %s, %s: %d failed requests\n%s", round, server, name, r.errors, errorDistribution(stdout.String()))
