@@ -167,9 +167,16 @@ func TestEntryAppliedOnlyAfterSynced(t *testing.T) {
 // waitLeader waits until n knows id as its leader, or fails at ctx's end.
 func waitLeader(ctx context.Context, t *testing.T, n *Node, id uint64) {
 	t.Helper()
-	for n.Leader() != id {
+	for {
+		// The channel is taken before the leader is read: a change between
+		// the two closes it, where the other order would wait on the
+		// channel that replaced it, for a change that already happened.
+		changed := n.LeaderChanged()
+		if n.Leader() == id {
+			return
+		}
 		select {
-		case <-n.LeaderChanged():
+		case <-changed:
 		case <-ctx.Done():
 			t.Fatalf("member %d did not become leader", id)
 		}

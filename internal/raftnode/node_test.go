@@ -129,13 +129,7 @@ func TestSingleMemberProposeAndRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// A sole voter campaigns at start: no ticks are needed to elect it.
-	for m.node.Leader() != 1 {
-		select {
-		case <-m.node.LeaderChanged():
-		case <-ctx.Done():
-			t.Fatal("single member did not become leader")
-		}
-	}
+	waitLeader(ctx, t, m.node, 1)
 	for i := 0; i < 50; i++ {
 		if err := m.node.Propose(ctx, []byte(fmt.Sprintf("v%d", i))); err != nil {
 			t.Fatal(err)
@@ -307,13 +301,7 @@ func TestRestartWithAppliedAheadOfSavedCommit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m := startMemberOn(t, 1, []raft.Peer{{ID: 1}}, nil, log, 0)
-	for m.node.Leader() != 1 {
-		select {
-		case <-m.node.LeaderChanged():
-		case <-ctx.Done():
-			t.Fatal("single member did not become leader")
-		}
-	}
+	waitLeader(ctx, t, m.node, 1)
 	var last uint64
 	for i := range 3 {
 		if err := m.node.Propose(ctx, []byte(fmt.Sprintf("v%d", i))); err != nil {
@@ -349,13 +337,7 @@ func TestRestartWithAppliedAheadOfSavedCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = startMemberOn(t, 1, nil, nil, log, last)
-	for m.node.Leader() != 1 {
-		select {
-		case <-m.node.LeaderChanged():
-		case <-ctx.Done():
-			t.Fatal("restarted member did not become leader")
-		}
-	}
+	waitLeader(ctx, t, m.node, 1)
 	if err := m.node.Propose(ctx, []byte("after")); err != nil {
 		t.Fatal(err)
 	}
