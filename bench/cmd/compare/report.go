@@ -206,6 +206,10 @@ func (h *harness) report() error {
 		}
 		p("%s", floorTable(h.results, putFloorMs))
 		p("")
+		p("Where the resident memory is, at the two points whose peak RSS the targets compare (member 0; `bench/cmd/compare/memory.go`): `RssFile` and `RssAnon` from `/proc/<pid>/status`, the anonymous part split with the Go runtime's `go_memstats_*` from `/metrics` (the runtime counts memory it mapped, so \"outside the Go runtime\" is a lower bound). Medians over rounds.")
+		p("")
+		p("%s", memTable([]struct{ label, point string }{{"after the put suite", "after-put-suite"}, {"end of the suite", "end-of-suite"}}, h.results))
+		p("")
 	}
 	goVersion, _ := h.output("go", "env", "GOVERSION")
 	p("Machine: %d CPUs (%s), kernel %s, %s.", runtime.NumCPU(), cpuModel(), kernel(), goVersion)

@@ -134,22 +134,27 @@ func (h *harness) serversAlive() bool {
 // memKB is field (VmHWM: peak RSS, VmRSS) of the running server in kB; with
 // several members, the largest.
 func (h *harness) memKB(field string) int64 {
-	var max int64
+	var most int64
 	for _, p := range h.servers {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 2 && f[0] == field+":" {
-				if v, _ := strconv.ParseInt(f[1], 10, 64); v > max {
-					max = v
-				}
-			}
+		most = max(most, procKB(p.Pid(), field))
+	}
+	return most
+}
+
+// procKB is field of /proc/<pid>/status in kB (0 if unreadable).
+func procKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == field+":" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
 		}
 	}
-	return max
+	return 0
 }
 
 // serverCPUTicks is the user+system CPU of all members in clock ticks.
@@ -191,6 +196,9 @@ func clockTicks() float64 {
 func (h *harness) recordMem(round int, server, label string) {
 	h.record(round, server, label, "peak_rss_mib", fmt.Sprintf("%.1f", float64(h.memKB("VmHWM"))/1024))
 	h.record(round, server, label, "rss_mib", fmt.Sprintf("%.1f", float64(h.memKB("VmRSS"))/1024))
+	if h.cfg.mode == "suite" {
+		h.recordMemSplit(round, server, label)
+	}
 }
 
 // recordDisk records the apparent size of dir in MiB (du -sb).
