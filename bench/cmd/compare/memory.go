@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -35,25 +36,10 @@ var memParts = []struct{ label, metric string }{
 // goMemstats reads the Go runtime's memory figures (bytes) from a member's
 // /metrics.
 func goMemstats(ctx context.Context, port int) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	fams, err := metricFamilies(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
 	}
 	out := map[string]float64{}
 	for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
@@ -127,4 +113,18 @@ func memTable(labels []struct{ label, point string }, results []result) string {
 		}
 	}
 	return mdTable([]string{"Point", "memory (MiB)", "metastore", "etcd", "ratio"}, out)
+}
+
+// metricFamilies reads a Prometheus text exposition from url.
+func metricFamilies(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	b, err := getURL(ctx, url, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	return fams, nil
 }

@@ -204,6 +204,20 @@ func profileMembers(ctx context.Context, ports []int, delay time.Duration, secon
 }
 
 func fetchProfile(ctx context.Context, url string, timeout time.Duration) (*profile.Profile, error) {
+	b, err := getURL(ctx, url, timeout)
+	if err != nil {
+		return nil, err
+	}
+	p, err := profile.Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	return p, nil
+}
+
+// getURL returns the body of a GET of url that answered 200, bounded by
+// timeout.
+func getURL(ctx context.Context, url string, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -222,11 +236,7 @@ func fetchProfile(ctx context.Context, url string, timeout time.Duration) (*prof
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
 	}
-	p, err := profile.Parse(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
-	}
-	return p, nil
+	return b, nil
 }
 
 // profiled is what profileMembers returned.
