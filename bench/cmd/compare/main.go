@@ -477,9 +477,9 @@ func (h *harness) runServers(round int, pinned bool) error {
 		case "watchers":
 			ok = h.watchersSet(round, server)
 		case "pinned":
-			ok = h.pinnedSet(round, server)
+			ok = h.runSet(round, server, pinnedBenches)
 		case "profile":
-			ok = h.profileSet(round, server)
+			ok = h.runSet(round, server, profileBenches)
 		default:
 			ok = h.suite(round, server)
 		}

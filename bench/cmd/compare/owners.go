@@ -239,6 +239,40 @@ func getURL(ctx context.Context, url string, timeout time.Duration) ([]byte, err
 	return b, nil
 }
 
+// startProfile begins what --profile measures around one benchmark (a no-op
+// otherwise): the handling histogram of its method is read now and the
+// members' CPU profile starts (from 1 s in); the returned function, called
+// once the benchmark ended with its server CPU per request, waits for the
+// profile, reads the histogram again and records both.
+func (h *harness) startProfile(ctx context.Context, round int, server, bench, out string) func(srvUs string) {
+	if !h.cfg.profile {
+		return func(string) {}
+	}
+	method := handlingMethod(bench)
+	var before histogram
+	var beforeErr error
+	if method != "" {
+		before, beforeErr = scrapeHandling(ctx, h.clientPorts, method)
+	}
+	prof := make(chan profiled, 1)
+	go func() {
+		p, err := profileMembers(ctx, h.clientPorts, time.Second, h.cfg.n["PROFILE_SECONDS"])
+		prof <- profiled{p, err}
+	}()
+	return func(srvUs string) {
+		h.recordOwners(round, server, bench, out, srvUs, <-prof)
+		if method == "" {
+			return
+		}
+		var after histogram
+		err := beforeErr
+		if err == nil {
+			after, err = scrapeHandling(h.ctx, h.clientPorts, method)
+		}
+		h.recordHandling(round, server, bench, before, after, err)
+	}
+}
+
 // profiled is what profileMembers returned.
 type profiled struct {
 	p   *profile.Profile

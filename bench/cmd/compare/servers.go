@@ -250,20 +250,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	var prof chan profiled
-	var handledBefore histogram
-	var handledErr error
-	method := handlingMethod(name)
-	if h.cfg.profile && method != "" {
-		handledBefore, handledErr = scrapeHandling(ctx, h.clientPorts, method)
-	}
-	if h.cfg.profile {
-		prof = make(chan profiled, 1)
-		go func() {
-			p, err := profileMembers(ctx, h.clientPorts, time.Second, h.cfg.n["PROFILE_SECONDS"])
-			prof <- profiled{p, err}
-		}()
-	}
+	finishProfile := h.startProfile(ctx, round, server, name, out)
 	runErr := cmd.Start()
 	if runErr == nil {
 		if h.pinned {
@@ -327,16 +314,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	}
 	h.record(round, server, name, "server_cpu_us", srvUs)
 	h.record(round, server, name, "client_cpu_us", cliUs)
-	if prof != nil {
-		h.recordOwners(round, server, name, out, srvUs, <-prof)
-	}
-	if h.cfg.profile && method != "" {
-		var after histogram
-		if handledErr == nil {
-			after, handledErr = scrapeHandling(h.ctx, h.clientPorts, method)
-		}
-		h.recordHandling(round, server, name, handledBefore, after, handledErr)
-	}
+	finishProfile(srvUs)
 	if r.errors > 0 {
 		h.failf("### round %d, %s, %s: %d failed requests\n%s", round, server, name, r.errors, errorDistribution(stdout.String()))
 	}

@@ -88,10 +88,10 @@ func (h *harness) suite(r int, s string) bool {
 // throughput ones (1000 clients).
 var pinnedBenches = []string{"put-1000", "range-l-1000", "range-s-1000", "txn-put-1000"}
 
-// pinnedSet runs pinnedBenches; pinned runs are recorded under the
-// benchmark's name plus "-pinned".
-func (h *harness) pinnedSet(r int, s string) bool {
-	for _, b := range pinnedBenches {
+// runSet runs benches of the suite in order; pinned runs are recorded
+// under the benchmark's name plus "-pinned".
+func (h *harness) runSet(r int, s string, benches []string) bool {
+	for _, b := range benches {
 		name := b
 		if h.pinned {
 			name += "-pinned"
@@ -103,19 +103,10 @@ func (h *harness) pinnedSet(r int, s string) bool {
 	return true
 }
 
-// profileBenches are the benchmarks --profile runs, in this order: the
-// targets of issue 10 on server CPU per request, and a put from one client.
+// profileBenches are the benchmarks --profile runs (runBench profiles
+// each), in this order: the targets of issue 10 on server CPU per request,
+// and a put from one client.
 var profileBenches = []string{"put-1", "put-1000", "range-l-1000", "range-s-1000", "txn-put-1000"}
-
-// profileSet runs profileBenches; runBench profiles each (--profile).
-func (h *harness) profileSet(r int, s string) bool {
-	for _, b := range profileBenches {
-		if !h.runBench(r, s, b, "all", h.timeoutDefault(), h.suiteArgs(b)...) {
-			return false
-		}
-	}
-	return true
-}
 
 // largeSet loads 1M keys of 1 KiB (8-byte sequential keys), then runs point
 // ranges, limited scans and overwrites; memory and disk after each phase.
