@@ -103,11 +103,15 @@ func (s *Server) registerShutdown() {
 		if s.store != nil {
 			s.store.Close() // background compaction must stop before the engine closes
 		}
+		var errs []error
+		if s.raftLog != nil {
+			errs = append(errs, s.raftLog.Close())
+		}
 		if s.eng != nil {
 			if err := s.eng.Close(); err != nil {
-				return fmt.Errorf("close storage: %w", err)
+				errs = append(errs, fmt.Errorf("close storage: %w", err))
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	})
 }

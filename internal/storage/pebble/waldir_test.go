@@ -82,3 +82,45 @@ func TestWALDirRefusesForeignFiles(t *testing.T) {
 		t.Fatalf("open with an etcd wal dir: %v", err)
 	}
 }
+
+// TestRaftLogFollowsWALDir: the Raft log's directory is in WALDir when one
+// is given and in the store's directory otherwise, and a run with another
+// WALDir than the last finds it moved there, with no copy left behind
+// (a stale copy could be picked by a later run).
+func TestRaftLogFollowsWALDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "db")
+	segment := "0000000000000001.wal"
+	for i, walDir := range []string{filepath.Join(root, "wal"), "", filepath.Join(root, "wal2"), filepath.Join(root, "wal")} {
+		e, err := Open(dir, Options{WALDir: walDir})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		_, got, _ := e.RaftLogDir()
+		want := filepath.Join(dir, RaftLogDirName)
+		if walDir != "" {
+			want = filepath.Join(walDir, RaftLogDirName)
+		}
+		if got != want {
+			t.Fatalf("step %d: raft log dir %s, want %s", i, got, want)
+		}
+		if i == 0 {
+			if err := os.MkdirAll(got, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(got, segment), []byte("log"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		} else if b, err := os.ReadFile(filepath.Join(got, segment)); err != nil || string(b) != "log" {
+			t.Fatalf("step %d: the log did not follow WALDir %q: %q, %v", i, walDir, b, err)
+		}
+		for _, d := range []string{filepath.Join(dir, RaftLogDirName), filepath.Join(root, "wal", RaftLogDirName), filepath.Join(root, "wal2", RaftLogDirName)} {
+			if _, err := os.Stat(d); d != got && err == nil {
+				t.Fatalf("step %d: a copy of the raft log is left at %s", i, d)
+			}
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
