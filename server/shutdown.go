@@ -103,15 +103,11 @@ func (s *Server) registerShutdown() {
 		if s.store != nil {
 			s.store.Close() // background compaction must stop before the engine closes
 		}
-		var errs []error
-		if s.raftLog != nil {
-			errs = append(errs, s.raftLog.Close())
-		}
 		if s.eng != nil {
 			if err := s.eng.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close storage: %w", err))
+				return fmt.Errorf("close storage: %w", err)
 			}
 		}
-		return errors.Join(errs...)
+		return nil
 	})
 }

@@ -169,8 +169,8 @@ var implemented = map[string]bool{
 // once with the reason it has no effect (NoOpSet). They stay false in
 // implemented.
 var noOps = map[string]string{
-	"max-wals": "the Raft log's segment files are deleted as soon as --snapshot-count/--snapshot-catchup-entries " +
-		"compact the log past them; there are no older WAL files to retain",
+	"max-wals": "the Raft log lives in the storage engine and is trimmed by --snapshot-count/--snapshot-catchup-entries; " +
+		"there are no WAL files to retain",
 	"max-snapshots": "Raft snapshots are streamed from the live engine on demand; there are no snapshot files to retain",
 	"backend-batch-interval": "each apply batch is committed to Pebble when it is applied; there is no bbolt " +
 		"transaction to hold open",

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -35,70 +34,59 @@ func (s *Storage) RetainTrimmed() {
 	s.retain = true
 }
 
-// archive copies the live entries up to index into the archive, in an
-// unsynced batch: Compact syncs the engine before it trims them.
-func (s *Storage) archive(index uint64) error {
-	b := s.eng.NewBatch()
-	defer b.Close()
-	for lo := s.wal.FirstIndex(); lo <= index; {
-		ents, err := s.wal.Entries(lo, index+1, 4<<20)
-		if err != nil {
-			return fmt.Errorf("raftlog: archive: read entries from %d: %w", lo, err)
-		}
-		for _, e := range ents {
-			if err := b.Set(archiveKey(e.GetIndex()), encodeEntry(e)); err != nil {
-				return fmt.Errorf("raftlog: archive entry %d: %w", e.GetIndex(), err)
-			}
-		}
-		lo += uint64(len(ents))
+// stageArchive copies the live entries [lo, hi] into the archive in b.
+func (s *Storage) stageArchive(b storage.Batch, lo, hi uint64) error {
+	it, err := s.eng.NewIter(storage.IterOptions{LowerBound: storage.RaftEntryKey(lo), UpperBound: storage.RaftEntryKey(hi + 1)})
+	if err != nil {
+		return fmt.Errorf("raftlog: archive: open iterator: %w", err)
 	}
-	if err := b.Commit(false); err != nil {
-		return fmt.Errorf("raftlog: archive: commit: %w", err)
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[len(storage.PrefixRaftEntry):])
+		if err := b.Set(archiveKey(idx), append([]byte(nil), it.Value()...)); err != nil {
+			return fmt.Errorf("raftlog: archive entry %d: %w", idx, err)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("raftlog: archive: scan log: %w", err)
 	}
 	return nil
 }
 
-// ReadPersisted returns the HardState and every entry eng's member
-// persisted, archived (see RetainTrimmed) then live, in index order; a live
-// entry replaces an archived one at the same index. Every checksum is
-// verified. It is meant for the data dir of a stopped member.
-func ReadPersisted(eng storage.Engine) (*raftpb.HardState, []*raftpb.Entry, error) {
-	s, err := Open(eng)
+// ReadPersisted returns the HardState and every entry r holds, archived
+// (see RetainTrimmed) then live, in index order; a live entry replaces an
+// archived one at the same index. Every checksum is verified. It is meant
+// for the data dir of a stopped member.
+func ReadPersisted(r storage.Reader) (*raftpb.HardState, []*raftpb.Entry, error) {
+	hs, err := ReadHardState(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.Close()
 	var ents []*raftpb.Entry
-	it, err := eng.NewIter(storage.IterOptions{LowerBound: prefixArchive, UpperBound: storage.PrefixEnd(prefixArchive)})
-	if err != nil {
-		return nil, nil, fmt.Errorf("raftlog: open iterator: %w", err)
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		idx := binary.BigEndian.Uint64(it.Key()[len(prefixArchive):])
-		e, err := decodeEntry(it.Key(), it.Value(), idx)
+	for _, prefix := range [][]byte{prefixArchive, storage.PrefixRaftEntry} {
+		it, err := r.NewIter(storage.IterOptions{LowerBound: prefix, UpperBound: storage.PrefixEnd(prefix)})
 		if err != nil {
-			_ = it.Close()
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("raftlog: open iterator: %w", err)
 		}
-		ents = append(ents, e)
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, nil, fmt.Errorf("raftlog: scan %q: %w", prefixArchive, err)
-	}
-	first, last := s.wal.FirstIndex(), s.wal.LastIndex()
-	var live []*raftpb.Entry
-	if last >= first {
-		if live, err = s.wal.Entries(first, last+1, math.MaxUint64); err != nil {
-			return nil, nil, fmt.Errorf("raftlog: read the live log: %w", err)
+		for ok := it.First(); ok; ok = it.Next() {
+			idx := binary.BigEndian.Uint64(it.Key()[len(prefix):])
+			e, err := decodeEntry(it.Key(), it.Value(), idx)
+			if err != nil {
+				_ = it.Close()
+				return nil, nil, err
+			}
+			// The live log, read second, supersedes archived entries at or
+			// after its first index.
+			i := len(ents)
+			for i > 0 && ents[i-1].GetIndex() >= idx {
+				i--
+			}
+			ents = append(ents[:i], e)
+		}
+		err = errors.Join(it.Error(), it.Close())
+		if err != nil {
+			return nil, nil, fmt.Errorf("raftlog: scan %q: %w", prefix, err)
 		}
 	}
-	// The live log supersedes archived entries at or after its first index.
-	if len(live) > 0 {
-		i := len(ents)
-		for i > 0 && ents[i-1].GetIndex() >= live[0].GetIndex() {
-			i--
-		}
-		ents = append(ents[:i], live...)
-	}
-	return s.HardState(), ents, nil
+	return hs, ents, nil
 }

@@ -1,12 +1,10 @@
-// Package raftlog implements raft.Storage (go.etcd.io/raft/v3): log
-// entries and the HardState in segment files (internal/raftwal), the
-// ConfState and the state machine's snapshot point in the storage engine.
+// Package raftlog implements raft.Storage (go.etcd.io/raft/v3) on the
+// storage engine: log entries, the HardState, the ConfState and the
+// metadata of the last log compaction.
 //
-// The log lives outside the engine (docs/adr/0026-raft-log-in-its-own-files.md)
-// so that a write's entry is written and synced once, by the Ready loop
-// itself, and never enters the LSM to be flushed and compacted away. The
-// state machine's batches are not synced; after a crash they are rebuilt
-// from the log, so the log lets go of entries only once the engine has
-// synced past them (Compact). Data dirs that still hold the log in the
-// engine's keys are converted at Open.
+// The log lives in the same engine as the state machine so that one synced
+// engine commit makes both the new entries and every earlier unsynced
+// state-machine batch durable: one fsync per Raft Ready. Every record is
+// framed with a CRC32-C so that a flipped bit on disk is reported with the
+// key it was found at instead of being replayed into the state machine.
 package raftlog

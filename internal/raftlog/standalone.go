@@ -1,9 +1,9 @@
 package raftlog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -36,24 +36,31 @@ type Standalone struct {
 // It must run before Open, and writes everything in one synced batch: a
 // crash leaves either the old log or the new one, and running it again on
 // the new one appends nothing.
-func RewriteStandalone(eng storage.Engine, self, applied uint64, promote []byte) (_ *Standalone, err error) {
-	s, err := Open(eng)
+func RewriteStandalone(eng storage.Engine, self, applied uint64, promote []byte) (*Standalone, error) {
+	hs, err := ReadHardState(eng)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, s.Close()) }()
-	hs, cs := s.HardState(), s.ConfState()
+	cs, err := ReadConfState(eng)
+	if err != nil {
+		return nil, err
+	}
 	if len(cs.GetVotersOutgoing()) > 0 || len(cs.GetLearnersNext()) > 0 {
 		return nil, fmt.Errorf("raftlog: cannot force a new cluster from a joint configuration %v", cs)
 	}
-	snapIndex, snapTerm := s.wal.Compacted()
+	var snapIndex uint64
+	if v, err := eng.Get(storage.KeyRaftSnapshot); err == nil {
+		var md raftpb.SnapshotMetadata
+		if err := decodeProto(storage.KeyRaftSnapshot, v, &md); err != nil {
+			return nil, err
+		}
+		snapIndex = md.GetIndex()
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("raftlog: read snapshot metadata: %w", err)
+	}
 	// Applied entries are committed even if the HardState saying so did not
 	// reach the disk.
 	commit := max(hs.GetCommit(), applied, snapIndex)
-	last := s.wal.LastIndex()
-	if commit > last {
-		return nil, fmt.Errorf("%w: commit index %d is beyond the last index %d", ErrCorrupt, commit, last)
-	}
 
 	// The configuration raft will reach once every committed entry is
 	// applied: the ConfState as of the applied index, then the conf
@@ -78,30 +85,51 @@ func RewriteStandalone(eng storage.Engine, self, applied uint64, promote []byte)
 			delete(learners, id)
 		}
 	}
-	for lo := max(applied, snapIndex) + 1; lo <= commit; {
-		ents, err := s.wal.Entries(lo, commit+1, 4<<20)
-		if err != nil {
-			return nil, fmt.Errorf("raftlog: read entries from %d: %w", lo, err)
+	from := max(applied, snapIndex) + 1
+	it, err := eng.NewIter(storage.IterOptions{
+		LowerBound: storage.RaftEntryKey(from),
+		UpperBound: storage.PrefixEnd(storage.PrefixRaftEntry),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: open iterator: %w", err)
+	}
+	defer it.Close()
+	last := from - 1
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[len(storage.PrefixRaftEntry):])
+		if idx != last+1 {
+			return nil, fmt.Errorf("%w: log gap: expected index %d, found %d", ErrCorrupt, last+1, idx)
 		}
-		for _, e := range ents {
-			switch e.GetType() {
-			case raftpb.EntryType_EntryConfChange:
-				var cc raftpb.ConfChange
-				if err := proto.Unmarshal(e.Data, &cc); err != nil {
-					return nil, fmt.Errorf("%w: entry %d: decode conf change: %v", ErrCorrupt, e.GetIndex(), err)
-				}
-				change(cc.GetType(), cc.GetNodeId())
-			case raftpb.EntryType_EntryConfChangeV2:
-				var cc raftpb.ConfChangeV2
-				if err := proto.Unmarshal(e.Data, &cc); err != nil {
-					return nil, fmt.Errorf("%w: entry %d: decode conf change: %v", ErrCorrupt, e.GetIndex(), err)
-				}
-				for _, c := range cc.GetChanges() {
-					change(c.GetType(), c.GetNodeId())
-				}
+		last = idx
+		if idx > commit {
+			continue
+		}
+		e, err := decodeEntry(it.Key(), it.Value(), idx)
+		if err != nil {
+			return nil, err
+		}
+		switch e.GetType() {
+		case raftpb.EntryType_EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.Data, &cc); err != nil {
+				return nil, fmt.Errorf("%w: entry %d: decode conf change: %v", ErrCorrupt, idx, err)
+			}
+			change(cc.GetType(), cc.GetNodeId())
+		case raftpb.EntryType_EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.Data, &cc); err != nil {
+				return nil, fmt.Errorf("%w: entry %d: decode conf change: %v", ErrCorrupt, idx, err)
+			}
+			for _, c := range cc.GetChanges() {
+				change(c.GetType(), c.GetNodeId())
 			}
 		}
-		lo += uint64(len(ents))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("raftlog: scan log: %w", err)
+	}
+	if commit > last {
+		return nil, fmt.Errorf("%w: commit index %d is beyond the last index %d", ErrCorrupt, commit, last)
 	}
 	res := &Standalone{Dropped: last - commit}
 
@@ -130,7 +158,13 @@ func RewriteStandalone(eng storage.Engine, self, applied uint64, promote []byte)
 			self, cs.GetVoters(), cs.GetLearners())
 	}
 
-	var appended []*raftpb.Entry
+	b := eng.NewBatch()
+	defer b.Close()
+	if res.Dropped > 0 {
+		if err := b.DeleteRange(storage.RaftEntryKey(commit+1), storage.PrefixEnd(storage.PrefixRaftEntry)); err != nil {
+			return nil, fmt.Errorf("raftlog: drop uncommitted entries: %w", err)
+		}
+	}
 	idx := commit
 	for _, cc := range ccs {
 		data, err := proto.Marshal(cc)
@@ -138,28 +172,23 @@ func RewriteStandalone(eng storage.Engine, self, applied uint64, promote []byte)
 			return nil, fmt.Errorf("raftlog: encode conf change: %w", err)
 		}
 		idx++
-		appended = append(appended, &raftpb.Entry{Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(idx), Type: raftpb.EntryType_EntryConfChange.Enum(), Data: data})
+		e := &raftpb.Entry{Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(idx), Type: raftpb.EntryType_EntryConfChange.Enum(), Data: data}
+		if err := b.Set(storage.RaftEntryKey(idx), encodeEntry(e)); err != nil {
+			return nil, fmt.Errorf("raftlog: stage entry %d: %w", idx, err)
+		}
 	}
 	res.Commit = idx
 	h := proto.Clone(hs).(*raftpb.HardState)
 	h.Commit = proto.Uint64(idx)
-	// One synced write: an append at commit+1 replaces every entry after
-	// the commit index. With nothing to append, the uncommitted tail is
-	// dropped by writing the entry at the commit index again (or, with an
-	// empty log, by resetting it at its compaction point).
-	switch {
-	case len(appended) > 0 || res.Dropped == 0:
-		err = s.wal.Save(h, appended, true)
-	case commit > snapIndex:
-		var at []*raftpb.Entry
-		if at, err = s.wal.Entries(commit, commit+1, math.MaxUint64); err == nil {
-			err = s.wal.Save(h, at, true)
-		}
-	default:
-		err = s.wal.Reset(snapIndex, snapTerm, h)
-	}
+	hv, err := encodeProto(h)
 	if err != nil {
-		return nil, fmt.Errorf("raftlog: write standalone rewrite: %w", err)
+		return nil, fmt.Errorf("raftlog: encode hard state: %w", err)
+	}
+	if err := b.Set(storage.KeyRaftHardState, hv); err != nil {
+		return nil, fmt.Errorf("raftlog: stage hard state: %w", err)
+	}
+	if err := b.Commit(true); err != nil {
+		return nil, fmt.Errorf("raftlog: commit standalone rewrite: %w", err)
 	}
 	return res, nil
 }

@@ -138,12 +138,12 @@ func TestRewriteStandaloneLearnerAndAppliedAheadOfCommit(t *testing.T) {
 
 func TestRewriteStandaloneRefusesUnknownMember(t *testing.T) {
 	eng := standaloneLog(t, 8, &raftpb.ConfState{Voters: []uint64{2, 3}})
-	before := hardStateOf(t, eng)
+	before, _ := ReadHardState(eng)
 	_, err := RewriteStandalone(eng, 1, 6, nil)
 	if err == nil || !strings.Contains(err.Error(), "not in the cluster configuration") {
 		t.Fatalf("err = %v", err)
 	}
-	after := hardStateOf(t, eng)
+	after, _ := ReadHardState(eng)
 	if !proto.Equal(before, after) {
 		t.Fatalf("a refused rewrite changed the hard state: %v -> %v", before, after)
 	}
@@ -196,12 +196,4 @@ func TestRewriteStandaloneRaftElectsAlone(t *testing.T) {
 	if got := s.ConfState().GetVoters(); !slices.Equal(got, []uint64{1}) {
 		t.Fatalf("voters %v, want [1]", got)
 	}
-}
-
-// hardStateOf opens eng's log and returns its HardState.
-func hardStateOf(t *testing.T, eng storage.Engine) *raftpb.HardState {
-	t.Helper()
-	s := mustOpen(t, eng)
-	defer s.Close()
-	return s.HardState()
 }

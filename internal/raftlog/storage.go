@@ -1,135 +1,112 @@
 package raftlog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/metastore/metastore/internal/raftwal"
 	"github.com/metastore/metastore/internal/storage"
 )
 
 // Tail cache bounds: the entries most recently appended are what raft asks
 // for when it hands committed entries to apply, so keeping a short tail in
-// memory saves a file read and a decode per entry on the hot path.
+// memory saves an engine read per entry on the hot path.
 const (
 	maxCacheEntries = 4096
 	maxCacheBytes   = 16 << 20
 )
 
-// SegmentHost is what an engine offers the Raft log: the file system and
-// directory its segment files live in (beside the engine's own files, so
-// that the crash tests' file system covers both), and whether fsync is off
-// (--unsafe-no-fsync). Both engines implement it.
-type SegmentHost interface {
-	RaftLogDir() (fs vfs.FS, dir string, noSync bool)
-}
-
-// Storage is raft.Storage on segment files (internal/raftwal), with the
-// ConfState and the state machine's snapshot point in the engine. Its
-// methods are safe for concurrent use: raft calls them from its goroutine
-// while the Ready loop appends and the apply loop compacts.
+// Storage is raft.Storage on a storage.Engine. Its methods are safe for
+// concurrent use: raft calls them from its goroutine while the Ready loop
+// appends.
 type Storage struct {
-	eng    storage.Engine
-	wal    *raftwal.Log
-	noSync bool
+	eng storage.Engine
 
 	mu        sync.RWMutex // guards every field below
 	hs        *raftpb.HardState
 	cs        *raftpb.ConfState
-	cache     []*raftpb.Entry // contiguous tail of the log ending at its last index
+	snapIndex uint64 // entries at or below snapIndex were compacted away
+	snapTerm  uint64
+	last      uint64
+	cache     []*raftpb.Entry // contiguous tail of the log ending at last
 	cacheSize int
 	retain    bool // tests only: Compact archives what it trims (archive.go)
 }
 
 var _ raft.Storage = (*Storage)(nil)
 
-// Open opens the log of the engine eng: its segment files, which are
-// created from the engine's keys the first time (a data dir written before
-// the log left the engine, or by a restore), and the ConfState. A snapshot
-// installation that reached the engine but not the log (a crash between
-// the two) is finished here. Every record's checksum is checked, so that
-// corruption is found at start, not at replay.
+// Open loads the log's state from eng, checking the checksum of every
+// record it reads, so that corruption is found at start, not at replay.
 func Open(eng storage.Engine) (*Storage, error) {
-	host, ok := eng.(SegmentHost)
-	if !ok {
-		return nil, fmt.Errorf("raftlog: engine %T has no directory for the Raft log", eng)
-	}
-	fs, dir, noSync := host.RaftLogDir()
-	if err := convert(eng, fs, dir, noSync); err != nil {
-		return nil, err
-	}
-	wal, err := raftwal.Open(fs, dir, raftwal.Options{NoSync: noSync})
-	if err != nil {
-		return nil, fmt.Errorf("raftlog: %w", err)
-	}
-	s := &Storage{eng: eng, wal: wal, noSync: noSync, cs: &raftpb.ConfState{}}
-	fail := func(err error) (*Storage, error) {
-		_ = wal.Close()
-		return nil, err
+	s := &Storage{eng: eng, hs: &raftpb.HardState{}, cs: &raftpb.ConfState{}}
+	if v, err := eng.Get(storage.KeyRaftHardState); err == nil {
+		if err := decodeProto(storage.KeyRaftHardState, v, s.hs); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("raftlog: read hard state: %w", err)
 	}
 	if v, err := eng.Get(storage.KeyRaftConfState); err == nil {
 		if err := decodeProto(storage.KeyRaftConfState, v, s.cs); err != nil {
-			return fail(err)
+			return nil, err
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return fail(fmt.Errorf("raftlog: read conf state: %w", err))
+		return nil, fmt.Errorf("raftlog: read conf state: %w", err)
 	}
-	// The engine's snapshot point moves only when a leader's snapshot is
-	// installed, and that installation resets the log after the engine
-	// holds the image: a log behind it was cut off by a crash in between.
-	md, err := readSnapshotMetadata(eng)
-	if err != nil {
-		return fail(err)
-	}
-	if ci, _ := wal.Compacted(); md.GetIndex() > ci {
-		if err := wal.Reset(md.GetIndex(), md.GetTerm(), raisedCommit(wal.HardState(), md.GetIndex())); err != nil {
-			return fail(fmt.Errorf("raftlog: finish snapshot %d: %w", md.GetIndex(), err))
+	if v, err := eng.Get(storage.KeyRaftSnapshot); err == nil {
+		var md raftpb.SnapshotMetadata
+		if err := decodeProto(storage.KeyRaftSnapshot, v, &md); err != nil {
+			return nil, err
 		}
+		s.snapIndex, s.snapTerm = md.GetIndex(), md.GetTerm()
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("raftlog: read snapshot metadata: %w", err)
 	}
 	// Entries at or below the compaction point were applied, so
-	// committed, but the HardState that said so may be older than the
-	// compaction (or than the fast path's applied index, ADR 16): raft
-	// refuses to start with a commit index below it.
-	ci, _ := wal.Compacted()
-	s.hs = raisedCommit(wal.HardState(), ci)
+	// committed, but the HardState that said so is written unsynced and may
+	// be older than the compaction (or than the fast path's applied index,
+	// ADR 16): raft refuses to start with a commit index below it.
+	if s.hs.GetCommit() < s.snapIndex {
+		s.hs.Commit = proto.Uint64(s.snapIndex)
+	}
+	s.last = s.snapIndex
+	if err := s.verify(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func raisedCommit(hs *raftpb.HardState, index uint64) *raftpb.HardState {
-	h := proto.Clone(hs).(*raftpb.HardState)
-	if h.GetCommit() < index {
-		h.Commit = proto.Uint64(index)
-	}
-	return h
-}
-
-// readSnapshotMetadata returns the engine's snapshot point (empty if none).
-func readSnapshotMetadata(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
-	md := &raftpb.SnapshotMetadata{}
-	v, err := r.Get(storage.KeyRaftSnapshot)
-	if errors.Is(err, storage.ErrNotFound) {
-		return md, nil
-	}
+// verify walks the whole retained log: every checksum must match and the
+// indexes must be contiguous from the compaction point.
+func (s *Storage) verify() error {
+	it, err := s.eng.NewIter(storage.IterOptions{
+		LowerBound: storage.RaftEntryKey(s.snapIndex + 1),
+		UpperBound: storage.PrefixEnd(storage.PrefixRaftEntry),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("raftlog: read snapshot metadata: %w", err)
+		return fmt.Errorf("raftlog: open iterator: %w", err)
 	}
-	if err := decodeProto(storage.KeyRaftSnapshot, v, md); err != nil {
-		return nil, err
+	defer it.Close()
+	next := s.snapIndex + 1
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[len(storage.PrefixRaftEntry):])
+		if idx != next {
+			return fmt.Errorf("%w: log gap: expected index %d, found %d", ErrCorrupt, next, idx)
+		}
+		if _, err := decodeEntry(it.Key(), it.Value(), idx); err != nil {
+			return err
+		}
+		next++
 	}
-	return md, nil
-}
-
-// Close closes the segment files. The Storage must not be used after.
-func (s *Storage) Close() error {
-	if err := s.wal.Close(); err != nil {
-		return fmt.Errorf("raftlog: close: %w", err)
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("raftlog: scan log: %w", err)
 	}
+	s.last = next - 1
 	return nil
 }
 
@@ -155,81 +132,168 @@ func (s *Storage) ConfState() *raftpb.ConfState {
 }
 
 // FirstIndex implements raft.Storage.
-func (s *Storage) FirstIndex() (uint64, error) { return s.wal.FirstIndex(), nil }
+func (s *Storage) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.snapIndex + 1, nil
+}
 
 // LastIndex implements raft.Storage.
-func (s *Storage) LastIndex() (uint64, error) { return s.wal.LastIndex(), nil }
+func (s *Storage) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last, nil
+}
 
 // Term implements raft.Storage.
 func (s *Storage) Term(i uint64) (uint64, error) {
 	s.mu.RLock()
-	e := s.cached(i)
-	s.mu.RUnlock()
-	if e != nil {
+	defer s.mu.RUnlock()
+	switch {
+	case i == s.snapIndex:
+		return s.snapTerm, nil
+	case i < s.snapIndex:
+		return 0, raft.ErrCompacted
+	case i > s.last:
+		return 0, raft.ErrUnavailable
+	}
+	if e := s.cached(i); e != nil {
 		return e.GetTerm(), nil
 	}
-	return s.wal.Term(i)
+	e, err := s.readEntry(i)
+	if err != nil {
+		return 0, err
+	}
+	return e.GetTerm(), nil
 }
 
-// Entries implements raft.Storage: the newest part from the cache, any
-// older part from the segment files.
+// Entries implements raft.Storage.
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	s.mu.RLock()
-	cf := s.cacheFirst()
-	cl := cf + uint64(len(s.cache)) // one past the cache's last index
-	if cf != 0 && lo >= cf && hi <= cl {
-		out := make([]*raftpb.Entry, 0, min(hi-lo, 1024))
-		var size uint64
-		for i := lo; i < hi; i++ {
-			e := s.cache[i-cf]
-			sz := uint64(len(e.Data)) + 16
-			if len(out) > 0 && size+sz > maxSize {
-				break
-			}
-			size += sz
-			out = append(out, e)
-		}
-		s.mu.RUnlock()
-		if fi := s.wal.FirstIndex(); lo < fi {
-			// Compacted meanwhile: the cache may still hold it, raft
-			// must not get it.
-			return nil, raft.ErrCompacted
-		}
-		return out, nil
+	defer s.mu.RUnlock()
+	if lo <= s.snapIndex {
+		return nil, raft.ErrCompacted
 	}
-	s.mu.RUnlock()
-	return s.wal.Entries(lo, hi, maxSize)
+	if hi > s.last+1 {
+		return nil, raft.ErrUnavailable
+	}
+	if lo >= hi {
+		return nil, nil
+	}
+	out := make([]*raftpb.Entry, 0, min(hi-lo, 1024))
+	var size uint64
+	add := func(e *raftpb.Entry) bool {
+		sz := uint64(len(e.Data)) + 16
+		if len(out) > 0 && size+sz > maxSize {
+			return false
+		}
+		size += sz
+		out = append(out, e)
+		return true
+	}
+	i := lo
+	// Older part from the engine, newer part from the cache.
+	if cf := s.cacheFirst(); cf == 0 || lo < cf {
+		end := hi
+		if cf != 0 && cf < end {
+			end = cf
+		}
+		it, err := s.eng.NewIter(storage.IterOptions{
+			LowerBound: storage.RaftEntryKey(lo),
+			UpperBound: storage.RaftEntryKey(end),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("raftlog: open iterator: %w", err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			idx := binary.BigEndian.Uint64(it.Key()[len(storage.PrefixRaftEntry):])
+			if idx != i {
+				it.Close()
+				return nil, fmt.Errorf("%w: log gap at index %d (found %d)", ErrCorrupt, i, idx)
+			}
+			e, err := decodeEntry(it.Key(), it.Value(), idx)
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			if !add(e) {
+				it.Close()
+				return out, nil
+			}
+			i++
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return nil, fmt.Errorf("raftlog: read entries: %w", err)
+		}
+		if i != end {
+			return nil, fmt.Errorf("%w: log ends at %d, want entries up to %d", ErrCorrupt, i-1, end-1)
+		}
+	}
+	for ; i < hi; i++ {
+		if !add(s.cached(i)) {
+			break
+		}
+	}
+	return out, nil
 }
 
 // Snapshot implements raft.Storage. The state machine is the engine itself,
 // so the metadata of the compaction point is all a single member needs;
 // shipping state to a follower that fell behind it is the transport's job.
 func (s *Storage) Snapshot() (*raftpb.Snapshot, error) {
-	index, term := s.wal.Compacted()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-		Index:     proto.Uint64(index),
-		Term:      proto.Uint64(term),
+		Index:     proto.Uint64(s.snapIndex),
+		Term:      proto.Uint64(s.snapTerm),
 		ConfState: proto.Clone(s.cs).(*raftpb.ConfState),
 	}}, nil
 }
 
-// Save appends entries (replacing any conflicting suffix) and records hs.
-// With sync, it returns once both are durable: this is the point after
-// which raft may count the entries as persisted. The entries are written
-// and synced by the calling goroutine itself, in one write.
+// Save appends entries (replacing any conflicting suffix) and records hs in
+// one engine batch. With sync, it returns once both are durable: this is the
+// point after which raft may count the entries as persisted.
 func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	s.mu.RLock()
+	last := s.last
+	s.mu.RUnlock()
 	if len(ents) > 0 {
-		if first, last := ents[0].GetIndex(), s.wal.LastIndex(); first > last+1 {
+		first := ents[0].GetIndex()
+		if first > last+1 {
 			return fmt.Errorf("raftlog: append at %d leaves a gap after last index %d", first, last)
 		}
+		if first <= last {
+			if err := b.DeleteRange(storage.RaftEntryKey(first), storage.RaftEntryKey(last+1)); err != nil {
+				return fmt.Errorf("raftlog: truncate log: %w", err)
+			}
+		}
+		var key, val []byte // reused: the batch copies keys and values
+		for _, e := range ents {
+			key = storage.AppendRaftEntryKey(key[:0], e.GetIndex())
+			val = appendEntry(val[:0], e)
+			if err := b.Set(key, val); err != nil {
+				return fmt.Errorf("raftlog: stage entry %d: %w", e.GetIndex(), err)
+			}
+		}
 	}
-	if err := s.wal.Save(hs, ents, sync); err != nil {
-		return fmt.Errorf("raftlog: save: %w", err)
+	if !raft.IsEmptyHardState(hs) {
+		v, err := encodeProto(hs)
+		if err != nil {
+			return fmt.Errorf("raftlog: encode hard state: %w", err)
+		}
+		if err := b.Set(storage.KeyRaftHardState, v); err != nil {
+			return fmt.Errorf("raftlog: stage hard state: %w", err)
+		}
+	}
+	if err := b.Commit(sync); err != nil {
+		return fmt.Errorf("raftlog: commit: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,6 +302,7 @@ func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) er
 	}
 	if len(ents) > 0 {
 		s.appendCache(ents)
+		s.last = ents[len(ents)-1].GetIndex()
 	}
 	return nil
 }
@@ -262,42 +327,50 @@ func (s *Storage) SetConfState(cs *raftpb.ConfState) {
 
 // Compact discards the entries at or below index, which must be applied.
 //
-// The state machine is not synced with each apply (its batches become
-// durable when the engine next syncs or flushes), so the entries that
-// rebuild it after a crash must outlive it: the engine is synced first, and
-// only then may the log let go of the entries.
+// The write lock is held across the engine commit: a reader that saw the
+// old compaction point must not open an iterator after the entries below the
+// new one are gone, or it would report a gap.
 func (s *Storage) Compact(index uint64) error {
-	if ci, _ := s.wal.Compacted(); index <= ci {
-		return nil // a snapshot was installed meanwhile, or compacted already
-	}
-	if last := s.wal.LastIndex(); index > last {
-		return fmt.Errorf("raftlog: compact %d is beyond last index %d", index, last)
-	}
-	s.mu.RLock()
-	retain := s.retain
-	s.mu.RUnlock()
-	if retain {
-		if err := s.archive(index); err != nil {
-			return err
+	term, err := s.Term(index)
+	if err != nil {
+		if errors.Is(err, raft.ErrCompacted) {
+			return nil
 		}
-	}
-	// A synced write, not only a sync: the engine records how far its
-	// synced writes reached and refuses to open having recovered less
-	// (internal/storage/pebble/syncmark.go), so the state up to index can
-	// never be silently lost once the entries that rebuild it are gone.
-	b := s.eng.NewBatch()
-	defer b.Close()
-	if err := b.Set(storage.KeyRaftLogFiles, nil); err != nil {
-		return fmt.Errorf("raftlog: stage the sync before compacting the log at %d: %w", index, err)
-	}
-	if err := b.Commit(!s.noSync); err != nil {
-		return fmt.Errorf("raftlog: sync the state machine before compacting the log at %d: %w", index, err)
-	}
-	if err := s.wal.Compact(index); err != nil {
-		return fmt.Errorf("raftlog: compact at %d: %w", index, err)
+		return fmt.Errorf("raftlog: term of compaction index %d: %w", index, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	snapIndex, last := s.snapIndex, s.last
+	if index <= snapIndex {
+		return nil // a snapshot was installed meanwhile
+	}
+	if index > last {
+		return fmt.Errorf("raftlog: compact %d is beyond last index %d", index, last)
+	}
+	md, err := encodeProto(&raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: proto.Clone(s.cs).(*raftpb.ConfState)})
+	if err != nil {
+		return fmt.Errorf("raftlog: encode snapshot metadata: %w", err)
+	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.KeyRaftSnapshot, md); err != nil {
+		return err
+	}
+	if s.retain {
+		if err := s.stageArchive(b, snapIndex+1, index); err != nil {
+			return err
+		}
+	}
+	if err := b.DeleteRange(storage.RaftEntryKey(snapIndex+1), storage.RaftEntryKey(index+1)); err != nil {
+		return err
+	}
+	// Not synced: losing it after a crash only means the old entries are
+	// still there, which is harmless. It cannot outlive the applied index it
+	// depends on either: engine commits become durable in order.
+	if err := b.Commit(false); err != nil {
+		return fmt.Errorf("raftlog: commit compaction: %w", err)
+	}
+	s.snapIndex, s.snapTerm = index, term
 	s.dropCacheThrough(index)
 	return nil
 }
@@ -316,39 +389,27 @@ func (s *Storage) dropCacheThrough(index uint64) {
 
 // InstallSnapshot makes md the log's compaction point after a snapshot of
 // the state machine at md.Index was installed: it stages into b (which the
-// caller filled with the rest of the installation) the snapshot metadata
-// and md's ConfState and commits b synced; then the log is reset to empty
-// at md.Index with a HardState whose commit index is at least md.Index:
-// raft appends from md.Index+1. A crash between the two is finished by
-// Open, which finds the engine's snapshot point ahead of the log.
+// caller filled with the rest of the installation) the snapshot metadata,
+// md's ConfState, the removal of every log entry and a HardState whose
+// commit index is at least md.Index, then commits b synced. The log is
+// empty afterwards: raft appends from md.Index+1.
 func (s *Storage) InstallSnapshot(b storage.Batch, md *raftpb.SnapshotMetadata) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := StageSnapshotMetadata(b, md); err != nil {
+	if err := StageSnapshotMetadata(b, md, s.hs); err != nil {
 		return err
 	}
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("raftlog: commit snapshot %d: %w", md.GetIndex(), err)
 	}
-	hs := raisedCommit(s.hs, md.GetIndex())
-	if err := s.wal.Reset(md.GetIndex(), md.GetTerm(), hs); err != nil {
-		return fmt.Errorf("raftlog: reset the log to snapshot %d: %w", md.GetIndex(), err)
-	}
-	s.hs = hs
-	s.cache, s.cacheSize = nil, 0
-	if cs := md.GetConfState(); cs != nil {
-		s.cs = proto.Clone(cs).(*raftpb.ConfState)
-	} else {
-		s.cs = &raftpb.ConfState{}
-	}
+	s.applySnapshotLocked(md)
 	return nil
 }
 
-// StageSnapshotMetadata stages into b what InstallSnapshot records in the
-// engine: md as the state machine's snapshot point and its ConfState. It is
-// also used to finish an installation interrupted by a crash, before Open
-// (which then resets the log to md).
-func StageSnapshotMetadata(b storage.Batch, md *raftpb.SnapshotMetadata) error {
+// StageSnapshotMetadata stages what InstallSnapshot records into b, with hs
+// as the current HardState (its commit index is raised to md.Index). It is
+// also used to finish an installation interrupted by a crash, before Open.
+func StageSnapshotMetadata(b storage.Batch, md *raftpb.SnapshotMetadata, hs *raftpb.HardState) error {
 	mv, err := encodeProto(md)
 	if err != nil {
 		return fmt.Errorf("raftlog: encode snapshot metadata: %w", err)
@@ -360,7 +421,21 @@ func StageSnapshotMetadata(b storage.Batch, md *raftpb.SnapshotMetadata) error {
 	if cs == nil {
 		cs = &raftpb.ConfState{}
 	}
-	return StageConfState(b, cs)
+	if err := StageConfState(b, cs); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(storage.PrefixRaftEntry, storage.PrefixEnd(storage.PrefixRaftEntry)); err != nil {
+		return err
+	}
+	h := proto.Clone(hs).(*raftpb.HardState)
+	if h.GetCommit() < md.GetIndex() {
+		h.Commit = proto.Uint64(md.GetIndex())
+	}
+	hv, err := encodeProto(h)
+	if err != nil {
+		return fmt.Errorf("raftlog: encode hard state: %w", err)
+	}
+	return b.Set(storage.KeyRaftHardState, hv)
 }
 
 // ReadHardState returns the HardState stored in r (empty if none).
@@ -407,6 +482,32 @@ func DecodeMetadata(key, v []byte) (*raftpb.SnapshotMetadata, error) {
 		return nil, err
 	}
 	return md, nil
+}
+
+func (s *Storage) applySnapshotLocked(md *raftpb.SnapshotMetadata) {
+	s.snapIndex, s.snapTerm = md.GetIndex(), md.GetTerm()
+	s.last = s.snapIndex
+	s.cache, s.cacheSize = nil, 0
+	if cs := md.GetConfState(); cs != nil {
+		s.cs = proto.Clone(cs).(*raftpb.ConfState)
+	} else {
+		s.cs = &raftpb.ConfState{}
+	}
+	if s.hs.GetCommit() < md.GetIndex() {
+		s.hs.Commit = proto.Uint64(md.GetIndex())
+	}
+}
+
+func (s *Storage) readEntry(i uint64) (*raftpb.Entry, error) {
+	k := storage.RaftEntryKey(i)
+	v, err := s.eng.Get(k)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("%w: entry %d missing below last index %d", ErrCorrupt, i, s.last)
+		}
+		return nil, fmt.Errorf("raftlog: read entry %d: %w", i, err)
+	}
+	return decodeEntry(k, v, i)
 }
 
 func (s *Storage) cacheFirst() uint64 {

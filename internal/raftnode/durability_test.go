@@ -1,7 +1,9 @@
 package raftnode
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,21 +13,25 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/memory"
 )
 
-// syncGate is a Raft log whose synced saves can be held back, and which
-// records the highest index that a synced save made durable. Entries saved
-// without sync do not count: they would be lost by a power cut.
+// syncGate is an engine whose synced commits can be held back, and which
+// records the highest raft log index that a synced commit made durable.
+// Entries written by an unsynced commit do not count: they would be lost
+// by a power cut.
 type syncGate struct {
-	*raftlog.Storage
+	storage.Engine
 	mu      sync.Mutex
-	held    bool          // guarded by mu: synced saves wait for release
-	release chan struct{} // guarded by mu: closed to let held saves go
-	blocked chan uint64   // receives the last index of each held save
+	held    bool          // guarded by mu: synced commits wait for release
+	release chan struct{} // guarded by mu: closed to let held commits go
+	blocked chan uint64   // receives the last index of each held commit
 	synced  uint64        // guarded by mu
-	largest int           // guarded by mu: most raft entries in one synced save
+	largest int           // guarded by mu: most raft entries in one synced commit
 }
+
+func (g *syncGate) NewBatch() storage.Batch { return &gateBatch{Batch: g.Engine.NewBatch(), g: g} }
 
 func (g *syncGate) hold() {
 	g.mu.Lock()
@@ -48,35 +54,46 @@ func (g *syncGate) syncedIndex() uint64 {
 	return g.synced
 }
 
-// largestSave returns the most raft entries one synced save wrote.
+type gateBatch struct {
+	storage.Batch
+	g       *syncGate
+	last    uint64 // highest raft entry index staged in this batch
+	entries int    // raft entries staged in this batch
+}
+
+func (b *gateBatch) Set(key, value []byte) error {
+	if bytes.HasPrefix(key, storage.PrefixRaftEntry) {
+		b.last = max(b.last, binary.BigEndian.Uint64(key[len(storage.PrefixRaftEntry):]))
+		b.entries++
+	}
+	return b.Batch.Set(key, value)
+}
+
+// largestSave returns the most raft entries one synced commit saved.
 func (g *syncGate) largestSave() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.largest
 }
 
-func (g *syncGate) Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) error {
-	var last uint64
-	if len(ents) > 0 {
-		last = ents[len(ents)-1].GetIndex()
-	}
-	if sync && last > 0 {
-		g.mu.Lock()
-		held, release := g.held, g.release
-		g.mu.Unlock()
+func (b *gateBatch) Commit(sync bool) error {
+	if sync && b.last > 0 {
+		b.g.mu.Lock()
+		held, release := b.g.held, b.g.release
+		b.g.mu.Unlock()
 		if held {
-			g.blocked <- last
+			b.g.blocked <- b.last
 			<-release
 		}
 	}
-	if err := g.Storage.Save(hs, ents, sync); err != nil {
+	if err := b.Batch.Commit(sync); err != nil {
 		return err
 	}
 	if sync {
-		g.mu.Lock()
-		g.synced = max(g.synced, last)
-		g.largest = max(g.largest, len(ents))
-		g.mu.Unlock()
+		b.g.mu.Lock()
+		b.g.synced = max(b.g.synced, b.last)
+		b.g.largest = max(b.g.largest, b.entries)
+		b.g.mu.Unlock()
 	}
 	return nil
 }
@@ -181,18 +198,18 @@ type gated struct {
 func startGated(t *testing.T, hold bool) *gated {
 	t.Helper()
 	gm := &gated{
+		g:          &syncGate{Engine: memory.New(), blocked: make(chan uint64, 1)},
 		applied:    make(chan *raftpb.Entry, 1024),
 		violations: make(chan string, 1024),
 	}
-	log, err := raftlog.Open(memory.New())
+	log, err := raftlog.Open(gm.g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm.g = &syncGate{Storage: log, blocked: make(chan uint64, 1)}
 	if hold {
 		gm.g.hold()
 	}
-	gm.n, err = Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: make(chan time.Time), Storage: gm.g})
+	gm.n, err = Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: make(chan time.Time), Storage: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/failpoint"
+	"github.com/metastore/metastore/internal/raftlog"
 )
 
 // ErrStopped is returned by calls on a stopped node.
@@ -30,17 +31,6 @@ var ErrNoLeader = errors.New("raftnode: no leader")
 // has none.
 type Transport interface {
 	Send(msgs []*raftpb.Message)
-}
-
-// Log is the Raft log the node reads and persists every Ready to
-// (internal/raftlog.Storage; the durability tests wrap it).
-type Log interface {
-	raft.Storage
-	HardState() *raftpb.HardState
-	ConfState() *raftpb.ConfState
-	// Save appends ents and records hs; with sync it returns once both
-	// are durable.
-	Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) error
 }
 
 // Metrics receives what the node measures; nil fields are skipped.
@@ -66,7 +56,7 @@ type Config struct {
 	// Tick delivers the logical clock; production passes a time.Ticker's
 	// channel, deterministic tests a channel they feed.
 	Tick      <-chan time.Time
-	Storage   Log
+	Storage   *raftlog.Storage
 	Applied   uint64
 	Transport Transport
 	// NoSync skips fsync on persist (etcd's --unsafe-no-fsync).
@@ -107,7 +97,7 @@ type Node struct {
 	cfg     Config
 	lg      *zap.Logger
 	rn      *raft.RawNode // run goroutine only (and Start before it runs)
-	storage Log
+	storage *raftlog.Storage
 
 	propc chan *proposal
 	recvc chan *raftpb.Message

@@ -330,12 +330,16 @@ func Recover(eng storage.Engine, dir string) (installed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	hs, err := raftlog.ReadHardState(eng)
+	if err != nil {
+		return false, err
+	}
 	b := eng.NewBatch()
 	defer b.Close()
 	if err := finishBatch(b); err != nil {
 		return false, err
 	}
-	if err := raftlog.StageSnapshotMetadata(b, md); err != nil {
+	if err := raftlog.StageSnapshotMetadata(b, md, hs); err != nil {
 		return false, err
 	}
 	if err := b.Commit(true); err != nil {

@@ -144,7 +144,7 @@ func restoreArchive(file, dir string) error {
 	for _, p := range [][]byte{storage.PrefixRaftEntry, storage.PrefixMembership, storage.PrefixAlarm} {
 		errs = append(errs, b.DeleteRange(p, storage.PrefixEnd(p)))
 	}
-	for _, k := range [][]byte{storage.KeyRaftHardState, storage.KeyRaftSnapshot, storage.KeyRaftConfState, storage.KeyRaftLogFiles,
+	for _, k := range [][]byte{storage.KeyRaftHardState, storage.KeyRaftSnapshot, storage.KeyRaftConfState,
 		storage.KeyAppliedIndex, storage.KeyMemberID, storage.KeyClusterID} {
 		errs = append(errs, b.Delete(k))
 	}

@@ -7,12 +7,11 @@ import "encoding/binary"
 // what each key is. Prefixes are one byte followed by '/', so a prefix scan
 // of one part never strays into another.
 //
-//	r/e/<index:8 BE>                      raft log entry, before the log moved to segment files (raftlog converts) value: CRC-framed raftpb.Entry
-//	r/h                                   raft HardState, likewise            value: CRC-framed raftpb.HardState
-//	r/s                                   the state machine's snapshot point: the last installed snapshot (raftlog) value: CRC-framed raftpb.SnapshotMetadata
+//	r/e/<index:8 BE>                      raft log entry (raftlog)           value: CRC-framed raftpb.Entry
+//	r/h                                   raft HardState (raftlog)           value: CRC-framed raftpb.HardState
+//	r/s                                   raft log compaction point (raftlog) value: CRC-framed raftpb.SnapshotMetadata
 //	r/c                                   raft ConfState as of the applied index (raftlog, written by apply) value: CRC-framed raftpb.ConfState
 //	r/i                                   raft snapshot installation under way (raftsnap) value: CRC-framed raftpb.SnapshotMetadata
-//	r/w                                   the Raft log is in segment files, no longer in r/e/ and r/h (raftlog) value: empty
 //	r/R                                   a restored data dir whose first Raft log is compacted once it serves (snapshot, server) value: empty
 //	s/<key>                               a received raft snapshot being staged: the leader's <key> (raftsnap)
 //	m/<name>                              server metadata (apply, mvcc, membership)
@@ -40,7 +39,6 @@ var (
 	KeyRaftConfState    = []byte("r/c")
 	KeyRaftInstall      = []byte("r/i")
 	KeyRestored         = []byte("r/R")
-	KeyRaftLogFiles     = []byte("r/w")
 	PrefixRaft          = []byte("r/")
 	PrefixSnapStaging   = []byte("s/")
 	PrefixMeta          = []byte("m/")

@@ -1142,25 +1142,6 @@ func relStartCorrupted(t *testing.T, m *framework.Member, prefix string) relStar
 	return out
 }
 
-// relPebbleWALOutcome checks a start on a data dir whose newest Pebble WAL
-// has a corrupted record in where: refused with an error naming it, or
-// serving every acknowledged write (rev, keys): the corruption hit no live
-// record, or the Raft log replayed what Pebble dropped.
-func relPebbleWALOutcome(t *testing.T, o relStartOutcome, rev, keys int64, where string) {
-	t.Helper()
-	switch {
-	case o.exited && o.exitErr != nil:
-		relRefused(t, o, "WAL record")
-	case o.exited:
-		t.Fatalf("member exited 0 on a corrupted WAL:\n%s", o.output)
-	case o.rev == rev && o.keys == keys:
-		t.Logf("all %d keys served at revision %d", keys, rev)
-	default:
-		t.Fatalf("a corrupted record in %s of the newest WAL lost writes: "+
-			"the member served revision %d with %d keys after %d puts were acknowledged up to revision %d", where, o.rev, o.keys, keys, rev)
-	}
-}
-
 // relRefused checks that a start on corrupted data failed with an error
 // naming the problem.
 func relRefused(t *testing.T, o relStartOutcome, what string) {
@@ -1183,10 +1164,8 @@ func relRefused(t *testing.T, o relStartOutcome, what string) {
 }
 
 // TestReliabilityCorruptionDetected writes data, stops the member cleanly,
-// flips bytes in its Pebble files and its Raft log and restarts it: it must
-// refuse to start with an error naming the corruption rather than serve
-// wrong data, or, where the Raft log still holds every write the damaged
-// file held, serve all of them.
+// flips bytes in its Pebble files and restarts it: it must refuse to start
+// with an error naming the corruption rather than serve wrong data.
 //
 // A corrupted table (.sst) is refused by Pebble, and so is a corrupted WAL
 // record followed by at least one more block of synced records. Pebble
@@ -1255,31 +1234,9 @@ func TestReliabilityCorruptionDetected(t *testing.T) {
 	pristine := filepath.Join(t.TempDir(), "pristine")
 	relCopyDir(t, m.DataDir, pristine)
 
-	// Pebble's WAL holds the state machine's batches, which are not synced:
-	// every acknowledged write is in the Raft log (member/pebble/raftwal,
-	// docs/adr/0026-raft-log-in-its-own-files.md), which replays what
-	// Pebble dropped. So a member may also start and serve everything.
 	t.Run("WALEarlyBlock", func(t *testing.T) {
 		relFlip(t, relNewest(t, pebbleDir, ".log"), relWALBlock/3)
-		relPebbleWALOutcome(t, relStartCorrupted(t, m, prefix), rev, keys, "an early block")
-	})
-
-	// The Raft log is where acknowledged writes are synced: a record
-	// damaged after it was written whole is refused, never cut off as if a
-	// crash had torn it (internal/raftwal/segment.go).
-	t.Run("RaftLogRecord", func(t *testing.T) {
-		relCopyDir(t, pristine, m.DataDir)
-		seg := relNewest(t, filepath.Join(pebbleDir, "raftwal"), ".wal")
-		b, err := os.ReadFile(seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := len(b)
-		for end > 0 && b[end-1] == 0 {
-			end--
-		}
-		relFlip(t, seg, int64(end/2))
-		relRefused(t, relStartCorrupted(t, m, prefix), "Raft log record")
+		relRefused(t, relStartCorrupted(t, m, prefix), "WAL record")
 	})
 
 	t.Run("WALLastBlock", func(t *testing.T) {
@@ -1288,7 +1245,18 @@ func TestReliabilityCorruptionDetected(t *testing.T) {
 		size := relSize(t, wal)
 		lastBlock := (size - 1) / relWALBlock * relWALBlock
 		relFlip(t, wal, lastBlock+(size-lastBlock)/3)
-		relPebbleWALOutcome(t, relStartCorrupted(t, m, prefix), rev, keys, "the last block")
+		o := relStartCorrupted(t, m, prefix)
+		switch {
+		case o.exited && o.exitErr != nil:
+			relRefused(t, o, "WAL record")
+		case o.exited:
+			t.Fatalf("member exited 0 on a corrupted WAL:\n%s", o.output)
+		case o.rev == rev && o.keys == keys:
+			t.Logf("the corruption hit no live record: all %d keys served at revision %d", keys, rev)
+		default:
+			t.Fatalf("a corrupted record in the last block of the newest WAL was dropped silently: "+
+				"the member served revision %d with %d keys after %d puts were acknowledged up to revision %d", o.rev, o.keys, keys, rev)
+		}
 	})
 
 	// A pristine copy serves every write: the refusals above were the

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/btree"
 
 	"github.com/metastore/metastore/internal/storage"
@@ -34,22 +33,14 @@ type Engine struct {
 	// size is the sum of key and value lengths in live.
 	size   int64
 	closed atomic.Bool
-	// logFS holds the Raft log's segment files (RaftLogDir): in memory,
-	// like the rest, and as long-lived as the engine, so that a member
-	// restarted on the same engine finds its log.
-	logFS vfs.FS
 }
 
 var _ storage.Engine = (*Engine)(nil)
 
 // New returns an empty engine.
 func New() *Engine {
-	return &Engine{live: btree.NewG(degree, less), logFS: vfs.NewMem()}
+	return &Engine{live: btree.NewG(degree, less)}
 }
-
-// RaftLogDir implements raftlog.SegmentHost: the Raft log's segment files
-// live in a file system in memory that belongs to this engine.
-func (e *Engine) RaftLogDir() (vfs.FS, string, bool) { return e.logFS, "/raftwal", false }
 
 // Get implements storage.Reader.
 func (e *Engine) Get(key []byte) ([]byte, error) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -68,12 +67,6 @@ type Options struct {
 type Engine struct {
 	dir string
 	db  *pebble.DB
-	// fs and noSync are the options the store was opened with, which the
-	// Raft log's segment files share; raftDir is where they are
-	// (RaftLogDir).
-	fs      vfs.FS
-	noSync  bool
-	raftDir string
 	// prefixFilters: the store was created with mvccComparer, so its
 	// tables' bloom filters hold MVCC prefixes and SeekPrefixGE may use
 	// them. Stores created before that keep the default comparer (Pebble
@@ -129,23 +122,8 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 	}
 	vs := new(valueSep)
 	po := pebbleOptions(opts, cmp, vs)
-	raftDir := opts.FS.PathJoin(dir, RaftLogDirName)
 	if osFS {
 		if err := setWALDirs(po, dir, opts.WALDir); err != nil {
-			return nil, err
-		}
-		if po.WALDir != "" {
-			raftDir = filepath.Join(po.WALDir, RaftLogDirName)
-		}
-		prev, err := previousWALDir(dir)
-		if err != nil {
-			return nil, err
-		}
-		others := []string{filepath.Join(dir, RaftLogDirName)}
-		if prev != "" {
-			others = append(others, filepath.Join(prev, RaftLogDirName))
-		}
-		if err := placeRaftLog(raftDir, others); err != nil {
 			return nil, err
 		}
 	}
@@ -178,9 +156,6 @@ func Open(dir string, opts Options) (_ *Engine, err error) {
 		cancelOnClose: cancelOnClose,
 		dir:           dir,
 		db:            db,
-		fs:            opts.FS,
-		noSync:        opts.NoSync,
-		raftDir:       raftDir,
 		mark:          mark,
 		prefixFilters: prefixFilters,
 		valueSep:      vs,
@@ -386,14 +361,6 @@ func pebbleFileName(name string) bool {
 
 // Dir returns the directory the engine was opened on.
 func (e *Engine) Dir() string { return e.dir }
-
-// RaftLogDir implements raftlog.SegmentHost: the segment files live in the
-// store's directory (or --wal-dir, raftlogdir.go), on the store's file
-// system (so that the crash tests' file system holds both), and follow its
-// --unsafe-no-fsync.
-func (e *Engine) RaftLogDir() (vfs.FS, string, bool) {
-	return e.fs, e.raftDir, e.noSync
-}
 
 // Get implements storage.Reader.
 func (e *Engine) Get(key []byte) ([]byte, error) {

@@ -32,12 +32,12 @@ func setWALDirs(po *pebble.Options, dir, walDir string) error {
 		}
 		po.WALDir = abs
 	}
-	prev, err := previousWALDir(dir)
-	if err != nil {
-		return err
+	prev, err := os.ReadFile(filepath.Join(dir, walDirFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pebble: read %s: %w", walDirFile, err)
 	}
 	current := po.WALDir
-	for _, d := range []string{prev, dir} {
+	for _, d := range []string{string(prev), dir} {
 		if d == "" || d == current || (d == dir && current == "") {
 			continue
 		}
@@ -47,16 +47,6 @@ func setWALDirs(po *pebble.Options, dir, walDir string) error {
 		po.WALRecoveryDirs = append(po.WALRecoveryDirs, wal.Dir{FS: po.FS, Dirname: d})
 	}
 	return nil
-}
-
-// previousWALDir returns the --wal-dir the last successful open used ("" for
-// none).
-func previousWALDir(dir string) (string, error) {
-	prev, err := os.ReadFile(filepath.Join(dir, walDirFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("pebble: read %s: %w", walDirFile, err)
-	}
-	return string(prev), nil
 }
 
 // checkWALDir refuses a directory holding anything but Pebble logs, so
@@ -71,8 +61,7 @@ func checkWALDir(dir string) error {
 		return fmt.Errorf("pebble: wal dir %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if name := e.Name(); !strings.HasSuffix(name, ".log") && name != "LOCK" &&
-			name != RaftLogDirName && name != RaftLogDirName+".tmp" {
+		if name := e.Name(); !strings.HasSuffix(name, ".log") && name != "LOCK" {
 			return fmt.Errorf("pebble: wal dir %s holds %q, which is not a metastore write-ahead log", dir, name)
 		}
 	}
