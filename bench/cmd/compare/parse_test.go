@@ -254,3 +254,27 @@ func TestPercentileNearestRank(t *testing.T) {
 		t.Error("percentile sorted its input in place")
 	}
 }
+
+func TestBatchingTableRequestsPerFsync(t *testing.T) {
+	res := []result{
+		{1, "metastore", "put-1000", "req_per_fsync", requestsPerFsync(100000, 10, 4510, 1, true)},
+		{1, "etcd", "put-1000", "req_per_fsync", requestsPerFsync(100000, 0, 5000, 1, true)},
+		// Three members: each member's log synced 2000 times.
+		{1, "metastore", "txn-put-1000", "req_per_fsync", requestsPerFsync(60000, 0, 6000, 3, true)},
+		{1, "etcd", "txn-put-1000", "req_per_fsync", requestsPerFsync(60000, 0, 6000, 3, false)},
+		// Reads sync nothing: no row.
+		{1, "metastore", "range-l-1000", "req_per_fsync", requestsPerFsync(100000, 7, 7, 1, true)},
+		{1, "etcd", "range-l-1000", "req_per_fsync", requestsPerFsync(100000, 7, 7, 1, true)},
+	}
+	rows := []cpuRow{{"put", "put-1000", "le", 0.6}, {"range", "range-l-1000", "le", 0.6}, {"txn", "txn-put-1000", "le", 0.6}}
+	want := `| Benchmark | requests per fsync, metastore | requests per fsync, etcd | ratio |
+|---|---|---|---|
+| put | 22.2 | 20.0 | 1.11 |
+| txn | 30.0 | n/a (failed) | n/a |`
+	if got := batchingTable(rows, res); got != want {
+		t.Errorf("batching table:\n%s\nwant:\n%s", got, want)
+	}
+	if got := requestsPerFsync(100, 5, 5, 1, true); got != "NA" {
+		t.Errorf("no syncs: %q, want NA", got)
+	}
+}

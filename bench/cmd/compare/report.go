@@ -187,6 +187,10 @@ func (h *harness) report() error {
 		p("")
 		p("%s", cpuTable(rows, h.results))
 		p("")
+		p("Requests per fsync of the Raft log (`%s`, scraped from every member before and after each benchmark; the requests over each member's syncs): under load the log is synced back to back, so a server that syncs faster persists smaller batches and does its per-batch work more often.", walFsyncMetric)
+		p("")
+		p("%s", batchingTable(rows, h.results))
+		p("")
 	}
 	if c.mode == "profile" {
 		p("%s", ownersReport(h.cpuRows(), h.results, c.n["PROFILE_SECONDS"]))

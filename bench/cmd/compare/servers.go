@@ -239,6 +239,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	logf("round %d %s %s (load %s)", round, server, name, load)
 
 	srv0, srvOK0 := h.serverCPUTicks()
+	fs0, fsErr0 := fsyncCount(h.ctx, h.clientPorts)
 	ctx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
 	bin, bargs := h.benchmk, append([]string{"--endpoints=" + h.endpoint, "--precise"}, args...)
@@ -261,6 +262,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 		runErr = cmd.Wait()
 	}
 	srv1, srvOK1 := h.serverCPUTicks()
+	fs1, fsErr1 := fsyncCount(h.ctx, h.clientPorts)
 	var cliCPU time.Duration
 	if cmd.ProcessState != nil {
 		cliCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
@@ -304,16 +306,21 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	// CPU per request of the server and of the load generator: on a shared
 	// 2-core machine the two compete, so throughput is bounded by their sum
 	// (docs/benchmarks.md, "Where the time goes").
-	srvUs, cliUs := "NA", "NA"
+	srvUs, cliUs, perSync := "NA", "NA", "NA"
 	if rps := num(r.rps); r.rps != "NA" && r.hasTotal && rps*r.total >= 1 {
 		n := float64(int64(rps*r.total + 0.5))
 		if srvOK0 && srvOK1 {
 			srvUs = fmt.Sprintf("%.1f", float64(srv1-srv0)/h.clkTck*1e6/n)
 		}
 		cliUs = fmt.Sprintf("%.1f", cliCPU.Seconds()*1e6/n)
+		perSync = requestsPerFsync(n, fs0, fs1, len(h.clientPorts), fsErr0 == nil && fsErr1 == nil)
+	}
+	if fsErr0 != nil || fsErr1 != nil {
+		logf("  fsync count not read: %v", errors.Join(fsErr0, fsErr1))
 	}
 	h.record(round, server, name, "server_cpu_us", srvUs)
 	h.record(round, server, name, "client_cpu_us", cliUs)
+	h.record(round, server, name, "req_per_fsync", perSync)
 	finishProfile(srvUs)
 	if r.errors > 0 {
 		h.failf("### round %d, %s, %s: %d failed requests\n%s", round, server, name, r.errors, errorDistribution(stdout.String()))
