@@ -320,7 +320,7 @@ func (c *checker) checkGroup(group []byte, versions []version) bool {
 		case p.tomb && (v.create != v.main || v.ver != 1):
 			c.problem("key %q: version %d.%d after tombstone %d.%d does not start a generation (create %d, version %d)",
 				u, v.main, v.sub, p.main, p.sub, v.create, v.ver)
-		case !p.tomb && (v.create != p.create || v.ver != p.ver+1):
+		case !p.tomb && (v.create != p.create || v.ver != p.ver+1) && !compactedBetween(v, p, compacted):
 			c.problem("key %q: version %d.%d (create %d, version %d) does not continue %d.%d (create %d, version %d)",
 				u, v.main, v.sub, v.create, v.ver, p.main, p.sub, p.create, p.ver)
 		}
@@ -329,4 +329,19 @@ func (c *checker) checkGroup(group []byte, versions []version) bool {
 		c.problem("key %q: %d versions at or below the finished compaction %d", u, atOrBelowFinished, c.finished)
 	}
 	return !versions[0].tomb
+}
+
+// compactedBetween reports whether the gap between version v and the older
+// surviving version p of the same key can be the work of a compaction
+// still under way: it removes the versions at or below its revision (all
+// but the newest) in batches, in no particular order within a key, so
+// until it finishes the survivors may skip versions — and a tombstone that
+// ended p's generation — but p is at or below the compaction's revision
+// and v still belongs to p's generation at a later version, or to one
+// created after p.
+func compactedBetween(v, p *version, compacted int64) bool {
+	if p.main > compacted {
+		return false
+	}
+	return (v.create == p.create && v.ver > p.ver) || v.create > p.main
 }

@@ -131,3 +131,27 @@ func TestCheckInvariantsComparesPublishedCounters(t *testing.T) {
 		t.Fatalf("CheckInvariants = %v", err)
 	}
 }
+
+// TestCompactedBetween: the version checks accept the gaps a compaction
+// under way leaves (it removes a key's old versions in batches, in no order:
+// TestHashGivesUpWithItsContext's store is checked while one rests) and no
+// other: a gap above the compaction's revision is still a problem.
+func TestCompactedBetween(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		v, p      version
+		compacted int64
+		want      bool
+	}{
+		{"versions skipped below the compaction", version{main: 46, create: 2, ver: 12}, version{main: 38, create: 2, ver: 10}, 49, true},
+		{"a removed tombstone below the compaction", version{main: 30, create: 30, ver: 1}, version{main: 10, create: 2, ver: 3}, 49, true},
+		{"versions skipped above the compaction", version{main: 46, create: 2, ver: 12}, version{main: 38, create: 2, ver: 10}, 20, false},
+		{"no compaction", version{main: 46, create: 2, ver: 12}, version{main: 38, create: 2, ver: 10}, 0, false},
+		{"a version going back", version{main: 46, create: 2, ver: 9}, version{main: 38, create: 2, ver: 10}, 49, false},
+		{"another generation older than the survivor", version{main: 46, create: 5, ver: 3}, version{main: 38, create: 2, ver: 10}, 49, false},
+	} {
+		if got := compactedBetween(&tc.v, &tc.p, tc.compacted); got != tc.want {
+			t.Errorf("%s: compactedBetween = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
