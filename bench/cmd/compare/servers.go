@@ -238,8 +238,10 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	h.loads = append(h.loads, fmt.Sprintf("%d\t%s\t%s\t%s", round, server, name, load))
 	logf("round %d %s %s (load %s)", round, server, name, load)
 
-	srv0, srvOK0 := h.serverCPUTicks()
+	// The scrape comes before the CPU reading: rendering /metrics is the
+	// server's work, not the benchmark's.
 	fs0, fsErr0 := fsyncCount(h.ctx, h.clientPorts)
+	srv0, srvOK0 := h.serverCPUTicks()
 	ctx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
 	bin, bargs := h.benchmk, append([]string{"--endpoints=" + h.endpoint, "--precise"}, args...)
