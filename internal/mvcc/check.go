@@ -334,9 +334,10 @@ func (c *checker) checkGroup(group []byte, versions []version) bool {
 // compactedBetween reports whether the gap between version v and the older
 // surviving version p of the same key can be the work of a compaction
 // still under way: it removes the versions at or below its revision (all
-// but the newest) in batches, in no particular order within a key, so
-// until it finishes the survivors may skip versions — and a tombstone that
-// ended p's generation — but p is at or below the compaction's revision
+// but the newest) newest first, in batches that may end inside a key
+// (internal/mvcc/compact.go), so until it finishes the survivors may skip
+// versions — and a tombstone that ended p's generation — but p is at or
+// below the compaction's revision
 // and v still belongs to p's generation at a later version, or to one
 // created after p.
 func compactedBetween(v, p *version, compacted int64) bool {

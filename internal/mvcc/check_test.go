@@ -133,7 +133,8 @@ func TestCheckInvariantsComparesPublishedCounters(t *testing.T) {
 }
 
 // TestCompactedBetween: the version checks accept the gaps a compaction
-// under way leaves (it removes a key's old versions in batches, in no order:
+// under way leaves (it removes a key's old versions newest first, in batches
+// that may end inside a key:
 // TestHashGivesUpWithItsContext's store is checked while one rests) and no
 // other: a gap above the compaction's revision is still a problem.
 func TestCompactedBetween(t *testing.T) {
