@@ -175,6 +175,10 @@ type RaftConfig struct {
 	SnapshotCatchUpBytes int64         // --snapshot-catchup-bytes
 	PeerReadTimeout      time.Duration // --raft-read-timeout
 	PeerWriteTimeout     time.Duration // --raft-write-timeout
+	// GatherWindow is how long a busy leader may keep taking proposals
+	// after a large synced save before it saves again (metastore's own; 0 =
+	// off): see raftnode.Gather.
+	GatherWindow time.Duration // --raft-gather-window
 }
 
 // ElectionTicks is the election timeout in heartbeat ticks, as raft wants it.
@@ -343,6 +347,10 @@ const (
 	// KiB) reach --snapshot-catchup-entries long before it; entries of
 	// bulk loads (transactions of ~600 KB) kept 3-9 GB of log.
 	DefaultSnapshotCatchUpBytes = 256 << 20
+	// DefaultGatherWindow and MaxGatherWindow bound --raft-gather-window
+	// (docs/adr/0027-leader-gathers-proposals.md has the measurements).
+	DefaultGatherWindow = time.Millisecond
+	MaxGatherWindow     = 100 * time.Millisecond
 	// MinMemoryFlagBytes is the smallest value the memory-sizing flags take.
 	MinMemoryFlagBytes = 1 << 20
 	// maxMemtableBytes is Pebble's own bound on a memtable (4 GiB).
@@ -409,6 +417,7 @@ func Default() *Config {
 			SnapshotCatchUpBytes:       DefaultSnapshotCatchUpBytes,
 			PeerReadTimeout:            5 * time.Second,
 			PeerWriteTimeout:           5 * time.Second,
+			GatherWindow:               DefaultGatherWindow,
 		},
 		Storage: StorageConfig{
 			Engine:       EnginePebble,

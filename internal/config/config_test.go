@@ -42,6 +42,7 @@ var ownFlags = []string{
 	"storage-engine", "max-connections", "max-requests-in-flight", "memory-limit-bytes",
 	"request-timeout", "connection-timeout", "shutdown-timeout", "rate-limit-per-client", "rate-limit-burst",
 	"max-range-bytes-in-flight", "storage-block-cache-bytes", "storage-memtable-bytes", "storage-key-cache-bytes", "snapshot-catchup-bytes",
+	"raft-gather-window",
 }
 
 func mustParse(t *testing.T, args []string, env []string) *Config {
@@ -166,6 +167,7 @@ func TestDefaults(t *testing.T) {
 		{"storage-memtable-bytes", c.Limits.StorageMemtableBytes, int64(16 << 20)},
 		{"storage-key-cache-bytes", c.Limits.StorageKeyCacheBytes, int64(64 << 20)},
 		{"snapshot-catchup-bytes", c.Raft.SnapshotCatchUpBytes, int64(256 << 20)},
+		{"raft-gather-window", c.Raft.GatherWindow, time.Millisecond},
 		{"print version", c.PrintVersion, false},
 	}
 	for _, ch := range checks {
@@ -739,6 +741,27 @@ func TestSizeValues(t *testing.T) {
 	for _, bad := range []string{"-1", "abc", "1.5GiB", "99999999999GiB"} {
 		if _, err := Parse([]string{"--memory-limit-bytes", bad}, nil); err == nil || !strings.Contains(err.Error(), "--memory-limit-bytes") {
 			t.Errorf("%s: err = %v", bad, err)
+		}
+	}
+}
+
+// TestRaftGatherWindow: metastore's --raft-gather-window takes a duration
+// from the flag or its ETCD_ variable, 0 turns gathering off, and a
+// negative or too long window is refused in one line.
+func TestRaftGatherWindow(t *testing.T) {
+	if c := mustParse(t, []string{"--raft-gather-window", "500us"}, nil); c.Raft.GatherWindow != 500*time.Microsecond {
+		t.Errorf("--raft-gather-window 500us: %v", c.Raft.GatherWindow)
+	}
+	if c := mustParse(t, nil, []string{"ETCD_RAFT_GATHER_WINDOW=0"}); c.Raft.GatherWindow != 0 {
+		t.Errorf("ETCD_RAFT_GATHER_WINDOW=0: %v", c.Raft.GatherWindow)
+	}
+	for _, arg := range []string{"-1ms", "101ms", "soon"} {
+		c, err := Parse([]string{"--raft-gather-window", arg, "--data-dir", t.TempDir()}, nil)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "--raft-gather-window") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("--raft-gather-window %s: %v, want one line naming the flag", arg, err)
 		}
 	}
 }

@@ -196,6 +196,7 @@ func specs(c *Config) []flagSpec {
 		{"max-range-bytes-in-flight", groupMetastore, "Bytes of Range responses being built and sent at once, across all clients; past it big ranges wait (0 = an eighth of --memory-limit-bytes, at least 64MiB).", kindSize, sizeValue{&li.MaxRangeBytesInFlight, false}, ""},
 		{"storage-block-cache-bytes", groupMetastore, "Size of the storage engine's block cache.", kindSize, sizeValue{&li.StorageBlockCacheBytes, false}, ""},
 		{"storage-memtable-bytes", groupMetastore, "Size of one storage engine memtable (less than 4GiB).", kindSize, sizeValue{&li.StorageMemtableBytes, false}, ""},
+		{"raft-gather-window", groupMetastore, "After a synced save of many entries, how long the leader may go on taking proposals for the next save (larger fsync batches under load; 0 = off, at most 100ms).", kindDuration, durationValue{&r.GatherWindow}, ""},
 		{"snapshot-catchup-bytes", groupMetastore, "Bytes of the newest raft log entries kept for a slow follower to catch up after compacting the raft storage entries; the log is also compacted once this many bytes were applied since the last compaction (0 = count only, as --snapshot-count and --snapshot-catchup-entries).", kindSize, sizeValue{&r.SnapshotCatchUpBytes, false}, ""},
 		{"storage-key-cache-bytes", groupMetastore, "Memory for the newest version of recently written keys, which writes and single-key reads use instead of the storage engine (0 = off).", kindSize, sizeValue{&li.StorageKeyCacheBytes, false}, ""},
 	}

@@ -162,6 +162,9 @@ var implemented = map[string]bool{
 	"storage-memtable-bytes":    true,
 	"storage-key-cache-bytes":   true,
 	"snapshot-catchup-bytes":    true,
+
+	// Group commit (metastore's own)
+	"raft-gather-window": true,
 }
 
 // noOps are the flags that tune bbolt or etcd's WAL and snapshot files,

@@ -179,6 +179,9 @@ func (c *Config) validateRaft() error {
 	if r.SnapshotCount == 0 {
 		return errors.New("invalid value 0 for flag --snapshot-count: must be >0")
 	}
+	if r.GatherWindow < 0 || r.GatherWindow > MaxGatherWindow {
+		return fmt.Errorf("invalid value %v for flag --raft-gather-window: must be between 0 (off) and %v", r.GatherWindow, MaxGatherWindow)
+	}
 	if r.SnapshotCatchUpBytes != 0 && r.SnapshotCatchUpBytes < MinMemoryFlagBytes {
 		return errors.New("invalid value for flag --snapshot-catchup-bytes: must be 0 or at least 1MiB")
 	}

@@ -197,6 +197,12 @@ type gated struct {
 // bootstrap conf change) is held.
 func startGated(t *testing.T, hold bool) *gated {
 	t.Helper()
+	return startGatedWith(t, hold, Gather{})
+}
+
+// startGatedWith is startGated with a group commit configured.
+func startGatedWith(t *testing.T, hold bool, gather Gather) *gated {
+	t.Helper()
 	gm := &gated{
 		g:          &syncGate{Engine: memory.New(), blocked: make(chan uint64, 1)},
 		applied:    make(chan *raftpb.Entry, 1024),
@@ -209,7 +215,7 @@ func startGated(t *testing.T, hold bool) *gated {
 	if hold {
 		gm.g.hold()
 	}
-	gm.n, err = Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: make(chan time.Time), Storage: log})
+	gm.n, err = Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, ElectionTicks: 10, HeartbeatTicks: 1, Tick: make(chan time.Time), Storage: log, Gather: gather})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,34 @@ type Config struct {
 	PreVote bool
 	Logger  *zap.Logger
 	Metrics Metrics
+	// Gather makes a busy leader's synced saves larger (zero: off).
+	Gather Gather
+}
+
+// Gather configures a leader's group commit: once a synced save carried at
+// least Min entries (the sign of a queue of writers), the run goroutine
+// hands out what that save committed and then keeps taking proposals (for
+// at most Window, ending sooner once an Idle period passes without one)
+// before the next Ready, so that one fsync and one Ready's fixed work
+// (apply batch, messages, wake-ups) carry more requests. Reads, status
+// calls and a rising commit index end a gathering at once. See
+// docs/adr/0027-leader-gathers-proposals.md.
+type Gather struct {
+	Window time.Duration
+	Idle   time.Duration
+	Min    int
+	// After returns a channel that fires once d has passed, and a func that
+	// stops it; nil means time.NewTimer. Deterministic tests fire it
+	// themselves.
+	After func(d time.Duration) (<-chan time.Time, func() bool)
+}
+
+func (g Gather) after(d time.Duration) (<-chan time.Time, func() bool) {
+	if g.After != nil {
+		return g.After(d)
+	}
+	t := time.NewTimer(d)
+	return t.C, t.Stop
 }
 
 // Apply is one batch of committed entries for the apply loop, or a
@@ -451,6 +479,9 @@ func (n *Node) fail(err error) {
 func (n *Node) run() {
 	defer close(n.donec)
 	defer close(n.applyc)
+	// gather: the last synced save was large enough to start a gathering,
+	// which begins once what it committed was handed out.
+	gather := false
 	for {
 		if n.rn.HasReady() {
 			rd := n.rn.Ready()
@@ -467,8 +498,21 @@ func (n *Node) run() {
 			if n.campaign {
 				n.tryCampaign()
 			}
-		} else if n.serve(nil, nil) == stopping {
+			if n.startsGathering(rd) {
+				// A single member commits its save at Advance: the next
+				// Ready hands those entries to the apply loop, whose
+				// answers bring the proposals the gathering waits for.
+				gather = true
+				continue
+			}
+		} else if !gather && n.serve(nil, nil) == stopping {
 			return
+		}
+		if gather {
+			gather = false
+			if n.gatherProposals() == stopping {
+				return
+			}
 		}
 		// Take whatever else arrived meanwhile (proposals queued during the
 		// last save become one batch) before the next Ready.
@@ -478,6 +522,59 @@ func (n *Node) run() {
 			}
 		}
 	}
+}
+
+// startsGathering reports whether the save of rd starts a gathering: a
+// leader's synced save of at least Gather.Min entries.
+func (n *Node) startsGathering(rd raft.Ready) bool {
+	g := n.cfg.Gather
+	return g.Window > 0 && g.Min > 0 && len(rd.Entries) >= g.Min && rd.MustSync && !n.cfg.NoSync && n.IsLeader()
+}
+
+// maxGathered bounds the proposals one gathering takes.
+const maxGathered = 4 * maxBatch
+
+// gatherProposals takes proposals until Gather.Window passed, an Idle
+// period passed without one, maxGathered were taken, or something arrived
+// that must not wait for the next Ready: a read or other call on raft
+// (ctlc), or a peer's message that raised the commit index or ended this
+// member's leadership.
+func (n *Node) gatherProposals() int {
+	g := n.cfg.Gather
+	window, stopWindow := g.after(g.Window)
+	defer stopWindow()
+	idle, stopIdle := g.after(g.Idle)
+	defer func() { stopIdle() }()
+	commit := n.rn.BasicStatus().Commit
+	taken, arrived := 0, false
+	for taken < maxGathered {
+		select {
+		case <-window:
+			return finished
+		case <-idle:
+			if !arrived {
+				return finished
+			}
+			arrived = false
+			idle, stopIdle = g.after(g.Idle)
+		case p := <-n.proposals():
+			taken += n.propose(p)
+			arrived = true
+		case m := <-n.recvc:
+			n.step(m)
+			if st := n.rn.BasicStatus(); st.Commit != commit || st.RaftState != raft.StateLeader {
+				return finished
+			}
+		case f := <-n.ctlc:
+			f(n.rn)
+			return finished
+		case <-n.cfg.Tick:
+			n.rn.Tick()
+		case <-n.stopc:
+			return stopping
+		}
+	}
+	return finished
 }
 
 // pending reports whether an event waits that serve would take at once
@@ -580,8 +677,8 @@ const maxBatch = 512
 
 // propose steps first and every proposal queued behind it (up to maxBatch)
 // as one MsgProp, and answers each proposer with raft's verdict. A conf
-// change is stepped on its own.
-func (n *Node) propose(first *proposal) {
+// change is stepped on its own. It returns how many proposals it took.
+func (n *Node) propose(first *proposal) int {
 	var ents []*raftpb.Entry
 	var batch []*proposal
 	take := func(p *proposal) bool {
@@ -602,17 +699,20 @@ func (n *Node) propose(first *proposal) {
 		batch = append(batch, p)
 		return true
 	}
+	taken := 1
 	take(first)
 	for len(batch) < maxBatch {
 		select {
 		case p := <-n.propc:
 			take(p)
+			taken++
 			continue
 		default:
 		}
 		break
 	}
 	n.flush(ents, batch)
+	return taken
 }
 
 func (n *Node) flush(ents []*raftpb.Entry, batch []*proposal) {

@@ -77,10 +77,16 @@ func startMember(t *testing.T, id uint64, peers []raft.Peer, tr Transport) *memb
 // startMemberOn is startMember on the given log, restarting after applied.
 func startMemberOn(t *testing.T, id uint64, peers []raft.Peer, tr Transport, log *raftlog.Storage, applied uint64) *member {
 	t.Helper()
+	return startMemberWith(t, id, peers, tr, log, applied, Gather{})
+}
+
+// startMemberWith is startMemberOn with a group commit configured.
+func startMemberWith(t *testing.T, id uint64, peers []raft.Peer, tr Transport, log *raftlog.Storage, applied uint64, gather Gather) *member {
+	t.Helper()
 	m := &member{tick: make(chan time.Time), applied: make(chan *raftpb.Entry, 1024)}
 	var err error
 	m.node, err = Start(Config{ID: id, Peers: peers, ElectionTicks: 10, HeartbeatTicks: 1, Tick: m.tick, Storage: log, Applied: applied,
-		Transport: tr, PreVote: true, Logger: zaptest.NewLogger(t)})
+		Transport: tr, PreVote: true, Logger: zaptest.NewLogger(t), Gather: gather})
 	if err != nil {
 		t.Fatal(err)
 	}

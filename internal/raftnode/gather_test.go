@@ -1,0 +1,237 @@
+package raftnode
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/metastore/metastore/internal/raftlog"
+	"github.com/metastore/metastore/internal/storage/memory"
+)
+
+// manualTimers gives a gathering timers that fire only when the test fires
+// them; each timer asked for is sent on made, in order.
+type manualTimers struct{ made chan *manualTimer }
+
+type manualTimer struct {
+	d time.Duration
+	c chan time.Time
+}
+
+func (m *manualTimers) after(d time.Duration) (<-chan time.Time, func() bool) {
+	tm := &manualTimer{d: d, c: make(chan time.Time, 1)}
+	m.made <- tm
+	return tm.c, func() bool { return true }
+}
+
+func (tm *manualTimer) fire() { tm.c <- time.Time{} }
+
+// next returns the next timer a gathering asked for.
+func (m *manualTimers) next(ctx context.Context, t *testing.T, what string) *manualTimer {
+	t.Helper()
+	select {
+	case tm := <-m.made:
+		return tm
+	case <-ctx.Done():
+		t.Fatalf("no timer for %s was asked for", what)
+		return nil
+	}
+}
+
+// gathering is a gated single member (Gather.Min 8, timers the test fires)
+// whose run goroutine is inside a gathering that followed a synced save of
+// nine entries.
+type gathering struct {
+	*gated
+	timers       *manualTimers
+	window, idle *manualTimer
+	synced       uint64 // the synced log's end when the gathering began
+}
+
+func startGathering(ctx context.Context, t *testing.T) *gathering {
+	t.Helper()
+	mt := &manualTimers{made: make(chan *manualTimer, 16)}
+	gm := startGatedWith(t, false, Gather{Window: time.Hour, Idle: time.Minute, Min: 8, After: mt.after})
+	gm.lead(ctx, t)
+	// Saves of one entry each are no queue of writers: no gathering. (Two
+	// calls on raft after the last one: were a gathering started, the
+	// second would be served inside it, after its timers were asked for.)
+	for i := range 3 {
+		if err := gm.n.Propose(ctx, []byte(fmt.Sprintf("small%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		<-gm.applied
+	}
+	gm.n.Status()
+	gm.n.Status()
+	if len(mt.made) != 0 {
+		t.Fatal("a save of one entry started a gathering (Gather.Min is 8)")
+	}
+	// Nine proposals queued behind a held save are saved by one synced
+	// commit; what it committed is handed to the apply loop before the
+	// gathering waits, so their proposers get their answers meanwhile.
+	first := holdSave(ctx, t, gm.n, gm.g, "held")
+	const k = 9
+	results := make(chan error, k)
+	for i := range k {
+		go func() { results <- gm.n.Propose(ctx, []byte(fmt.Sprintf("q%d", i))) }()
+	}
+	waitQueued(ctx, t, gm.n, k)
+	gm.g.open()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range k {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < k+1; i++ {
+		select {
+		case <-gm.applied:
+		case <-ctx.Done():
+			t.Fatalf("applied %d of the %d entries the large save committed, with the gathering's timers unfired", i, k+1)
+		}
+	}
+	gs := &gathering{gated: gm, timers: mt}
+	gs.window = mt.next(ctx, t, "the window")
+	gs.idle = mt.next(ctx, t, "the idle period")
+	if gs.window.d != time.Hour || gs.idle.d != time.Minute {
+		t.Fatalf("timers of %v and %v, want the window (1h) and then the idle period (1m)", gs.window.d, gs.idle.d)
+	}
+	if got := gm.g.largestSave(); got < k {
+		t.Fatalf("largest synced save %d entries, want the %d queued proposals in one", got, k)
+	}
+	gs.synced = gm.g.syncedIndex()
+	return gs
+}
+
+// proposeTaken proposes data and returns once raft took it.
+func (gs *gathering) proposeTaken(ctx context.Context, t *testing.T, data string) {
+	t.Helper()
+	if err := gs.n.Propose(ctx, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notSaved fails if anything was saved or applied since the gathering began.
+func (gs *gathering) notSaved(t *testing.T, when string) {
+	t.Helper()
+	if s := gs.g.syncedIndex(); s != gs.synced {
+		t.Fatalf("%s: the synced log grew from %d to %d during the gathering", when, gs.synced, s)
+	}
+	select {
+	case e := <-gs.applied:
+		t.Fatalf("%s: %q applied during the gathering", when, e.Data)
+	default:
+	}
+}
+
+func (gs *gathering) waitApplied(ctx context.Context, t *testing.T, data string) {
+	t.Helper()
+	select {
+	case e := <-gs.applied:
+		if string(e.Data) != data {
+			t.Fatalf("applied %q, want %q", e.Data, data)
+		}
+	case <-ctx.Done():
+		t.Fatalf("%q was not applied", data)
+	}
+	if s := gs.g.syncedIndex(); s <= gs.synced {
+		t.Fatalf("%q applied with the synced log still ending at %d", data, s)
+	}
+	select {
+	case v := <-gs.violations:
+		t.Fatal(v)
+	default:
+	}
+}
+
+// TestGatheringWaitsWhileProposalsArrive: after a leader's synced save of
+// at least Gather.Min entries, proposals are taken but not saved while they
+// keep arriving; an idle period without one ends the gathering, and what it
+// took is saved and applied.
+func TestGatheringWaitsWhileProposalsArrive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gs := startGathering(ctx, t)
+	gs.proposeTaken(ctx, t, "late")
+	gs.idle.fire()
+	// A proposal arrived in that idle period: the gathering asks for the
+	// next one (and so is still running when the test looks).
+	idle2 := gs.timers.next(ctx, t, "a second idle period")
+	gs.notSaved(t, "after an idle period with a proposal")
+	idle2.fire()
+	gs.waitApplied(ctx, t, "late")
+}
+
+// TestGatheringEnds: proposals arriving without a pause do not hold the
+// save back longer than Gather.Window, and a linearizable read neither
+// waits for a gathering nor lets it go on (what it took is saved at once).
+func TestGatheringEnds(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(ctx context.Context, t *testing.T, gs *gathering)
+	}{
+		{"WhenItsWindowCloses", func(_ context.Context, _ *testing.T, gs *gathering) { gs.window.fire() }},
+		{"ForARead", func(ctx context.Context, t *testing.T, gs *gathering) {
+			if _, err := gs.n.ReadIndex(ctx); err != nil {
+				t.Fatalf("ReadIndex during a gathering: %v", err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			gs := startGathering(ctx, t)
+			gs.proposeTaken(ctx, t, "late")
+			gs.notSaved(t, "after a proposal was taken")
+			tt.end(ctx, t, gs)
+			gs.waitApplied(ctx, t, "late")
+		})
+	}
+}
+
+// TestGatheringEndsWhenTheCommitIndexRises: in a group of three, the
+// leader's gathering after each save ends as soon as a follower's
+// acknowledgement commits what the save held (its timers never fire here),
+// so gathering never delays a commit.
+func TestGatheringEndsWhenTheCommitIndexRises(t *testing.T) {
+	never := func(time.Duration) (<-chan time.Time, func() bool) { return nil, func() bool { return true } }
+	gather := Gather{Window: time.Hour, Idle: time.Hour, Min: 1, After: never}
+	net := &simNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
+	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	members := map[uint64]*member{}
+	for _, p := range peers {
+		log, err := raftlog.Open(memory.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[p.ID] = startMemberWith(t, p.ID, peers, net.transport(p.ID), log, 0, gather)
+	}
+	net.mu.Lock()
+	for id, m := range members {
+		net.nodes[id] = m.node
+	}
+	net.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for members[2].node.Leader() == 0 || members[3].node.Leader() == 0 || members[1].node.Leader() == 0 {
+		select {
+		case members[1].tick <- time.Time{}:
+		case <-ctx.Done():
+			t.Fatal("no leader elected")
+		}
+	}
+	lead := members[members[1].node.Leader()]
+	for i := range 3 {
+		data := fmt.Sprintf("w%d", i)
+		if err := lead.node.Propose(ctx, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		waitApplied(ctx, t, members, lead, data)
+	}
+}
