@@ -301,10 +301,10 @@ func initialMembers(in map[string][]url.URL) map[string][]string {
 	return out
 }
 
-// gather is the leader's group commit for --raft-gather-window (ADR 27): a
+// gather is the group commit of --raft-gather-window (ADR 27; 0 = off): a
 // gathering starts after a synced save of at least 16 entries (fewer
-// concurrent writers than that never wait) and ends after an idle quarter
-// of the window.
+// concurrent writers than that never wait) and ends once a quarter of the
+// window brought no proposal.
 func gather(window time.Duration) raftnode.Gather {
 	return raftnode.Gather{Window: window, Idle: window / 4, Min: 16}
 }

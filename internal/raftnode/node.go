@@ -70,12 +70,12 @@ type Config struct {
 
 // Gather configures a leader's group commit: once a synced save carried at
 // least Min entries (the sign of a queue of writers), the run goroutine
-// hands out what that save committed and then keeps taking proposals (for
-// at most Window, ending sooner once an Idle period passes without one)
-// before the next Ready, so that one fsync and one Ready's fixed work
-// (apply batch, messages, wake-ups) carry more requests. Reads, status
-// calls and a rising commit index end a gathering at once. See
-// docs/adr/0027-leader-gathers-proposals.md.
+// hands out what that save committed and then lets proposals queue, taking
+// them once per Idle period (for at most Window, ending sooner once a
+// period brings none) before the next Ready, so that one fsync and one
+// Ready's fixed work (apply batch, wake-ups) carry more requests. Only a
+// group of one gathers; reads, status calls and peers' messages end a
+// gathering at once. See docs/adr/0027-leader-gathers-proposals.md.
 type Gather struct {
 	Window time.Duration
 	Idle   time.Duration
@@ -525,46 +525,57 @@ func (n *Node) run() {
 }
 
 // startsGathering reports whether the save of rd starts a gathering: a
-// leader's synced save of at least Gather.Min entries.
+// synced save of at least Gather.Min entries by a leader that replicates to
+// nobody. A group of one commits its save at Advance, so the gathering
+// delays nothing but the next save; a leader with followers would hold back
+// its next MsgApp, and its commit index rises with their answers, not with
+// its own save.
 func (n *Node) startsGathering(rd raft.Ready) bool {
 	g := n.cfg.Gather
-	return g.Window > 0 && g.Min > 0 && len(rd.Entries) >= g.Min && rd.MustSync && !n.cfg.NoSync && n.IsLeader()
+	if g.Window <= 0 || g.Min <= 0 || len(rd.Entries) < g.Min || !rd.MustSync || n.cfg.NoSync || !n.IsLeader() {
+		return false
+	}
+	alone := true
+	n.rn.WithProgress(func(id uint64, _ raft.ProgressType, _ tracker.Progress) {
+		if id != n.cfg.ID {
+			alone = false
+		}
+	})
+	return alone
 }
 
 // maxGathered bounds the proposals one gathering takes.
 const maxGathered = 4 * maxBatch
 
-// gatherProposals takes proposals until Gather.Window passed, an Idle
-// period passed without one, maxGathered were taken, or something arrived
-// that must not wait for the next Ready: a read or other call on raft
-// (ctlc), or a peer's message that raised the commit index or ended this
-// member's leadership.
+// gatherProposals lets proposals queue and takes them once per Idle
+// period, until a period brought none, Gather.Window passed, maxGathered
+// were taken, or something arrived that must not wait for the next Ready:
+// a read or other call on raft (ctlc), or a peer's message. Taking them per period
+// rather than each as it arrives keeps the cost per proposal that of a
+// queue drained at once (one wake-up, one MsgProp), as between Readies.
 func (n *Node) gatherProposals() int {
 	g := n.cfg.Gather
 	window, stopWindow := g.after(g.Window)
 	defer stopWindow()
 	idle, stopIdle := g.after(g.Idle)
 	defer func() { stopIdle() }()
-	commit := n.rn.BasicStatus().Commit
-	taken, arrived := 0, false
-	for taken < maxGathered {
+	taken := 0
+	for {
 		select {
 		case <-window:
-			return finished
+			return finished // the run loop takes what queued meanwhile
 		case <-idle:
-			if !arrived {
+			k := n.takeQueued()
+			if k == 0 || taken+k >= maxGathered {
 				return finished
 			}
-			arrived = false
+			taken += k
 			idle, stopIdle = g.after(g.Idle)
-		case p := <-n.proposals():
-			taken += n.propose(p)
-			arrived = true
 		case m := <-n.recvc:
+			// A group of one hears from a peer only while its
+			// configuration changes: that must not wait.
 			n.step(m)
-			if st := n.rn.BasicStatus(); st.Commit != commit || st.RaftState != raft.StateLeader {
-				return finished
-			}
+			return finished
 		case f := <-n.ctlc:
 			f(n.rn)
 			return finished
@@ -574,7 +585,22 @@ func (n *Node) gatherProposals() int {
 			return stopping
 		}
 	}
-	return finished
+}
+
+// takeQueued proposes what waits in the queue now (up to maxGathered) and
+// returns how many proposals it took.
+func (n *Node) takeQueued() int {
+	taken := 0
+	for taken < maxGathered {
+		select {
+		case p := <-n.proposals():
+			taken += n.propose(p)
+			continue
+		default:
+		}
+		break
+	}
+	return taken
 }
 
 // pending reports whether an event waits that serve would take at once
