@@ -550,9 +550,10 @@ const maxGathered = 4 * maxBatch
 // gatherProposals lets proposals queue and takes them once per Idle
 // period, until a period brought none, Gather.Window passed, maxGathered
 // were taken, or something arrived that must not wait for the next Ready:
-// a read or other call on raft (ctlc), or a peer's message. Taking them per period
-// rather than each as it arrives keeps the cost per proposal that of a
-// queue drained at once (one wake-up, one MsgProp), as between Readies.
+// a read or other call on raft (ctlc), or a peer's message. Taking them
+// per period rather than each as it arrives keeps the cost per proposal
+// that of a queue drained at once (one wake-up, one MsgProp), as between
+// Readies.
 func (n *Node) gatherProposals() int {
 	g := n.cfg.Gather
 	window, stopWindow := g.after(g.Window)
