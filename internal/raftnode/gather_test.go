@@ -5,11 +5,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"go.etcd.io/raft/v3"
-
-	"github.com/metastore/metastore/internal/raftlog"
-	"github.com/metastore/metastore/internal/storage/memory"
 )
 
 // manualTimers gives a gathering timers that fire only when the test fires
@@ -218,22 +213,7 @@ func TestGatheringEnds(t *testing.T) {
 // Gather.Min at one entry.
 func TestLeaderWithFollowersDoesNotGather(t *testing.T) {
 	mt := &manualTimers{made: make(chan *manualTimer, 64)}
-	gather := Gather{Window: time.Hour, Idle: time.Hour, Min: 1, After: mt.after}
-	net := &simNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
-	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	members := map[uint64]*member{}
-	for _, p := range peers {
-		log, err := raftlog.Open(memory.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		members[p.ID] = startMemberWith(t, p.ID, peers, net.transport(p.ID), log, 0, gather)
-	}
-	net.mu.Lock()
-	for id, m := range members {
-		net.nodes[id] = m.node
-	}
-	net.mu.Unlock()
+	_, members := startClusterWith(t, Gather{Window: time.Hour, Idle: time.Hour, Min: 1, After: mt.after}, 1, 2, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// Member 1 alone ticks, at a pace that lets its messages through (a

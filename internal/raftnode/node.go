@@ -589,17 +589,12 @@ func (n *Node) gatherProposals() int {
 }
 
 // takeQueued proposes what waits in the queue now (up to maxGathered) and
-// returns how many proposals it took.
+// returns how many proposals it took. Only the run goroutine receives from
+// propc, so a queue that is not empty does not block it (as in pending).
 func (n *Node) takeQueued() int {
 	taken := 0
-	for taken < maxGathered {
-		select {
-		case p := <-n.proposals():
-			taken += n.propose(p)
-			continue
-		default:
-		}
-		break
+	for taken < maxGathered && n.proposals() != nil && len(n.propc) > 0 {
+		taken += n.propose(<-n.propc)
 	}
 	return taken
 }

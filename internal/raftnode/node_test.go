@@ -113,6 +113,12 @@ func startMemberWith(t *testing.T, id uint64, peers []raft.Peer, tr Transport, l
 // startCluster starts a group of the given members on a simulated network.
 func startCluster(t *testing.T, ids ...uint64) (*simNet, map[uint64]*member) {
 	t.Helper()
+	return startClusterWith(t, Gather{}, ids...)
+}
+
+// startClusterWith is startCluster with a group commit configured.
+func startClusterWith(t *testing.T, gather Gather, ids ...uint64) (*simNet, map[uint64]*member) {
+	t.Helper()
 	net := &simNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
 	var peers []raft.Peer
 	for _, id := range ids {
@@ -120,7 +126,11 @@ func startCluster(t *testing.T, ids ...uint64) (*simNet, map[uint64]*member) {
 	}
 	members := map[uint64]*member{}
 	for _, id := range ids {
-		members[id] = startMember(t, id, peers, net.transport(id))
+		log, err := raftlog.Open(memory.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[id] = startMemberWith(t, id, peers, net.transport(id), log, 0, gather)
 	}
 	net.mu.Lock()
 	for id, m := range members {
