@@ -8,39 +8,61 @@ import (
 )
 
 // walFsyncMetric is the histogram of the Raft log's fsyncs, which etcd and
-// metastore both export: its sample count is the number of syncs.
+// metastore both export: its sample count is the number of syncs, its sum
+// the time they took. etcd times the fdatasync of its WAL file alone;
+// metastore times the whole synced Pebble commit that carries the entries
+// (the write, the fdatasync and the hand-offs to and from Pebble's log
+// writer), so metastore's average is the larger share of the same work.
 const walFsyncMetric = "etcd_disk_wal_fsync_duration_seconds"
 
-// fsyncCount sums the Raft log's fsyncs over the members whose client ports
-// are given.
-func fsyncCount(ctx context.Context, ports []int) (float64, error) {
-	var sum float64
+// syncTotals is what walFsyncMetric counted so far, summed over members.
+type syncTotals struct {
+	count   float64 // syncs
+	seconds float64 // time in them
+}
+
+// fsyncTotals sums the Raft log's fsyncs and their time over the members
+// whose client ports are given.
+func fsyncTotals(ctx context.Context, ports []int) (syncTotals, error) {
+	var t syncTotals
 	for _, port := range ports {
 		fams, err := metricFamilies(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 		if err != nil {
-			return 0, err
+			return syncTotals{}, err
 		}
-		n, err := histogramCount(fams, walFsyncMetric)
+		n, err := histogramTotals(fams, walFsyncMetric)
 		if err != nil {
-			return 0, fmt.Errorf("127.0.0.1:%d: %w", port, err)
+			return syncTotals{}, fmt.Errorf("127.0.0.1:%d: %w", port, err)
 		}
-		sum += n
+		t.count += n.count
+		t.seconds += n.seconds
 	}
-	return sum, nil
+	return t, nil
 }
 
-// histogramCount is the sample count of the histogram name, summed over
-// its label sets.
-func histogramCount(fams map[string]*dto.MetricFamily, name string) (float64, error) {
+// histogramTotals is the sample count and sum of the histogram name,
+// summed over its label sets.
+func histogramTotals(fams map[string]*dto.MetricFamily, name string) (syncTotals, error) {
 	fam := fams[name]
 	if fam == nil {
-		return 0, fmt.Errorf("no %s", name)
+		return syncTotals{}, fmt.Errorf("no %s", name)
 	}
-	var n float64
+	var t syncTotals
 	for _, m := range fam.GetMetric() {
-		n += float64(m.GetHistogram().GetSampleCount())
+		t.count += float64(m.GetHistogram().GetSampleCount())
+		t.seconds += m.GetHistogram().GetSampleSum()
 	}
-	return n, nil
+	return t, nil
+}
+
+// syncAvgMs is the average of the syncs between two readings, in
+// milliseconds, "NA" when none happened or a reading is missing.
+func syncAvgMs(before, after syncTotals, ok bool) string {
+	n := after.count - before.count
+	if !ok || n <= 0 {
+		return "NA"
+	}
+	return fmt.Sprintf("%.3f", (after.seconds-before.seconds)/n*1000)
 }
 
 // requestsPerFsync is the figure the batching table shows: the requests
@@ -70,7 +92,9 @@ func batchingTable(rows []cpuRow, results []result) string {
 			continue // reads: nothing is synced
 		}
 		ratio, _, _ := m.compared(row.bench, "req_per_fsync", "-", 0)
-		out = append(out, append(append([]string{row.label}, m.both(row.bench, "req_per_fsync")...), ratio))
+		r := append(append([]string{row.label}, m.both(row.bench, "req_per_fsync")...), ratio)
+		out = append(out, append(r, m.both(row.bench, "fsync_avg_ms")...))
 	}
-	return mdTable([]string{"Benchmark", "requests per fsync, metastore", "requests per fsync, etcd", "ratio"}, out)
+	return mdTable([]string{"Benchmark", "requests per fsync, metastore", "requests per fsync, etcd", "ratio",
+		"sync avg, metastore (ms)", "sync avg, etcd (ms)"}, out)
 }

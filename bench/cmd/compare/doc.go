@@ -16,7 +16,9 @@
 // --pinned measures throughput with the members on one CPU and the load
 // generator on another (pin.go); the suite also measures the floors of a
 // put from one client, fdatasync and a loopback gRPC round trip
-// (floors.go).
+// (floors.go); --profile splits the server's CPU per request by owner
+// (owners.go); --path follows a lone put's critical path through an
+// execution trace of each server (path.go, bench/putpath).
 //
 // The modes, flags and environment variables are in usage (main.go).
 package main

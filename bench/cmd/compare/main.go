@@ -17,7 +17,7 @@ import (
 	"github.com/metastore/metastore/tests/framework"
 )
 
-const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned|--profile] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
+const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned|--profile|--path] [--members N] [--rounds N] [--write-docs[=FILE]] [--keep]
   (default)      the suite: put, range (l/s), txn-put, watch-latency, with
                  the server's and the load generator's CPU per request, and
                  the floors of a put (fdatasync latency of the data dir's
@@ -38,6 +38,11 @@ const usage = `Usage: bench/compare.sh [--quick] [--large|--watchers|--pinned|--
                  profiled for BENCH_PROFILE_SECONDS during each benchmark:
                  its CPU per request split by owner (its own code, raft,
                  the storage engine, gRPC, the collector, the scheduler)
+  --path         put from one client, each server started with
+                 --enable-pprof and traced (Go execution trace) for
+                 BENCH_PATH_SECONDS from 0.5 s into the benchmark: where a
+                 lone put's latency goes inside each server, along its
+                 critical path (bench/putpath), with the floors of a put
   --members N    run every server as a cluster of N members on this machine
                  (default 1); writes go to the leader (--target-leader), reads
                  to all members, as in etcd's performance doc. Memory is the
@@ -55,6 +60,7 @@ Environment (all optional; the defaults keep a full run under ~15 min on 2 cores
   BENCH_WATCHERS_PUTS, BENCH_FSYNC_N (fdatasyncs per floor measurement),
   BENCH_RTT_N (round trips per floor measurement), BENCH_PROFILE_SECONDS
   (--profile: seconds of each profile, from 1 s into the benchmark),
+  BENCH_PATH_SECONDS (--path: seconds of each trace),
   BENCH_CLIENT_PORT (32379), BENCH_PEER_PORT (32380), BENCH_TIMEOUT (seconds
   per benchmark run), BENCH_DIR (parent of the work dir; default $TMPDIR or
   /tmp), BENCH_ORDER ("metastore etcd"), BENCH_MEMBERS (same as --members),
@@ -71,7 +77,7 @@ func logf(format string, args ...any) {
 // config is what the flags and the environment ask for.
 type config struct {
 	quick, large, watchers, keep bool
-	pinned, profile              bool
+	pinned, profile, path        bool
 	writeDocs                    string
 	roundsFlag                   string
 	mode, section                string
@@ -93,7 +99,7 @@ var (
 		"LARGE_KEYS": 1000000, "LARGE_VAL_SIZE": 1024, "LARGE_RANGE_TOTAL": 20000,
 		"LARGE_SCAN_TOTAL": 500, "LARGE_PUT_TOTAL": 50000, "WATCHERS_PUTS": 20000,
 		"TIMEOUT": 600, "CLIENT_PORT": 32379, "PEER_PORT": 32380,
-		"FSYNC_N": 1000, "RTT_N": 5000, "PROFILE_SECONDS": 5,
+		"FSYNC_N": 1000, "RTT_N": 5000, "PROFILE_SECONDS": 5, "PATH_SECONDS": 1,
 	}
 	quickDefaults = map[string]int{
 		"PUT1_TOTAL": 300, "PUT_TOTAL": 5000, "RANGE1_TOTAL": 1000, "RANGE_TOTAL": 5000,
@@ -118,6 +124,7 @@ func parseConfig(args []string, root string) (*config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "")
 	fs.BoolVar(&c.pinned, "pinned", false, "")
 	fs.BoolVar(&c.profile, "profile", false, "")
+	fs.BoolVar(&c.path, "path", false, "")
 	fs.StringVar(&c.roundsFlag, "rounds", "", "")
 	members := fs.String("members", "", "")
 	// --write-docs takes an optional value: rewrite the bare flag.
@@ -135,13 +142,13 @@ func parseConfig(args []string, root string) (*config, error) {
 		return nil, fmt.Errorf("unknown argument: %s", fs.Arg(0))
 	}
 	modes := 0
-	for _, on := range []bool{c.large, c.watchers, c.pinned, c.profile} {
+	for _, on := range []bool{c.large, c.watchers, c.pinned, c.profile, c.path} {
 		if on {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("--large, --watchers, --pinned and --profile are separate runs")
+		return nil, errors.New("--large, --watchers, --pinned, --profile and --path are separate runs")
 	}
 	for name, def := range defaults {
 		if p, ok := profileDefaults[name]; ok && c.profile && !c.quick {
@@ -204,6 +211,9 @@ func parseConfig(args []string, root string) (*config, error) {
 	}
 	if c.profile {
 		c.mode = "profile"
+	}
+	if c.path {
+		c.mode = "path"
 	}
 	c.section = c.mode
 	if c.members > 1 {
@@ -297,13 +307,14 @@ type harness struct {
 	failures           strings.Builder
 	commands           []string
 	cmdNames           map[string]bool
+	pathDetail         map[string]string // --path: each server's per-goroutine table of its first round
 	startDate          string
 	loadStart, loadEnd string // /proc/loadavg at the start and the end of the rounds
 	elapsed            time.Duration
 }
 
 func newHarness(ctx context.Context, cfg *config, root string) (*harness, error) {
-	h := &harness{ctx: ctx, cfg: cfg, root: root, cmdNames: map[string]bool{}, clkTck: clockTicks()}
+	h := &harness{ctx: ctx, cfg: cfg, root: root, cmdNames: map[string]bool{}, pathDetail: map[string]string{}, clkTck: clockTicks()}
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		return nil, errors.New("needs Linux /proc (peak RSS is read from /proc/<pid>/status)")
 	}
@@ -442,7 +453,7 @@ func (h *harness) runRounds() (failed bool, err error) {
 		variants = []bool{false, true}
 	}
 	for round := 1; round <= cfg.rounds; round++ {
-		if cfg.mode == "suite" {
+		if cfg.mode == "suite" || cfg.mode == "path" {
 			h.measureFloors(round)
 		}
 		for _, pinned := range variants {
@@ -480,6 +491,8 @@ func (h *harness) runServers(round int, pinned bool) error {
 			ok = h.runSet(round, server, pinnedBenches)
 		case "profile":
 			ok = h.runSet(round, server, profileBenches)
+		case "path":
+			ok = h.runSet(round, server, pathBenches)
 		default:
 			ok = h.suite(round, server)
 		}

@@ -249,6 +249,79 @@ func pinnedTable(rows []cpuRow, results []result) string {
 		"pinned metastore (req/s)", "pinned etcd (req/s)", "ratio", "Target (pinned)", "Met?"}, out)
 }
 
+// busyCutoff is the share of its CPU above which a pinned process is taken
+// to be what bounds the pinned throughput.
+const busyCutoff = 0.9
+
+// coreBusy is the median over rounds of the share of one CPU that the
+// server (cpuMetric "server_cpu_us") or the load generator
+// ("client_cpu_us") used during bench: its CPU per request times the
+// requests per second of the same round.
+func coreBusy(results []result, bench, server, cpuMetric string) (float64, bool) {
+	type at struct{ round int }
+	rps, cpu := map[at]float64{}, map[at]float64{}
+	for _, r := range results {
+		if r.bench != bench || r.server != server || r.value == "NA" || r.value == "UNAVAILABLE" {
+			continue
+		}
+		switch r.metric {
+		case "rps":
+			rps[at{r.round}] = num(r.value)
+		case cpuMetric:
+			cpu[at{r.round}] = num(r.value)
+		}
+	}
+	var shares []float64
+	for k, v := range rps {
+		if c, ok := cpu[k]; ok {
+			shares = append(shares, v*c/1e6)
+		}
+	}
+	return median(shares)
+}
+
+// coreTable shows, for each pinned benchmark, how busy each server's CPU
+// and its load generator's CPU were. A pinned throughput measures the
+// server only while the server's CPU is the busy one: where the load
+// generator's CPU is at busyCutoff or above, the load generator set the
+// pace, and a faster server cannot show it on this machine.
+func coreTable(rows []cpuRow, results []result) string {
+	share := func(bench, server, metric string) (string, float64) {
+		v, ok := coreBusy(results, bench, server, metric)
+		if !ok {
+			return "n/a", -1
+		}
+		return fmt.Sprintf("%.0f %%", v*100), v
+	}
+	var out [][]string
+	for _, row := range rows {
+		pb := row.bench + "-pinned"
+		r := []string{row.label}
+		var bound string
+		for _, s := range []string{"metastore", "etcd"} {
+			sc, sv := share(pb, s, "server_cpu_us")
+			cc, cv := share(pb, s, "client_cpu_us")
+			r = append(r, sc, cc)
+			if s != "metastore" {
+				continue
+			}
+			switch {
+			case sv < 0 || cv < 0:
+				bound = "n/a"
+			case cv >= busyCutoff && cv >= sv:
+				bound = "the load generator"
+			case sv >= busyCutoff:
+				bound = "the server's CPU"
+			default:
+				bound = "neither CPU (serial steps)"
+			}
+		}
+		out = append(out, append(r, bound))
+	}
+	return mdTable([]string{"Benchmark, pinned", "metastore's CPU busy", "its load generator's CPU busy",
+		"etcd's CPU busy", "its load generator's CPU busy", "what bounds metastore's pinned throughput"}, out)
+}
+
 // floorTable shows the floors measured in the run (medians over rounds of
 // each round's median and p99) and each server's put-1 average latency
 // against their sum; the target is metastore's distance to that floor.
@@ -269,12 +342,16 @@ func floorTable(results []result, withinMs float64) string {
 		sum = fmt.Sprintf("%.3f", floor)
 	}
 	fmt.Fprintf(&b, "| floor of a put from one client (sum of the medians) | %s | - |\n\n", sum)
-	b.WriteString("| put, 1 client | avg latency (ms) | above the floor (ms) | Target | Met? |\n|---|---|---|---|---|\n")
+	b.WriteString("| put, 1 client | avg latency (ms) | above the floor (ms) | Raft log sync, avg (ms) | beyond its sync and the round trip (ms) | Target | Met? |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range []string{"metastore", "etcd"} {
 		avg, aok := m.median(key{"put-1", "avg_ms", s})
-		above, tgt, met := "n/a", "-", "-"
+		sync, sok := m.median(key{"put-1", "fsync_avg_ms", s})
+		above, beyond, tgt, met := "n/a", "n/a", "-", "-"
 		if aok && ok {
 			above = fmt.Sprintf("%.3f", avg-floor)
+		}
+		if aok && sok && rok {
+			beyond = fmt.Sprintf("%.3f", avg-sync-rt)
 		}
 		if s == "metastore" {
 			tgt = "≤ " + strconv.FormatFloat(withinMs, 'f', -1, 64) + " ms"
@@ -287,7 +364,7 @@ func floorTable(results []result, withinMs float64) string {
 				met = "**no**"
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s, m.cell(key{"put-1", "avg_ms", s}), above, tgt, met)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", s, m.cell(key{"put-1", "avg_ms", s}), above, m.cell(key{"put-1", "fsync_avg_ms", s}), beyond, tgt, met)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -37,6 +37,11 @@ func (h *harness) spec() []specRow {
 			{"RSS end", "large-end", "rss_mib", "MiB", "-", 0},
 			{"on-disk size end (after stop)", "large-end", "disk_mib", "MiB", "-", 0},
 		}
+	case "path":
+		return []specRow{
+			{"put, 1 client", "put-1", "avg_ms", "ms", "le", 0.9},
+			{"put, 1 client", "put-1", "rps", "req/s", "-", 0},
+		}
 	case "pinned":
 		var rows []specRow
 		for _, c := range h.cpuRows() {
@@ -93,10 +98,13 @@ func (h *harness) cpuRows() []cpuRow {
 	switch h.cfg.mode {
 	case "suite":
 		return all
-	case "pinned", "profile":
+	case "pinned", "profile", "path":
 		benches := pinnedBenches
-		if h.cfg.mode == "profile" {
+		switch h.cfg.mode {
+		case "profile":
 			benches = profileBenches
+		case "path":
+			benches = pathBenches
 		}
 		var rows []cpuRow
 		for _, r := range all {
@@ -147,6 +155,9 @@ func (h *harness) commandLine() string {
 	if c.profile {
 		s += " --profile"
 	}
+	if c.path {
+		s += " --path"
+	}
 	if c.members > 1 {
 		s += fmt.Sprintf(" --members %d", c.members)
 	}
@@ -174,6 +185,10 @@ func (h *harness) report() error {
 		p("")
 		p("%s", pinnedTable(h.pinnedRows(), h.results))
 		p("")
+		p("How busy each pinned CPU was (CPU per request × requests per second, medians over rounds): the pinned throughput shows the server's efficiency only while the server's CPU is the busy one. Where the load generator's CPU is %.0f %% busy or more, the load generator set the pace, and a server that needs less CPU per request cannot show it here.", busyCutoff*100)
+		p("")
+		p("%s", coreTable(h.pinnedRows(), h.results))
+		p("")
 	}
 	if c.mode != "profile" {
 		p("%s", summaryTable(h.spec(), h.results))
@@ -187,7 +202,7 @@ func (h *harness) report() error {
 		p("")
 		p("%s", cpuTable(rows, h.results))
 		p("")
-		p("Requests per fsync of the Raft log (`%s`, scraped from every member before and after each benchmark; the requests over each member's syncs): under load the log is synced back to back, so a server that syncs faster persists smaller batches and does its per-batch work more often.", walFsyncMetric)
+		p("Requests per fsync of the Raft log (`%s`, scraped from every member before and after each benchmark; the requests over each member's syncs): under load the log is synced back to back, so a server that syncs faster persists smaller batches and does its per-batch work more often. The sync averages are the same histogram's: etcd times the fdatasync of its WAL file, metastore the whole synced Pebble commit (write, fdatasync and the hand-offs to Pebble's log writer).", walFsyncMetric)
 		p("")
 		p("%s", batchingTable(rows, h.results))
 		p("")
@@ -199,6 +214,27 @@ func (h *harness) report() error {
 		p("")
 		p("%s", handlingTable(h.cpuRows(), h.results))
 		p("")
+	}
+	if c.mode == "path" {
+		p("Where a lone put's latency goes inside each server: a Go execution trace of member 0 (`/debug/pprof/trace`, %d s from %.1f s into the benchmark), each request's critical path followed backwards from the system call that wrote its response to the network wake-up that read it, through the goroutines that woke one another (`bench/putpath`). Each stretch is a system call (the kernel's), a wait for a CPU after a wake-up (the scheduler's), or Go code, by the role of the goroutine that ran it. Tracing slows both servers (the paths are longer than the untraced latency); the split is what carries over. Means per request, medians over rounds.",
+			c.n["PATH_SECONDS"], pathDelay.Seconds())
+		p("")
+		p("%s", pathTable("put-1", h.results))
+		p("")
+		p("Floors, measured by the harness once per round before the servers (as in the suite): %d writes of 4 KiB, each followed by fdatasync, over an already written file in the data dirs' filesystem; %d sequential gRPC health Checks on 127.0.0.1.",
+			c.n["FSYNC_N"], c.n["RTT_N"])
+		p("")
+		p("%s", floorTable(h.results, putFloorMs))
+		p("")
+		for _, s := range c.order {
+			if d, ok := h.pathDetail[s]; ok {
+				p("<details><summary>%s: the critical path by goroutine (bench/putpath)</summary>", s)
+				p("")
+				p("%s", d)
+				p("</details>")
+				p("")
+			}
+		}
 	}
 	if c.mode == "suite" {
 		p("Floors: measured by the harness once per round, before the servers: %d writes of 4 KiB, each followed by fdatasync, overwriting an already written file in the data dirs' filesystem (then the same appended to a new file, for comparison); %d sequential calls of gRPC's health Check to an in-process server on 127.0.0.1, through one etcd client (clientv3, as the load generator creates it). Medians over rounds of each round's median and p99.",

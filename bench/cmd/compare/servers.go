@@ -55,9 +55,12 @@ func (h *harness) startServer(kind, dir, logPath string) error {
 			"--listen-client-urls", curl, "--advertise-client-urls", curl,
 			"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 			"--initial-cluster", h.initialCluster}, h.extraFlags...)
-		if h.cfg.profile {
+		switch {
+		case h.cfg.profile:
 			// etcd keeps grpc_server_handling_seconds for --metrics extensive.
 			args = append(args, "--enable-pprof", "--metrics=extensive")
+		case h.cfg.path:
+			args = append(args, "--enable-pprof")
 		}
 		pbin := bin
 		if h.pinned {
@@ -240,7 +243,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 
 	// The scrape comes before the CPU reading: rendering /metrics is the
 	// server's work, not the benchmark's.
-	fs0, fsErr0 := fsyncCount(h.ctx, h.clientPorts)
+	fs0, fsErr0 := fsyncTotals(h.ctx, h.clientPorts)
 	srv0, srvOK0 := h.serverCPUTicks()
 	ctx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
@@ -254,6 +257,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	finishProfile := h.startProfile(ctx, round, server, name, out)
+	finishTrace := h.startTrace(ctx, round, server, name, out)
 	runErr := cmd.Start()
 	if runErr == nil {
 		if h.pinned {
@@ -264,7 +268,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 		runErr = cmd.Wait()
 	}
 	srv1, srvOK1 := h.serverCPUTicks()
-	fs1, fsErr1 := fsyncCount(h.ctx, h.clientPorts)
+	fs1, fsErr1 := fsyncTotals(h.ctx, h.clientPorts)
 	var cliCPU time.Duration
 	if cmd.ProcessState != nil {
 		cliCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
@@ -315,7 +319,7 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 			srvUs = fmt.Sprintf("%.1f", float64(srv1-srv0)/h.clkTck*1e6/n)
 		}
 		cliUs = fmt.Sprintf("%.1f", cliCPU.Seconds()*1e6/n)
-		perSync = requestsPerFsync(n, fs0, fs1, len(h.clientPorts), fsErr0 == nil && fsErr1 == nil)
+		perSync = requestsPerFsync(n, fs0.count, fs1.count, len(h.clientPorts), fsErr0 == nil && fsErr1 == nil)
 	}
 	if fsErr0 != nil || fsErr1 != nil {
 		logf("  fsync count not read: %v", errors.Join(fsErr0, fsErr1))
@@ -323,7 +327,9 @@ func (h *harness) runBench(round int, server, name, section string, timeout time
 	h.record(round, server, name, "server_cpu_us", srvUs)
 	h.record(round, server, name, "client_cpu_us", cliUs)
 	h.record(round, server, name, "req_per_fsync", perSync)
+	h.record(round, server, name, "fsync_avg_ms", syncAvgMs(fs0, fs1, fsErr0 == nil && fsErr1 == nil))
 	finishProfile(srvUs)
+	finishTrace()
 	if r.errors > 0 {
 		h.failf("### round %d, %s, %s: %d failed requests\n%s", round, server, name, r.errors, errorDistribution(stdout.String()))
 	}

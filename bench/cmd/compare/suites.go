@@ -84,6 +84,10 @@ func (h *harness) suite(r int, s string) bool {
 	return true
 }
 
+// pathBenches are the benchmarks --path runs (runBench traces each): a put
+// from one client, whose latency issue 10 compares with the floors.
+var pathBenches = []string{"put-1"}
+
 // pinnedBenches are the suite's benchmarks that --pinned runs: the
 // throughput ones (1000 clients).
 var pinnedBenches = []string{"put-1000", "range-l-1000", "range-s-1000", "txn-put-1000"}
