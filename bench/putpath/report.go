@@ -134,5 +134,8 @@ func category(s stretch, start map[trace.GoID]string) string {
 	case roleStorage:
 		return CatStorage
 	}
+	// The server's own, and goroutines whose start the trace did not show
+	// (none in the servers' traces so far): counting those as the server's
+	// errs against the server, the side a comparison should err on.
 	return CatServer
 }
