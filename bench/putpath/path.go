@@ -2,6 +2,7 @@ package putpath
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -33,24 +34,48 @@ type Path struct {
 	goroutines int // distinct goroutines on the path
 }
 
-// paths walks back from every response write (a write system call with end
+// Tally says what became of the response writes Paths found: how many
+// there were and, for those that gave no path, why (Paths' and walk's
+// reasons), so that a trace without paths can say what it held instead.
+type Tally struct {
+	Writes  int
+	Refused map[string]int
+}
+
+func (t Tally) String() string {
+	var reasons []string
+	for r, n := range t.Refused {
+		reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+	}
+	sort.Strings(reasons)
+	return fmt.Sprintf("%d response writes; without a path: %s", t.Writes, strings.Join(reasons, ", "))
+}
+
+// Paths walks back from every response write (a write system call with end
 // on its stack) and keeps the walks that reach a network wake-up through
 // at least three goroutines: a shorter chain (the connection's reader
 // waking its writer) writes HTTP/2 control frames, not a response.
-func (h *History) Paths(end string) []Path {
+func (h *History) Paths(end string) ([]Path, Tally) {
 	var out []Path
+	t := Tally{Refused: map[string]int{}}
 	for g, ts := range h.trans {
 		for i := 0; i+1 < len(ts); i++ {
 			if ts[i].to != trace.GoSyscall || !onStack(ts[i].stack, end) || !isWrite(ts[i].stack) {
 				continue
 			}
-			p, ok := h.walk(g, ts[i+1].t, end)
-			if ok && p.goroutines >= 3 {
+			t.Writes++
+			p, why := h.walk(g, ts[i+1].t, end)
+			switch {
+			case why != "":
+				t.Refused[why]++
+			case p.goroutines < 3:
+				t.Refused["control frames (fewer than 3 goroutines)"]++
+			default:
 				out = append(out, p)
 			}
 		}
 	}
-	return out
+	return out, t
 }
 
 func isWrite(stack []string) bool {
@@ -83,7 +108,7 @@ func syscallName(stack []string) string {
 // an earlier response write: a goroutine that found its work waiting
 // without blocking was last woken for an earlier request, and the path
 // would span both.
-func (h *History) walk(g trace.GoID, t trace.Time, endOn string) (Path, bool) {
+func (h *History) walk(g trace.GoID, t trace.Time, endOn string) (Path, string) {
 	end := t
 	var p Path
 	writes := 0
@@ -97,11 +122,11 @@ func (h *History) walk(g trace.GoID, t trace.Time, endOn string) (Path, bool) {
 		for ; i >= 0; i-- {
 			tr := ts[i]
 			if tr.from == trace.GoUndetermined {
-				return Path{}, false // the trace began here
+				return Path{}, "began before the trace"
 			}
 			if tr.to == trace.GoSyscall && onStack(tr.stack, endOn) && isWrite(tr.stack) {
 				if writes++; writes > 1 {
-					return Path{}, false
+					return Path{}, "crosses an earlier response"
 				}
 			}
 			if d := int64(cur - tr.t); d > 0 {
@@ -114,20 +139,20 @@ func (h *History) walk(g trace.GoID, t trace.Time, endOn string) (Path, bool) {
 			}
 		}
 		if woken < 0 {
-			return Path{}, false
+			return Path{}, "no wake-up in the trace"
 		}
 		tr := ts[woken]
 		if tr.by == trace.NoGoroutine {
 			if woken > 0 && ts[woken-1].to == trace.GoWaiting && strings.Contains(ts[woken-1].reason, "network") {
 				p.ns = int64(end - tr.t)
 				p.goroutines = len(seen)
-				return p, true
+				return p, ""
 			}
-			return Path{}, false
+			return Path{}, "woken by the runtime, not the network"
 		}
 		g, t = tr.by, tr.t
 	}
-	return Path{}, false
+	return Path{}, "longer than maxHops"
 }
 
 // stateName names the state a transition entered, for the stretch after it.

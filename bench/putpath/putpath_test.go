@@ -104,14 +104,17 @@ func TestPathsFollowEachRequestThroughItsGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := h.Paths("putpath.responseWrite")
+	paths, tally := h.Paths("putpath.responseWrite")
 	// Each request's path is found unless a goroutine was still busy with
 	// the one before when it arrived (then it took the work without being
 	// woken, and the walk refuses a path through an earlier response), or
 	// the trace began inside it (the first). On a loaded machine that
 	// happens now and then, not for half of them.
 	if len(paths) < requests/2 || len(paths) > requests {
-		t.Fatalf("found %d request paths of %d requests", len(paths), requests)
+		t.Fatalf("found %d request paths of %d requests (%s)", len(paths), requests, tally)
+	}
+	if tally.Writes < len(paths) {
+		t.Errorf("tally of %d writes for %d paths", tally.Writes, len(paths))
 	}
 	for i, p := range paths {
 		if p.goroutines != 3 {
@@ -138,7 +141,7 @@ func TestPathsFollowEachRequestThroughItsGoroutines(t *testing.T) {
 		}
 	}
 	// A marker no write has on its stack finds nothing.
-	if got := h.Paths("no such function"); len(got) != 0 {
+	if got, tally := h.Paths("no such function"); len(got) != 0 || tally.Writes != 0 {
 		t.Errorf("found %d paths for a marker on no stack", len(got))
 	}
 }

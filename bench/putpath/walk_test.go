@@ -57,9 +57,9 @@ func oneRequest(readerWait string) *History {
 
 func TestWalkSplitsThePathIntoStretches(t *testing.T) {
 	h := oneRequest("network")
-	paths := h.Paths("server.respond")
-	if len(paths) != 1 {
-		t.Fatalf("found %d paths, want 1", len(paths))
+	paths, tally := h.Paths("server.respond")
+	if len(paths) != 1 || tally.Writes != 1 || len(tally.Refused) != 0 {
+		t.Fatalf("found %d paths, want 1 (%s)", len(paths), tally)
 	}
 	want := Path{ns: 165, goroutines: 3, stretches: []stretch{
 		{"syscall write", responder, 20}, {"running", responder, 5}, {"runnable", responder, 10},
@@ -95,14 +95,14 @@ func TestWalkSplitsThePathIntoStretches(t *testing.T) {
 
 func TestWalkRefusesPathsNotStartedByTheNetwork(t *testing.T) {
 	// The reader slept on a timer, not on its connection.
-	if got := oneRequest("sleep").Paths("server.respond"); len(got) != 0 {
-		t.Errorf("a timer's wake-up started %d paths", len(got))
+	if got, tally := oneRequest("sleep").Paths("server.respond"); len(got) != 0 || tally.Refused["woken by the runtime, not the network"] != 1 {
+		t.Errorf("a timer's wake-up started %d paths (%s)", len(got), tally)
 	}
 	// The trace began while the worker was already busy.
 	h := oneRequest("network")
 	h.trans[worker] = append([]transition{tr(0, trace.GoUndetermined, trace.GoRunning, trace.NoGoroutine, "", nil)}, h.trans[worker][3:]...)
-	if got := h.Paths("server.respond"); len(got) != 0 {
-		t.Errorf("a path through the trace's start: %+v", got)
+	if got, tally := h.Paths("server.respond"); len(got) != 0 || tally.Refused["began before the trace"] != 1 {
+		t.Errorf("a path through the trace's start: %+v (%s)", got, tally)
 	}
 	// The worker took the request without being woken: its last wake-up
 	// came from the responder during the earlier response's write.
@@ -118,10 +118,11 @@ func TestWalkRefusesPathsNotStartedByTheNetwork(t *testing.T) {
 		tr(35, trace.GoRunning, trace.GoSyscall, worker, "", fsyncStack),
 		tr(135, trace.GoSyscall, trace.GoRunning, worker, "", nil),
 	}
-	if got := h.Paths("server.respond"); len(got) != 0 {
-		t.Errorf("paths through an earlier response: %+v", got)
+	got, tally := h.Paths("server.respond")
+	if len(got) != 0 || tally.Writes != 2 || tally.Refused["crosses an earlier response"] != 1 || tally.Refused["no wake-up in the trace"] != 1 {
+		t.Errorf("paths through an earlier response: %+v (%s)", got, tally)
 	}
-	if _, ok := h.walk(responder, 175, "server.respond"); ok {
-		t.Error("the walk crossed an earlier response write")
+	if want := "2 response writes; without a path: crosses an earlier response 1, no wake-up in the trace 1"; tally.String() != want {
+		t.Errorf("tally %q, want %q", tally, want)
 	}
 }

@@ -154,10 +154,10 @@ func parseConfig(args []string, root string) (*config, error) {
 		if p, ok := profileDefaults[name]; ok && c.profile && !c.quick {
 			def = p
 		}
-		if c.quick {
-			if q, ok := quickDefaults[name]; ok {
-				def = q
-			}
+		// --path keeps the full put-1 under --quick: its trace starts
+		// pathDelay into the run and needs the load to last past it.
+		if q, ok := quickDefaults[name]; ok && c.quick && !(c.path && name == "PUT1_TOTAL") {
+			def = q
 		}
 		v, err := envInt("BENCH_"+name, def)
 		if err != nil {

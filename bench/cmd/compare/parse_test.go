@@ -151,6 +151,14 @@ func TestParseConfigModesAndValidation(t *testing.T) {
 	if c.rounds != 3 || c.mode != "path" || c.section != "path" || c.n["PATH_SECONDS"] != 1 || c.n["PUT1_TOTAL"] != 5000 {
 		t.Errorf("--path: %+v", c)
 	}
+	// --quick shortens everything but the put-1 a trace needs.
+	c, err = parseConfig([]string{"--path", "--quick"}, "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rounds != 1 || c.n["PUT1_TOTAL"] != 5000 || c.n["PUT_TOTAL"] != 5000 {
+		t.Errorf("--path --quick: %+v", c)
+	}
 	for _, args := range [][]string{{"--large", "--watchers"}, {"--path", "--profile"}, {"--members", "6"}, {"--rounds", "0"}, {"extra"}} {
 		if _, err := parseConfig(args, "/repo"); err == nil {
 			t.Errorf("parseConfig(%q) accepted", args)

@@ -56,9 +56,9 @@ func analyzeTrace(b []byte) traced {
 	if err != nil {
 		return traced{err: fmt.Errorf("trace: %w", err)}
 	}
-	paths := hist.Paths(putpath.DefaultEnd)
+	paths, tally := hist.Paths(putpath.DefaultEnd)
 	if len(paths) == 0 {
-		return traced{err: fmt.Errorf("trace: %w", putpath.ErrNoPath)}
+		return traced{err: fmt.Errorf("trace (%d bytes, written beside the benchmark's output; --keep keeps it): %w (%s)", len(b), putpath.ErrNoPath, tally)}
 	}
 	return traced{sum: hist.Summarize(paths), detail: hist.Report(paths)}
 }

@@ -40,9 +40,9 @@ func run(path, end string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	paths := h.Paths(end)
+	paths, tally := h.Paths(end)
 	if len(paths) == 0 {
-		return fmt.Errorf("%s: %w", path, putpath.ErrNoPath)
+		return fmt.Errorf("%s: %w (%s)", path, putpath.ErrNoPath, tally)
 	}
 	_, err = io.WriteString(out, h.Report(paths))
 	return err
