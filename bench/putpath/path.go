@@ -90,7 +90,7 @@ func syscallName(stack []string) string {
 		for _, pkg := range []string{"syscall.", "golang.org/x/sys/unix."} {
 			if strings.HasPrefix(f, pkg) {
 				name := strings.ToLower(strings.TrimPrefix(f, pkg))
-				if name == "syscall" || name == "syscall6" || name == "rawsyscall" || strings.HasPrefix(name, "rawsyscall") {
+				if name == "syscall" || name == "syscall6" || strings.HasPrefix(name, "rawsyscall") {
 					continue // the generic entry: look further out
 				}
 				return name

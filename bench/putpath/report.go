@@ -15,18 +15,17 @@ type row struct {
 	ns    int64
 }
 
-// report sums the paths' stretches by kind (system calls by name, waits
+// Report sums the paths' stretches by kind (system calls by name, waits
 // for a CPU, Go code by the running goroutine's role and start function)
 // and shows each as a mean per request and a share of the path.
 func (h *History) Report(paths []Path) string {
-	start := h.start
 	var total, hops int64
 	sums := map[string]int64{}
 	for _, p := range paths {
 		total += p.ns
 		hops += int64(p.goroutines)
 		for _, s := range p.stretches {
-			sums[label(s, start)] += s.ns
+			sums[label(s, h.start)] += s.ns
 		}
 	}
 	var rows []row

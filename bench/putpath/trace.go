@@ -15,7 +15,7 @@ type transition struct {
 	from, to trace.GoState
 	by       trace.GoID // the goroutine running when it happened (NoGoroutine: the runtime, e.g. the network poller)
 	reason   string
-	stack    []string // functions of the running goroutine's stack at the event, innermost first
+	stack    []string // into a system call: the goroutine's stack at the call, innermost first
 }
 
 // History is every goroutine's transitions, in time order, and the function
@@ -26,6 +26,8 @@ type History struct {
 	start map[trace.GoID]string
 }
 
+// Read reads an execution trace (runtime/trace's format, as served at
+// /debug/pprof/trace) into a History.
 func Read(r io.Reader) (*History, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
@@ -61,7 +63,13 @@ func Read(r io.Reader) (*History, error) {
 			}
 		}
 		from, to := st.Goroutine()
-		h.trans[g] = append(h.trans[g], transition{t: ev.Time(), from: from, to: to, by: ev.Goroutine(), reason: st.Reason, stack: funcs(ev.Stack())})
+		tr := transition{t: ev.Time(), from: from, to: to, by: ev.Goroutine(), reason: st.Reason}
+		if to == trace.GoSyscall {
+			// Only a system call's stack is read (its name, whether it
+			// writes a response); a trace holds millions of transitions.
+			tr.stack = funcs(ev.Stack())
+		}
+		h.trans[g] = append(h.trans[g], tr)
 	}
 }
 

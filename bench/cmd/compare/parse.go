@@ -258,17 +258,16 @@ const busyCutoff = 0.9
 // ("client_cpu_us") used during bench: its CPU per request times the
 // requests per second of the same round.
 func coreBusy(results []result, bench, server, cpuMetric string) (float64, bool) {
-	type at struct{ round int }
-	rps, cpu := map[at]float64{}, map[at]float64{}
+	rps, cpu := map[int]float64{}, map[int]float64{} // by round
 	for _, r := range results {
 		if r.bench != bench || r.server != server || r.value == "NA" || r.value == "UNAVAILABLE" {
 			continue
 		}
 		switch r.metric {
 		case "rps":
-			rps[at{r.round}] = num(r.value)
+			rps[r.round] = num(r.value)
 		case cpuMetric:
-			cpu[at{r.round}] = num(r.value)
+			cpu[r.round] = num(r.value)
 		}
 	}
 	var shares []float64
