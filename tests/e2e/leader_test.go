@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/metastore/metastore/tests/framework"
 )
@@ -17,6 +18,14 @@ import (
 // fastElection makes elections (and so the leader monitor's three election
 // timeouts) short, so the tests wait seconds, not tens of seconds.
 var fastElection = []string{"--heartbeat-interval=50", "--election-timeout=500"}
+
+// electionTimeout is fastElection's; healthInterval is how often a member
+// evaluates its gRPC health checks (internal/lifecycle.HealthConfig's
+// default).
+const (
+	electionTimeout = 500 * time.Millisecond
+	healthInterval  = 5 * time.Second
+)
 
 // leaderOf returns the index in ms of the member that leads, asking each
 // running member's Status.
@@ -44,7 +53,8 @@ func isNoLeader(err error) bool {
 // on a member cut off from the rest of its cluster ends with etcd's "no
 // leader" error (instead of stalling silently), so the client can fail over;
 // a unary request with WithRequireLeader on that member fails with the same
-// error instead of timing out.
+// error instead of timing out. Meanwhile its gRPC health service stays
+// SERVING, as etcd's does (internal/member/status/health.go).
 func TestRequireLeaderWatchAndGet(t *testing.T) {
 	ms := framework.StartCluster(t, 3, framework.Options{ExtraArgs: fastElection})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -66,6 +76,28 @@ func TestRequireLeaderWatchAndGet(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no watch event for the first put")
 	}
+
+	// Every status the member's gRPC health service publishes from here on.
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	hstream, err := healthpb.NewHealthClient(c.ActiveConnection()).Watch(hctx, &healthpb.HealthCheckRequest{})
+	check(t, "health watch", err)
+	first, err := hstream.Recv()
+	check(t, "first health status", err)
+	if first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health with a leader: %v, want SERVING", first.GetStatus())
+	}
+	statuses := make(chan healthpb.HealthCheckResponse_ServingStatus, 16)
+	go func() {
+		defer close(statuses)
+		for {
+			r, err := hstream.Recv()
+			if err != nil {
+				return
+			}
+			statuses <- r.GetStatus()
+		}
+	}()
 
 	ms[1].Kill9()
 	ms[2].Kill9()
@@ -106,6 +138,30 @@ loop:
 	check(t, "serializable get without a leader", err)
 	if len(resp.Kvs) != 1 {
 		t.Fatalf("serializable get: %d keys", len(resp.Kvs))
+	}
+
+	// The health checks run every healthInterval: once the member has been
+	// without a leader for longer than that (it loses it within an
+	// election timeout), at least one ran meanwhile.
+	window := time.NewTimer(time.Until(lost.Add(electionTimeout + healthInterval + time.Second)))
+	defer window.Stop()
+	for done := false; !done; {
+		select {
+		case st, ok := <-statuses:
+			if !ok {
+				t.Fatal("health watch ended while the member had no leader")
+			}
+			if st != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("gRPC health of a member without a leader: %v, want SERVING (as etcd)", st)
+			}
+		case <-window.C:
+			done = true
+		}
+	}
+	hr, err := healthpb.NewHealthClient(c.ActiveConnection()).Check(ctx, &healthpb.HealthCheckRequest{})
+	check(t, "health check without a leader", err)
+	if hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC health check of a member without a leader: %v, want SERVING (as etcd)", hr.GetStatus())
 	}
 }
 
