@@ -95,7 +95,11 @@ func TestRequireLeaderWatchAndGet(t *testing.T) {
 			if err != nil {
 				return
 			}
-			statuses <- r.GetStatus()
+			select {
+			case statuses <- r.GetStatus():
+			case <-hctx.Done():
+				return
+			}
 		}
 	}()
 
