@@ -13,7 +13,9 @@
 # it for an etcd data dir and otherwise reads our Raft log with
 # tests/etcdrobustness/raftdump. And its launcher is made to pass METASTORE_*
 # variables to the members (for METASTORE_TEST_RETAIN_RAFT_LOG), and its test
-# of a connection error accepts a reset however grpc-go words it (below).
+# of a connection error accepts a reset however grpc-go words it, and its
+# report's copy of a running member's data dir skips files Pebble deleted
+# meanwhile (below).
 #
 # Usage: tests/etcdrobustness/run.sh [RUN_REGEXP] [extra test-binary flags...]
 #   RUN_REGEXP defaults to 'TestRobustnessRegression'
@@ -56,6 +58,14 @@ if ! grep -q '^func readEtcdWAL(' "$SRC/robustness/report/wal.go"; then
 	exit 1
 fi
 cp "$ROOT/tests/etcdrobustness/overlay/metastore_wal.go.in" "$SRC/robustness/report/metastore_wal.go"
+# The members' data dirs are copied into the report while they still run,
+# and Pebble deletes files meanwhile: tests/etcdrobustness/overlay/metastore_copy.go.in.
+cp "$ROOT/tests/etcdrobustness/overlay/metastore_copy.go.in" "$SRC/robustness/report/metastore_copy.go"
+sed -i 's/os\.CopyFS(serverReportPath, os\.DirFS(dataPath))/copyLiveDataDir(serverReportPath, dataPath)/' "$SRC/robustness/report/report.go"
+if ! grep -q 'copyLiveDataDir(serverReportPath, dataPath)' "$SRC/robustness/report/report.go"; then
+	echo "etcdrobustness: cannot find the data dir copy to patch in $MOD/robustness/report/report.go" >&2
+	exit 1
+fi
 # The suite's process launcher passes only ETCD_*/ETCDCTL_* variables of
 # its own environment to the members; let METASTORE_* through as well, so
 # that METASTORE_TEST_RETAIN_RAFT_LOG (below) reaches them.
