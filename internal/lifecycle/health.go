@@ -51,7 +51,7 @@ var ErrShuttingDown = errors.New("server is shutting down")
 // HealthConfig configures a Health. Every field is optional.
 type HealthConfig struct {
 	Logger *zap.Logger
-	// Interval between evaluations in Run (default 5 s).
+	// Interval between evaluations in Run (default DefaultHealthInterval).
 	Interval time.Duration
 	// CheckTimeout bounds each Check (default 2 s).
 	CheckTimeout time.Duration
@@ -63,6 +63,10 @@ type HealthConfig struct {
 	// Now stamps results (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultHealthInterval is how often Run evaluates the checkers unless
+// HealthConfig.Interval says otherwise.
+const DefaultHealthInterval = 5 * time.Second
 
 // Health evaluates Checkers and publishes the verdict through a gRPC health
 // server. The overall service "" starts NOT_SERVING and becomes SERVING after
@@ -88,7 +92,7 @@ type Health struct {
 // healthpb.RegisterHealthServer.
 func NewHealth(cfg HealthConfig) *Health {
 	if cfg.Interval <= 0 {
-		cfg.Interval = 5 * time.Second
+		cfg.Interval = DefaultHealthInterval
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 2 * time.Second

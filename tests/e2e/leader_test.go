@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -12,20 +13,16 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/metastore/metastore/internal/lifecycle"
 	"github.com/metastore/metastore/tests/framework"
 )
 
 // fastElection makes elections (and so the leader monitor's three election
 // timeouts) short, so the tests wait seconds, not tens of seconds.
-var fastElection = []string{"--heartbeat-interval=50", "--election-timeout=500"}
+var fastElection = []string{"--heartbeat-interval=50", fmt.Sprintf("--election-timeout=%d", electionTimeout.Milliseconds())}
 
-// electionTimeout is fastElection's; healthInterval is how often a member
-// evaluates its gRPC health checks (internal/lifecycle.HealthConfig's
-// default).
-const (
-	electionTimeout = 500 * time.Millisecond
-	healthInterval  = 5 * time.Second
-)
+// electionTimeout is fastElection's.
+const electionTimeout = 500 * time.Millisecond
 
 // leaderOf returns the index in ms of the member that leads, asking each
 // running member's Status.
@@ -144,10 +141,10 @@ loop:
 		t.Fatalf("serializable get: %d keys", len(resp.Kvs))
 	}
 
-	// The health checks run every healthInterval: once the member has been
+	// The health checks run every lifecycle.DefaultHealthInterval: once the member has been
 	// without a leader for longer than that (it loses it within an
 	// election timeout), at least one ran meanwhile.
-	window := time.NewTimer(time.Until(lost.Add(electionTimeout + healthInterval + time.Second)))
+	window := time.NewTimer(time.Until(lost.Add(electionTimeout + lifecycle.DefaultHealthInterval + time.Second)))
 	defer window.Stop()
 	for done := false; !done; {
 		select {
